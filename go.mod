@@ -1,0 +1,3 @@
+module github.com/otabridge/otabridge
+
+go 1.26

@@ -1,0 +1,146 @@
+// Package ncp owns the radio contract: the Radio interface that every coordinator driver implements
+// (ncp/sim, the simulated network; ncp/ezsp, Silicon Labs EZSP over ASH) and the frames and events that
+// cross it. It knows nothing of OTA or MQTT: a driver moves APS frames and reports the network's events.
+package ncp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/otabridge/otabridge/zcl"
+)
+
+// Radio is a Zigbee coordinator the bridge owns.
+//
+// Contract:
+//   - Start connects to the stick (or builds the simulated network), resets it, resumes the stored network or
+//     forms a new one, and registers endpoint 1 with profile 0x0104 and cluster 0x0019 (plus 0x0000) as input
+//     clusters. It blocks until the network is up or ctx ends; an error says which step failed.
+//   - Send transmits one APS frame and returns after the stick's send confirmation (for an APS-acked unicast:
+//     after the APS ack or its failure). It is safe to call from several goroutines; the driver serialises.
+//     Cancelling ctx abandons the wait (the frame may still go out). The payload is not retained after Send
+//     returns. An error says what failed (*SendError for a delivery failure reported by the stick).
+//   - Events delivers incoming frames and network events in order. The channel is closed after Close. A slow
+//     reader delays the driver; it never loses events silently (a driver that must drop logs it).
+//   - MaxAPSPayload is the largest APS payload that goes out unfragmented to a device one hop away; the OTA
+//     engine caps block responses by it (minus the ZCL overhead of 17 bytes).
+//   - Close stops the driver and its goroutines and releases the port. It is safe to call more than once.
+type Radio interface {
+	Start(ctx context.Context) (NetworkInfo, error)
+	PermitJoin(ctx context.Context, seconds uint8) error
+	Send(ctx context.Context, f Frame) error
+	Events() <-chan Event
+	MaxAPSPayload() int
+	Close() error
+}
+
+// NetworkInfo describes the coordinator and its network after Start.
+type NetworkInfo struct {
+	Type          string   `json:"type"`     // driver name: "sim", "ezsp", …
+	Port          string   `json:"port"`     // serial port path, or "" for the simulator
+	Firmware      string   `json:"firmware"` // stick firmware / stack version as the stick reports it
+	Channel       uint8    `json:"channel"`
+	PANID         uint16   `json:"pan_id"`
+	ExtendedPANID zcl.IEEE `json:"extended_pan_id"`
+	IEEE          zcl.IEEE `json:"ieee"`
+}
+
+// Broadcast short addresses.
+const (
+	BroadcastAll          uint16 = 0xFFFF // every device
+	BroadcastRxOnWhenIdle uint16 = 0xFFFD // every device whose receiver is on when idle
+	BroadcastRouters      uint16 = 0xFFFC // routers and the coordinator
+)
+
+// CoordinatorEndpoint is the endpoint every driver registers for the OTA server.
+const CoordinatorEndpoint uint8 = 1
+
+// Frame is one outgoing APS data frame.
+type Frame struct {
+	DstShort    uint16 // short address, or a Broadcast* address
+	DstEndpoint uint8  // 0xFF for broadcast to all endpoints
+	SrcEndpoint uint8
+	ClusterID   uint16
+	ProfileID   uint16
+	Radius      uint8 // 0: the stack's default
+	APSAck      bool  // request an APS acknowledgement (unicast only)
+	Payload     []byte
+}
+
+// IsBroadcast reports whether the destination is a broadcast address.
+func (f Frame) IsBroadcast() bool { return f.DstShort >= 0xFFF8 }
+
+// EventKind says what an Event reports.
+type EventKind uint8
+
+// Event kinds.
+const (
+	EventFrame        EventKind = iota + 1 // an incoming APS frame (Event.Frame)
+	EventJoined                            // a device joined (trust-center join); Short and IEEE set
+	EventAnnounced                         // a device sent a ZDO Device_annce (after join or reboot); Short, IEEE, Capabilities
+	EventLeft                              // a device left; IEEE set, Short when known
+	EventRadioReset                        // the stick reset or the network went down and was restored; Reason
+	EventDisconnected                      // the port vanished; the driver is reconnecting; Reason
+	EventReconnected                       // the driver is back after EventDisconnected
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventFrame:
+		return "frame"
+	case EventJoined:
+		return "joined"
+	case EventAnnounced:
+		return "announced"
+	case EventLeft:
+		return "left"
+	case EventRadioReset:
+		return "radio_reset"
+	case EventDisconnected:
+		return "disconnected"
+	case EventReconnected:
+		return "reconnected"
+	}
+	return fmt.Sprintf("event(%d)", uint8(k))
+}
+
+// Event is one thing the radio reports.
+type Event struct {
+	Kind         EventKind
+	Short        uint16
+	IEEE         zcl.IEEE // 0 when unknown
+	Capabilities uint8    // MAC capability flags of a Device_annce (bit 1: FFD/router, bit 3: receiver on when idle)
+	Reason       string
+	Frame        Incoming // for EventFrame
+}
+
+// Incoming is one received APS data frame.
+type Incoming struct {
+	SrcShort    uint16
+	SrcIEEE     zcl.IEEE // 0 when the stick did not tell
+	SrcEndpoint uint8
+	DstEndpoint uint8
+	ClusterID   uint16
+	ProfileID   uint16
+	Broadcast   bool // it was sent to a broadcast address
+	LQI         uint8
+	RSSI        int8
+	Payload     []byte // owned by the receiver of the event
+}
+
+// SendError is a delivery failure the stick reported for one frame.
+type SendError struct {
+	DstShort uint16
+	Status   string // the stick's status, e.g. "EMBER_DELIVERY_FAILED" or "no APS ack"
+}
+
+func (e *SendError) Error() string {
+	return fmt.Sprintf("send to 0x%04x failed: %s", e.DstShort, e.Status)
+}
+
+// ErrClosed is returned by a Radio used after Close.
+var ErrClosed = errors.New("radio closed")
+
+// ErrNotStarted is returned by Send or PermitJoin before Start succeeded.
+var ErrNotStarted = errors.New("radio not started")
