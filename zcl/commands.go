@@ -1,9 +1,13 @@
 package zcl
 
 // Every command type below has
-//   func (c T) AppendPayload(dst []byte) []byte   // appends the payload (no ZCL header) and returns dst
-//   func DecodeT(payload []byte) (T, error)        // payload without ZCL header; *DecodeError on failure
-// and, for the typed frame helpers, CommandID() uint8.
+//
+//	func (c T) AppendPayload(dst []byte) []byte   // appends the payload (no ZCL header) and returns dst
+//	func DecodeT(payload []byte) (T, error)        // payload without ZCL header; *DecodeError on failure
+//
+// and CommandID() uint8 (the Command interface), except DefaultResponse: its CommandID field is the id of
+// the command it answers, so its own id is the constant CmdDefaultResponse. The codec is in ota_codec.go
+// (OTA cluster) and general.go (general commands); each decoder's comment says which lengths it accepts.
 
 // ImageNotify (server→client 0x00). PayloadType 0..3 says which optional fields follow QueryJitter:
 // 0 none, 1 +ManufacturerCode, 2 +ImageType, 3 +FileVersion.
