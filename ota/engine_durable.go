@@ -1,0 +1,157 @@
+package ota
+
+import (
+	"sort"
+	"time"
+
+	"github.com/otabridge/otabridge/zcl"
+)
+
+// Durable is the engine's state that must survive a restart: approvals, rejections, schedules, the queue,
+// the transfer each device was last given and where it got to, and the last results. The bridge stores it
+// crash-safely with its registry.
+type Durable struct {
+	Devices []DurableDevice `json:"devices"`
+}
+
+// DurableDevice is one device's durable OTA state.
+type DurableDevice struct {
+	IEEE       zcl.IEEE      `json:"ieee"`
+	State      State         `json:"state"`
+	Info       DeviceInfo    `json:"info"`
+	FileKnown  bool          `json:"file_version_known"`
+	HWKnown    bool          `json:"hardware_version_known"`
+	Target     *DurableImage `json:"target,omitempty"`
+	Pending    *DurableImage `json:"pending,omitempty"`
+	Approved   bool          `json:"approved,omitempty"`
+	Rejected   []zcl.ImageID `json:"rejected,omitempty"`
+	HighWater  uint32        `json:"high_water,omitempty"`
+	Retries    int           `json:"retries,omitempty"`
+	Queued     time.Time     `json:"queued"`
+	NotBefore  time.Time     `json:"not_before"`
+	From       uint32        `json:"from_version,omitempty"`
+	To         uint32        `json:"to_version,omitempty"`
+	LastError  string        `json:"last_error,omitempty"`
+	StartedAt  time.Time     `json:"started_at"`
+	FinishedAt time.Time     `json:"finished_at"`
+}
+
+// DurableImage names an image across restarts.
+type DurableImage struct {
+	ID      string      `json:"id"`
+	ImageID zcl.ImageID `json:"image_id"`
+}
+
+func durableImage(img *Image) *DurableImage {
+	if img == nil {
+		return nil
+	}
+	return &DurableImage{ID: img.ID, ImageID: img.ImageID()}
+}
+
+func (e *Engine) lookupDurable(di *DurableImage) *Image {
+	if di == nil {
+		return nil
+	}
+	if img := e.cat.Get(di.ID); img != nil {
+		return img
+	}
+	return e.cat.ByImageID(di.ImageID)
+}
+
+// Snapshot returns the durable state.
+func (e *Engine) Snapshot() Durable {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := Durable{Devices: make([]DurableDevice, 0, len(e.devices))}
+	for _, d := range e.devices {
+		dd := DurableDevice{IEEE: d.info.IEEE, State: d.state, Info: d.info, FileKnown: d.info.FileVersionKnown,
+			HWKnown: d.info.HasHardwareVersion, Target: durableImage(d.target), Pending: durableImage(d.pending),
+			Approved: d.approved, Retries: d.retries, Queued: d.queued, NotBefore: d.notBef, From: d.from,
+			To: d.to, LastError: d.lastError, StartedAt: d.startedAt, FinishedAt: d.finishedAt}
+		for id := range d.rejected {
+			dd.Rejected = append(dd.Rejected, id)
+		}
+		sort.Slice(dd.Rejected, func(i, j int) bool { return dd.Rejected[i].FileVersion < dd.Rejected[j].FileVersion })
+		if d.session != nil {
+			dd.HighWater = d.session.highWater
+		}
+		out.Devices = append(out.Devices, dd)
+	}
+	sort.Slice(out.Devices, func(i, j int) bool { return out.Devices[i].IEEE < out.Devices[j].IEEE })
+	return out
+}
+
+// Restore loads durable state (at start, before any frame is handled). Transfers that were running continue
+// when their devices ask for the next block; devices waiting for their reboot are verified again.
+func (e *Engine) Restore(s Durable) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.clk.Now()
+	var running []*device
+	for _, dd := range s.Devices {
+		d := e.deviceLocked(dd.IEEE)
+		d.info = dd.Info
+		d.info.IEEE = dd.IEEE
+		d.info.FileVersionKnown, d.info.HasHardwareVersion = dd.FileKnown, dd.HWKnown
+		d.state, d.approved, d.retries = dd.State, dd.Approved, dd.Retries
+		d.queued, d.notBef, d.from, d.to = dd.Queued, dd.NotBefore, dd.From, dd.To
+		d.lastError, d.startedAt, d.finishedAt, d.changedAt = dd.LastError, dd.StartedAt, dd.FinishedAt, now
+		d.target, d.pending = e.lookupDurable(dd.Target), e.lookupDurable(dd.Pending)
+		if len(dd.Rejected) > 0 {
+			d.rejected = make(map[zcl.ImageID]bool, len(dd.Rejected))
+			for _, id := range dd.Rejected {
+				d.rejected[id] = true
+			}
+		}
+		switch d.state {
+		case StateUpdating, StateQueued, StateScheduled, StateWaitingReboot, StateVerifying:
+			if d.target == nil {
+				d.approved = false
+				d.lastError = "the image of the interrupted update is no longer available"
+				d.state = StateFailed
+				continue
+			}
+		case StateApprovalPending:
+			if d.pending == nil {
+				d.state = StateIdle
+			}
+		}
+		switch d.state {
+		case StateUpdating:
+			if d.target.Local() {
+				d.session = newSession(d.target, now)
+				d.session.highWater = dd.HighWater
+				d.session.rateMark = dd.HighWater
+			}
+			running = append(running, d)
+		case StateWaitingReboot, StateVerifying:
+			d.state = StateWaitingReboot
+			e.armVerifyLocked(d, e.cfg.VerifyTimeout)
+		}
+	}
+	// The transfers that ran before the restart get their slots back first, in start order.
+	sort.Slice(running, func(i, j int) bool { return running[i].startedAt.Before(running[j].startedAt) })
+	for _, d := range running {
+		if e.active < e.cfg.MaxConcurrent {
+			d.slot = true
+			e.active++
+			continue
+		}
+		d.state = StateQueued
+		if d.queued.IsZero() {
+			d.queued = d.startedAt
+		}
+	}
+	for _, d := range e.devices {
+		if d.slot && d.session == nil {
+			d.notifies = 0
+			e.sendNotifyLocked(d)
+		}
+		e.publishLocked(d)
+	}
+	e.pumpLocked()
+	if e.active > 0 {
+		e.ensureTickerLocked()
+	}
+}
