@@ -10,6 +10,8 @@ import (
 	"os"
 )
 
+//go:generate sh scripts/demo-images.sh
+
 // version is stamped at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
@@ -43,6 +45,10 @@ const usageText = `usage:
   otabridge zcl decode [--cluster N] HEX      decode one ZCL frame to JSON
   otabridge simstick --protocol ezsp [--config FILE]
                                               serve the simulated network as a stick on a pseudo-terminal
+  otabridge addon [--options FILE] [--dry-run]
+                                              run as a Home Assistant add-on (options from the Supervisor)
+  otabridge health [--data-dir DIR] [--max-age D]
+                                              exit 0 when the running bridge's heartbeat is fresh
   otabridge version                           print the version
 `
 
@@ -69,6 +75,10 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		}
 	case "simstick":
 		return cmdSimStick(args[1:], stdout, stderr)
+	case "addon":
+		return cmdAddon(args[1:], stdout, stderr)
+	case "health":
+		return cmdHealth(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "otabridge", version)
 		return nil

@@ -487,8 +487,11 @@ func (e *Engine) snapshotLocked(d *device) DeviceState {
 // setStateLocked changes a device's state and publishes it.
 func (e *Engine) setStateLocked(d *device, s State) {
 	if d.state != s {
-		e.log.Info().Stringer("ieee", d.info.IEEE).Str("from", string(d.state)).Str("to", string(s)).
-			Str("error", d.lastError).Msg("OTA state")
+		ev := e.log.Info().Stringer("ieee", d.info.IEEE).Str("from", string(d.state)).Str("to", string(s))
+		if d.lastError != "" {
+			ev = ev.Str("error", d.lastError)
+		}
+		ev.Msg("OTA state")
 		d.state = s
 		d.changedAt = e.clk.Now()
 		e.out.DurableChanged()

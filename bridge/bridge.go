@@ -1,0 +1,636 @@
+package bridge
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/otabridge/otabridge/clock"
+	"github.com/otabridge/otabridge/discovery"
+	"github.com/otabridge/otabridge/ncp"
+	"github.com/otabridge/otabridge/ncp/sim"
+	"github.com/otabridge/otabridge/ota"
+	"github.com/otabridge/otabridge/zcl"
+)
+
+// Options are what the command line (or a test) adds to the configuration.
+type Options struct {
+	// Version is otabridge's version, published in bridge/info and discovery.
+	Version string
+	// Log is the bridge's logger.
+	Log zerolog.Logger
+	// Radio, when set, replaces the radio the configuration describes (tests). NewRadio, when set, replaces
+	// the builder of serial radios (radio.type other than "sim").
+	Radio    ncp.Radio
+	NewRadio func(cfg RadioConfig, dataDir string, log zerolog.Logger) (ncp.Radio, error)
+	// HealthInterval is how often the health file is written (default 30s; <0 disables it).
+	HealthInterval time.Duration
+	// BirthDelay bounds the random delay before re-publishing after Home Assistant's birth message
+	// (default 5s).
+	BirthDelay time.Duration
+}
+
+// StateFile is the name of the bridge's state file in the data directory.
+const StateFile = "state.json"
+
+// persistedState is the content of the state file.
+type persistedState struct {
+	Version  int              `json:"version"`
+	SavedAt  time.Time        `json:"saved_at"`
+	Registry RegistrySnapshot `json:"registry"`
+	OTA      ota.Durable      `json:"ota"`
+}
+
+// Bridge connects the radio, the OTA engine and MQTT.
+type Bridge struct {
+	cfg  Config
+	opts Options
+	log  zerolog.Logger
+
+	clk      clock.Clock
+	vclock   *clock.Virtual // the simulated network's clock
+	radio    ncp.Radio
+	simNet   *sim.Network
+	mqtt     *MQTT
+	pub      *publisher
+	send     *sender
+	engine   *ota.Engine
+	store    *ota.Store
+	registry *Registry
+	iv       *Interviewer
+	saver    *Saver
+	disc     discovery.Instance
+
+	ctx context.Context
+	wg  sync.WaitGroup
+
+	mu            sync.Mutex
+	info          ncp.NetworkInfo
+	radioState    string
+	permitUntil   time.Time
+	permitTimer   *time.Timer
+	names         map[zcl.IEEE]string // friendly name last used in state topics, to clear them on rename
+	interviewing  map[zcl.IEEE]bool
+	started       bool
+	staleScan     bool
+	staleConfigs  map[string]bool
+	tsn           uint8
+	lastInfo      []byte
+	infoDirty     chan struct{}
+	devicesDirty  chan struct{}
+	discoveryDone bool
+}
+
+// New validates cfg and prepares a bridge; nothing runs until Run.
+func New(cfg Config, opts Options) (*Bridge, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Version == "" {
+		opts.Version = "dev"
+	}
+	if opts.HealthInterval == 0 {
+		opts.HealthInterval = 30 * time.Second
+	}
+	if opts.BirthDelay <= 0 {
+		opts.BirthDelay = 5 * time.Second
+	}
+	b := &Bridge{cfg: cfg, opts: opts, log: opts.Log, names: map[zcl.IEEE]string{},
+		interviewing: map[zcl.IEEE]bool{}, infoDirty: make(chan struct{}, 1), devicesDirty: make(chan struct{}, 1), radioState: "starting"}
+	b.disc = discovery.Instance{BaseTopic: cfg.MQTT.BaseTopic, DiscoveryPrefix: cfg.MQTT.DiscoveryPrefix, Version: opts.Version}
+	return b, nil
+}
+
+func (b *Bridge) topic(suffix string) string { return b.cfg.MQTT.BaseTopic + "/" + suffix }
+
+func hex16(v uint16) string { return fmt.Sprintf("0x%04x", v) }
+
+// Run starts everything and serves until ctx ends; then it stops in order (engine, radio, state file,
+// MQTT with the offline state) and returns nil. An error means the bridge could not start.
+func (b *Bridge) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	b.ctx = ctx
+	if err := os.MkdirAll(b.cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data directory %s: %w", b.cfg.DataDir, err)
+	}
+	var state persistedState
+	statePath := filepath.Join(b.cfg.DataDir, StateFile)
+	if _, err := LoadJSON(statePath, &state, b.log); err != nil {
+		b.log.Error().Err(err).Msg("state file unreadable: starting empty")
+	}
+
+	// Images.
+	storeCfg := b.cfg.Images
+	store, err := ota.NewStore(storeCfg, b.log.With().Str("component", "images").Logger())
+	if err != nil {
+		return fmt.Errorf("image store: %w", err)
+	}
+	b.store = store
+	defer store.Close()
+	if err := store.Load(ctx); err != nil {
+		b.log.Warn().Err(err).Msg("loading images")
+	}
+	for _, p := range store.Problems() {
+		b.log.Warn().Str("source", p.Source).Str("reason", p.Reason).Msg("image refused")
+	}
+
+	// Radio and clock.
+	if err := b.makeRadio(ctx); err != nil {
+		return err
+	}
+
+	// Registry, interview, engine, persistence.
+	b.registry = NewRegistry(b.clk, func() { b.saveSoon(); b.devicesChanged() })
+	b.pub = newPublisher(b.publishNow, b.log.With().Str("component", "publisher").Logger())
+	b.send = newSender(b.radio, b.log.With().Str("component", "send").Logger())
+	b.iv = NewInterviewer(b.radio, b.clk, InterviewConfig{MaxAPSPayload: b.radio.MaxAPSPayload(), NextTSN: b.nextTSN},
+		b.log.With().Str("component", "interview").Logger())
+	b.engine = ota.NewEngine(b.cfg.OTA, store, &engineOutput{b: b}, b.clk, b.log)
+	b.engine.SetMaxAPSPayload(b.radio.MaxAPSPayload())
+	b.saver = NewSaver(SaverConfig{Path: statePath, Snapshot: b.snapshot, Log: b.log})
+	restored := b.registry.Restore(state.Registry)
+	b.engine.Restore(state.OTA)
+	for _, d := range b.registry.All() {
+		b.engine.SetDevice(d.EngineInfo())
+		b.names[d.IEEE] = d.FriendlyName
+	}
+	store.OnChange(func() { b.engine.Refresh(); b.publishImages() })
+	b.log.Info().Int("devices", restored).Int("ota_records", len(state.OTA.Devices)).Msg("state restored")
+
+	// MQTT: connecting runs in the background, so OTA transfers go on while the broker is away.
+	b.mqtt = NewMQTT(b.cfg.MQTT, b.log)
+	b.mqtt.OnConnect(b.onConnect)
+	if err := b.mqtt.Subscribe(b.topic("bridge/request/#"), b.onRequest); err != nil {
+		return err
+	}
+	if b.cfg.MQTT.Discovery {
+		if err := b.mqtt.Subscribe(b.cfg.MQTT.DiscoveryPrefix+"/status", b.onHAStatus); err != nil {
+			return err
+		}
+		b.staleConfigs = map[string]bool{}
+		b.staleScan = true
+		if err := b.mqtt.Subscribe(b.cfg.MQTT.DiscoveryPrefix+"/device/+/config", b.onDiscoveryConfig); err != nil {
+			return err
+		}
+	}
+	b.goRun(func() {
+		if err := b.mqtt.Connect(ctx); err != nil && ctx.Err() == nil {
+			b.log.Error().Err(err).Msg("MQTT connect")
+		}
+	})
+
+	// Start the radio.
+	info, err := b.radio.Start(ctx)
+	if err != nil {
+		b.shutdown()
+		return fmt.Errorf("start radio (%s): %w", b.cfg.Radio.Type, err)
+	}
+	b.mu.Lock()
+	b.info, b.radioState, b.started = info, "online", true
+	b.mu.Unlock()
+	b.log.Info().Str("radio", info.Type).Str("port", info.Port).Str("firmware", info.Firmware).
+		Uint8("channel", info.Channel).Str("pan_id", hex16(info.PANID)).Stringer("ieee", info.IEEE).Msg("radio up")
+	b.goRun(b.eventLoop)
+	b.goRun(b.housekeeping)
+	b.goRun(func() { store.Run(ctx) })
+	b.publishAll()
+
+	<-ctx.Done()
+	b.shutdown()
+	return nil
+}
+
+// goRun starts a goroutine the bridge owns; shutdown waits for it.
+func (b *Bridge) goRun(f func()) {
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		f()
+	}()
+}
+
+func (b *Bridge) shutdown() {
+	b.log.Info().Msg("stopping")
+	if b.engine != nil {
+		b.engine.Close()
+	}
+	if b.send != nil {
+		b.send.close()
+	}
+	if b.radio != nil {
+		_ = b.radio.Close()
+	}
+	b.mu.Lock()
+	if b.permitTimer != nil {
+		b.permitTimer.Stop()
+	}
+	b.mu.Unlock()
+	if b.saver != nil {
+		_ = b.saver.Close()
+	}
+	if b.pub != nil {
+		b.pub.close()
+	}
+	if b.mqtt != nil {
+		_ = b.mqtt.Close()
+	}
+	b.wg.Wait()
+	b.log.Info().Msg("stopped")
+}
+
+// makeRadio builds the configured radio and the clock the engine runs on.
+func (b *Bridge) makeRadio(ctx context.Context) error {
+	if b.opts.Radio != nil {
+		b.radio = b.opts.Radio
+		if n, ok := b.opts.Radio.(*sim.Network); ok {
+			b.simNet, b.vclock, b.clk = n, n.Clock(), n.Clock()
+		} else {
+			b.clk = clock.Real{}
+		}
+		b.wireOracle()
+		return nil
+	}
+	switch b.cfg.Radio.Type {
+	case "sim":
+		vclk := clock.NewVirtual()
+		n, err := sim.New(b.cfg.Radio.Sim, vclk, b.log.With().Str("component", "sim").Logger())
+		if err != nil {
+			return fmt.Errorf("radio.sim: %w", err)
+		}
+		b.radio, b.simNet, b.vclock, b.clk = n, n, vclk, vclk
+		speed := b.cfg.Radio.SimSpeed
+		b.goRun(func() { _ = vclk.Pace(ctx, speed) })
+	default:
+		newRadio := b.opts.NewRadio
+		if newRadio == nil {
+			newRadio = newSerialRadio
+		}
+		r, err := newRadio(b.cfg.Radio, b.cfg.DataDir, b.log.With().Str("component", "radio").Logger())
+		if err != nil {
+			return fmt.Errorf("radio (%s): %w", b.cfg.Radio.Type, err)
+		}
+		b.radio, b.clk = r, clock.Real{}
+	}
+	b.wireOracle()
+	return nil
+}
+
+// wireOracle lets simulated devices check what they received against the image the bridge served.
+func (b *Bridge) wireOracle() {
+	if b.simNet == nil {
+		return
+	}
+	store := b.store
+	b.simNet.SetImageOracle(func(id zcl.ImageID) ([32]byte, bool) {
+		if img := store.ByImageID(id); img != nil {
+			return img.SHA256()
+		}
+		return [32]byte{}, false
+	})
+}
+
+func (b *Bridge) nextTSN() uint8 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.tsn++
+	return b.tsn
+}
+
+func (b *Bridge) snapshot() any {
+	return persistedState{Version: 1, SavedAt: time.Now().UTC(), Registry: b.registry.Snapshot(), OTA: b.engine.Snapshot()}
+}
+
+func (b *Bridge) saveSoon() {
+	if b.saver != nil {
+		b.saver.Trigger()
+	}
+}
+
+// eventLoop handles the radio's events in order.
+func (b *Bridge) eventLoop() {
+	for ev := range b.radio.Events() {
+		b.handleEvent(ev)
+	}
+}
+
+func (b *Bridge) handleEvent(ev ncp.Event) {
+	switch ev.Kind {
+	case ncp.EventFrame:
+		b.handleFrame(ev.Frame)
+	case ncp.EventJoined:
+		if ev.IEEE == 0 {
+			return
+		}
+		d, created := b.registry.Seen(ev.IEEE, ev.Short, 0)
+		b.log.Info().Stringer("ieee", ev.IEEE).Str("nwk", hex16(ev.Short)).Bool("new", created).Msg("device joined")
+		b.publishEvent("device_joined", d, nil)
+	case ncp.EventAnnounced:
+		if ev.IEEE == 0 {
+			return
+		}
+		d, created := b.registry.Announced(ev.IEEE, ev.Short, ev.Capabilities)
+		b.log.Info().Stringer("ieee", ev.IEEE).Str("nwk", hex16(ev.Short)).Bool("new", created).
+			Bool("sleepy", d.Sleepy).Msg("device announced")
+		b.engine.SetDevice(d.EngineInfo())
+		b.engine.DeviceAnnounced(ev.IEEE)
+		b.publishEvent("device_announce", d, nil)
+		b.interviewAsync(ev.IEEE)
+	case ncp.EventLeft:
+		d, ok := b.registry.ByIEEE(ev.IEEE)
+		if !ok && ev.Short != 0 {
+			d, ok = b.registry.ByNWK(ev.Short)
+		}
+		if !ok {
+			return
+		}
+		b.removeDevice(d)
+	case ncp.EventRadioReset, ncp.EventDisconnected, ncp.EventReconnected:
+		state := map[ncp.EventKind]string{ncp.EventRadioReset: "online", ncp.EventDisconnected: "disconnected",
+			ncp.EventReconnected: "online"}[ev.Kind]
+		b.mu.Lock()
+		b.radioState = state
+		b.mu.Unlock()
+		b.log.Warn().Str("event", ev.Kind.String()).Str("reason", ev.Reason).Msg("radio")
+		b.pub.event(b.topic("bridge/event"), mustJSON(map[string]any{"type": "radio_" + ev.Kind.String(),
+			"data": map[string]any{"reason": ev.Reason}}))
+		b.markInfoDirty()
+	}
+}
+
+func (b *Bridge) handleFrame(in ncp.Incoming) {
+	var (
+		d  Device
+		ok bool
+	)
+	if in.SrcIEEE != 0 {
+		d, _ = b.registry.Seen(in.SrcIEEE, in.SrcShort, in.LQI)
+		ok = true
+	} else if d, ok = b.registry.ByNWK(in.SrcShort); ok {
+		d, _ = b.registry.Seen(d.IEEE, in.SrcShort, in.LQI)
+	}
+	if !ok {
+		b.log.Warn().Str("nwk", hex16(in.SrcShort)).Uint16("cluster", in.ClusterID).Msg("frame from an unknown device dropped")
+		return
+	}
+	if b.log.Debug().Enabled() {
+		b.log.Debug().Stringer("ieee", d.IEEE).Str("nwk", hex16(in.SrcShort)).Uint16("cluster", in.ClusterID).
+			Uint8("lqi", in.LQI).Hex("zcl", in.Payload).Msg("frame in")
+	}
+	if b.iv.HandleResponse(d.IEEE, in) {
+		return
+	}
+	if in.ClusterID != zcl.ClusterOTA || in.ProfileID != zcl.ProfileHomeAutomation {
+		return
+	}
+	if d.Endpoint != in.SrcEndpoint {
+		ep := in.SrcEndpoint
+		d, _ = b.registry.Update(d.IEEE, func(x *Device) { x.Endpoint = ep })
+	}
+	b.engine.HandleFrame(d.IEEE, in.Payload)
+}
+
+// removeDevice forgets a device that left: registry, engine, discovery and its retained topics.
+func (b *Bridge) removeDevice(d Device) {
+	b.log.Info().Stringer("ieee", d.IEEE).Str("friendly_name", d.FriendlyName).Msg("device left")
+	b.registry.Remove(d.IEEE)
+	b.engine.RemoveDevice(d.IEEE)
+	b.mu.Lock()
+	name := b.names[d.IEEE]
+	delete(b.names, d.IEEE)
+	b.mu.Unlock()
+	if name == "" {
+		name = d.FriendlyName
+	}
+	b.pub.retained(b.topic(name+"/update"), nil)
+	b.pub.retained(b.topic(name+"/ota"), nil)
+	if b.cfg.MQTT.Discovery {
+		m := b.disc.RemoveDevice(d.IEEE.String())
+		b.pub.retained(m.Topic, nil)
+	}
+	b.publishEvent("device_left", d, nil)
+}
+
+// interviewAsync interviews a device in the background (one at a time per device).
+func (b *Bridge) interviewAsync(ieee zcl.IEEE) {
+	b.mu.Lock()
+	if b.interviewing[ieee] {
+		b.mu.Unlock()
+		return
+	}
+	b.interviewing[ieee] = true
+	b.mu.Unlock()
+	b.goRun(func() {
+		defer func() {
+			b.mu.Lock()
+			delete(b.interviewing, ieee)
+			b.mu.Unlock()
+		}()
+		if err := b.interviewNow(b.ctx, ieee); err != nil && b.ctx.Err() == nil {
+			b.log.Warn().Stringer("ieee", ieee).Err(err).Msg("interview failed")
+		}
+	})
+}
+
+// interviewNow reads the device's Basic and OTA attributes and tells the engine.
+func (b *Bridge) interviewNow(ctx context.Context, ieee zcl.IEEE) error {
+	d, ok := b.registry.ByIEEE(ieee)
+	if !ok {
+		return fmt.Errorf("unknown device %s", ieee)
+	}
+	if _, err := b.registry.SetInterviewPending(ieee); err != nil {
+		return err
+	}
+	res := b.iv.Interview(ctx, TargetOf(d))
+	nd, err := b.registry.SetInterviewResult(ieee, res)
+	if err != nil {
+		return err
+	}
+	b.engine.SetDevice(nd.EngineInfo())
+	b.publishDeviceDiscovery(nd)
+	b.publishDeviceState(nd)
+	if !res.OK {
+		return errors.New(res.Reason)
+	}
+	return nil
+}
+
+// renamed moves a device's state topics and discovery to its new friendly name.
+func (b *Bridge) renamed(ieee zcl.IEEE, oldName string) {
+	d, ok := b.registry.ByIEEE(ieee)
+	if !ok {
+		return
+	}
+	b.pub.retained(b.topic(oldName+"/update"), nil)
+	b.pub.retained(b.topic(oldName+"/ota"), nil)
+	b.mu.Lock()
+	b.names[ieee] = d.FriendlyName
+	b.mu.Unlock()
+	b.publishDeviceDiscovery(d)
+	b.publishDeviceState(d)
+}
+
+// setPermitJoin records until when joining is open, for bridge/info.
+func (b *Bridge) setPermitJoin(d time.Duration) {
+	b.mu.Lock()
+	if b.permitTimer != nil {
+		b.permitTimer.Stop()
+		b.permitTimer = nil
+	}
+	if d > 0 {
+		b.permitUntil = time.Now().Add(d)
+		b.permitTimer = time.AfterFunc(d, b.markInfoDirty)
+	} else {
+		b.permitUntil = time.Time{}
+	}
+	b.mu.Unlock()
+	b.markInfoDirty()
+}
+
+func (b *Bridge) markInfoDirty() {
+	select {
+	case b.infoDirty <- struct{}{}:
+	default:
+	}
+}
+
+// housekeeping publishes bridge/info when it changes and writes the health file.
+func (b *Bridge) housekeeping() {
+	var health <-chan time.Time
+	if b.opts.HealthInterval > 0 {
+		t := time.NewTicker(b.opts.HealthInterval)
+		defer t.Stop()
+		health = t.C
+		b.writeHealth()
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-b.infoDirty:
+			b.publishInfo(false)
+		case <-b.devicesDirty:
+			b.publishDevices()
+		case <-tick.C:
+			b.publishInfo(false)
+		case <-health:
+			b.writeHealth()
+		}
+	}
+}
+
+func (b *Bridge) writeHealth() {
+	if err := WriteHealth(b.cfg.DataDir, time.Now()); err != nil {
+		b.log.Warn().Err(err).Msg("health file")
+	}
+}
+
+// onRequest runs a request on its own goroutine: a long one (an interview, a download) never holds up the
+// others.
+func (b *Bridge) onRequest(topic string, payload []byte) {
+	path := strings.TrimPrefix(topic, b.topic("bridge/request/"))
+	payload = bytes.Clone(payload)
+	b.goRun(func() {
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Minute)
+		defer cancel()
+		b.handleRequest(ctx, path, payload)
+	})
+}
+
+// onHAStatus re-publishes discovery and state after Home Assistant's birth message, after a short random
+// delay so that several bridges do not publish at once.
+func (b *Bridge) onHAStatus(_ string, payload []byte) {
+	if strings.TrimSpace(string(payload)) != "online" {
+		return
+	}
+	delay := time.Duration(rand.Int64N(int64(b.opts.BirthDelay)))
+	b.log.Info().Dur("delay", delay).Msg("Home Assistant is online: re-publishing discovery")
+	b.goRun(func() {
+		select {
+		case <-time.After(delay):
+			b.publishAll()
+		case <-b.ctx.Done():
+		}
+	})
+}
+
+// onDiscoveryConfig collects our retained discovery configs seen right after connecting, to clear the stale
+// ones (devices that are no longer known).
+func (b *Bridge) onDiscoveryConfig(topic string, payload []byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.staleScan || len(payload) == 0 {
+		return
+	}
+	prefix := b.cfg.MQTT.DiscoveryPrefix + "/device/" + discovery.ObjectID(b.cfg.MQTT.BaseTopic+"_")
+	if strings.HasPrefix(topic, prefix) {
+		b.staleConfigs[topic] = true
+	}
+}
+
+// onConnect publishes everything retained after every (re)connect.
+func (b *Bridge) onConnect() {
+	b.publishAll()
+	b.mu.Lock()
+	scan := b.staleScan
+	b.mu.Unlock()
+	if !scan {
+		return
+	}
+	b.goRun(func() {
+		select {
+		case <-time.After(2 * time.Second):
+		case <-b.ctx.Done():
+			return
+		}
+		b.clearStaleDiscovery()
+	})
+}
+
+func (b *Bridge) clearStaleDiscovery() {
+	keep := map[string]bool{b.disc.BridgeConfigTopic(): true}
+	for _, d := range b.registry.All() {
+		keep[b.disc.DeviceConfigTopic(d.IEEE.String())] = true
+	}
+	b.mu.Lock()
+	b.staleScan = false
+	var stale []string
+	for t := range b.staleConfigs {
+		if !keep[t] {
+			stale = append(stale, t)
+		}
+	}
+	b.staleConfigs = nil
+	b.mu.Unlock()
+	for _, t := range stale {
+		b.log.Info().Str("topic", t).Msg("clearing stale discovery config")
+		b.pub.retained(t, nil)
+	}
+}
+
+func (b *Bridge) publishNow(topic string, payload []byte, retained bool) error {
+	if b.mqtt == nil {
+		return nil
+	}
+	return b.mqtt.Publish(topic, payload, retained)
+}
+
+func mustJSON(v any) []byte {
+	out, err := json.Marshal(v)
+	if err != nil {
+		return []byte(`{}`)
+	}
+	return out
+}

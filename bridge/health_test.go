@@ -1,0 +1,68 @@
+package bridge
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestHealthHeartbeat(t *testing.T) {
+	dir := t.TempDir()
+	beat := time.Date(2026, 11, 27, 10, 0, 0, 123456789, time.FixedZone("CET", 3600))
+
+	err := CheckHealth(dir, 90*time.Second, beat)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no heartbeat")
+
+	require.NoError(t, WriteHealth(dir, beat))
+	b, err := os.ReadFile(filepath.Join(dir, HealthFile))
+	require.NoError(t, err)
+	assert.Equal(t, "2026-11-27T09:00:00.123456789Z\n", string(b))
+
+	tests := []struct {
+		name    string
+		now     time.Time
+		healthy bool
+	}{
+		{"just written", beat, true},
+		{"at the limit", beat.Add(90 * time.Second), true},
+		{"too old", beat.Add(90*time.Second + time.Nanosecond), false},
+		{"an hour old", beat.Add(time.Hour), false},
+		{"clock set back", beat.Add(-time.Hour), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckHealth(dir, 90*time.Second, tc.now)
+			if tc.healthy {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "last heartbeat")
+			assert.Contains(t, err.Error(), "allowed 1m30s")
+		})
+	}
+
+	// A newer beat replaces the old one and leaves no temporary file behind.
+	require.NoError(t, WriteHealth(dir, beat.Add(time.Hour)))
+	assert.NoError(t, CheckHealth(dir, 90*time.Second, beat.Add(time.Hour+time.Minute)))
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Len(t, entries, 1)
+}
+
+func TestHealthBadFile(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, HealthFile), []byte("yesterday\n"), 0o600))
+	err := CheckHealth(dir, time.Minute, time.Now())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `"yesterday" is not an RFC 3339 time`)
+
+	err = WriteHealth(filepath.Join(dir, "missing"), time.Now())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "write health")
+}

@@ -1,0 +1,253 @@
+package bridge
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/otabridge/otabridge/clock"
+)
+
+// WriteFileAtomic replaces path with data crash-safely: it writes a temporary file in the same directory,
+// fsyncs it, renames it over path and fsyncs the directory, so after a crash path holds either the old or
+// the new content, never a mix. The file gets mode 0600 (state can name devices and schedules; it is not
+// meant for other users).
+func WriteFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: create temp file: %w", path, err)
+	}
+	tmpName := tmp.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			_ = tmp.Close()
+			_ = os.Remove(tmpName)
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", tmpName, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("write %s: fsync: %w", tmpName, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: close: %w", tmpName, err)
+	}
+	if err := os.Rename(tmpName, path); err != nil {
+		return fmt.Errorf("write %s: rename: %w", path, err)
+	}
+	ok = true
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("write %s: fsync directory: %w", path, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) { // some file systems refuse directory fsync
+		return err
+	}
+	return nil
+}
+
+// SaveJSON writes v as indented JSON to path with WriteFileAtomic, creating the directory if needed.
+func SaveJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("save %s: encode: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	return WriteFileAtomic(path, append(b, '\n'))
+}
+
+// LoadJSON reads path into v. A missing file is not an error: v is left as it is (the empty state) and
+// found is false. A file that cannot be decoded is moved aside to `<path>.corrupt-<UTC timestamp>` with an
+// error log, v is reset to its zero value and LoadJSON returns found false and no error, so the bridge starts
+// empty instead of refusing to start; the corrupt copy is kept for inspection. Only I/O failures (reading,
+// moving aside) are errors.
+func LoadJSON(path string, v any, log zerolog.Logger) (found bool, err error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("load %s: %w", path, err)
+	}
+	decodeErr := json.Unmarshal(b, v)
+	if decodeErr == nil {
+		return true, nil
+	}
+	aside := path + ".corrupt-" + time.Now().UTC().Format("20060102T150405.000Z")
+	if err := os.Rename(path, aside); err != nil {
+		return false, fmt.Errorf("load %s: corrupt (%v), and moving it aside failed: %w", path, decodeErr, err)
+	}
+	resetToZero(v)
+	log.Error().Err(decodeErr).Str("path", path).Str("moved_to", aside).Int("bytes", len(b)).
+		Msg("state file is corrupt; moved aside, starting with empty state")
+	return false, nil
+}
+
+// resetToZero sets *v to its zero value when v is a non-nil pointer (json.Unmarshal may have filled part of
+// it before it failed).
+func resetToZero(v any) {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Pointer && !rv.IsNil() {
+		rv.Elem().SetZero()
+	}
+}
+
+// SaverConfig configures a Saver.
+type SaverConfig struct {
+	// Path of the state file.
+	Path string
+	// Snapshot returns the value to save; it is called on the Saver's timer goroutine (with clock.Real) and
+	// must be safe for that.
+	Snapshot func() any
+	// Interval is the shortest time between two saves (default 500 ms).
+	Interval time.Duration
+	// Clock schedules the saves (default clock.Real).
+	Clock clock.Clock
+	Log   zerolog.Logger
+}
+
+// Saver writes a state file at most every Interval after Trigger calls, and once more on Close if anything
+// changed since the last save. Its creator owns it and must Close it; a pending timer is the only thing
+// that runs in the background, and Close stops it.
+type Saver struct {
+	cfg SaverConfig
+
+	mu       sync.Mutex // guards the fields below
+	dirty    bool
+	timer    clock.Timer
+	lastSave time.Time
+	closed   bool
+
+	saveMu sync.Mutex // serialises saves
+	saves  int        // number of completed writes (for tests and stats), under saveMu
+}
+
+// NewSaver returns a Saver; nothing is written until Trigger.
+func NewSaver(cfg SaverConfig) *Saver {
+	if cfg.Interval <= 0 {
+		cfg.Interval = 500 * time.Millisecond
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	return &Saver{cfg: cfg}
+}
+
+// Trigger marks the state as changed. The save happens at once when the last one is older than Interval,
+// otherwise when Interval has passed since it; many triggers in between make one save.
+func (s *Saver) Trigger() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.dirty = true
+	if s.timer != nil {
+		return
+	}
+	delay := s.cfg.Interval - s.cfg.Clock.Now().Sub(s.lastSave)
+	if s.lastSave.IsZero() || delay < 0 {
+		delay = 0
+	}
+	s.timer = s.cfg.Clock.AfterFunc(delay, s.fire)
+}
+
+func (s *Saver) fire() {
+	s.mu.Lock()
+	s.timer = nil
+	if s.closed || !s.dirty {
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	_ = s.save()
+}
+
+// save takes a snapshot and writes it. Errors are logged and returned; the state stays dirty so the next
+// Trigger or Close retries.
+func (s *Saver) save() error {
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	s.mu.Lock()
+	s.dirty = false
+	s.lastSave = s.cfg.Clock.Now()
+	s.mu.Unlock()
+	v := s.cfg.Snapshot()
+	if err := SaveJSON(s.cfg.Path, v); err != nil {
+		s.mu.Lock()
+		s.dirty = true
+		s.mu.Unlock()
+		s.cfg.Log.Error().Err(err).Str("path", s.cfg.Path).Msg("saving state failed")
+		return err
+	}
+	s.saves++
+	s.cfg.Log.Debug().Str("path", s.cfg.Path).Int("saves", s.saves).Msg("state saved")
+	return nil
+}
+
+// Flush writes the state now if it changed since the last save.
+func (s *Saver) Flush() error {
+	s.mu.Lock()
+	dirty := s.dirty
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	s.mu.Unlock()
+	if !dirty {
+		return nil
+	}
+	return s.save()
+}
+
+// Saves returns how many times the file has been written.
+func (s *Saver) Saves() int {
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	return s.saves
+}
+
+// Close stops the timer and writes the state once more if it changed. Later Triggers do nothing. Close is
+// safe to call more than once.
+func (s *Saver) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	dirty := s.dirty
+	s.mu.Unlock()
+	if !dirty {
+		// A save started by the timer may still be running: wait for it.
+		s.saveMu.Lock()
+		s.saveMu.Unlock() //nolint:staticcheck // an empty critical section waits for a running save
+		return nil
+	}
+	return s.save()
+}

@@ -1,0 +1,94 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/otabridge/otabridge/ncp"
+	"github.com/otabridge/otabridge/ncp/ezsp"
+	"github.com/otabridge/otabridge/zcl"
+)
+
+// NetworkFile keeps the parameters of the network a stick formed (channel, PAN ids, key), so they are never
+// lost: a stick that was reset to factory defaults forms the same network again.
+const NetworkFile = "network.json"
+
+// newSerialRadio builds the driver of a serial coordinator stick.
+func newSerialRadio(cfg RadioConfig, dataDir string, log zerolog.Logger) (ncp.Radio, error) {
+	switch cfg.Type {
+	case "ezsp":
+		settings, err := ezspNetwork(cfg.Network, filepath.Join(dataDir, NetworkFile), log)
+		if err != nil {
+			return nil, err
+		}
+		d := ezsp.New(ezsp.Config{Port: cfg.Port, Baud: cfg.Baud, FlowControl: cfg.FlowControl, Network: settings}, log)
+		return &savingRadio{Radio: d, network: d.Network, path: filepath.Join(dataDir, NetworkFile), log: log}, nil
+	}
+	return nil, fmt.Errorf("radio.type %q: no driver built in (want sim or ezsp)", cfg.Type)
+}
+
+// ezspNetwork merges the configured network with the saved one: configured values win, the saved ones fill
+// what the configuration leaves to chance.
+func ezspNetwork(c NetworkConfig, savedPath string, log zerolog.Logger) (ezsp.NetworkSettings, error) {
+	var saved ezsp.NetworkSettings
+	if _, err := LoadJSON(savedPath, &saved, log); err != nil {
+		log.Warn().Err(err).Str("path", savedPath).Msg("saved network unreadable")
+	}
+	s := saved
+	if c.Channel != 0 {
+		s.Channel = c.Channel
+	}
+	if c.PANID != 0 {
+		s.PANID = c.PANID
+	}
+	if c.ExtendedPANID != "" {
+		v, err := zcl.ParseIEEE(c.ExtendedPANID)
+		if err != nil {
+			return s, fmt.Errorf("config radio.network.extended_pan_id: %w", err)
+		}
+		s.ExtendedPANID = v
+	}
+	if k := strings.TrimSpace(c.NetworkKey); k != "" && k != "generate" {
+		if err := s.NetworkKey.UnmarshalText([]byte(k)); err != nil {
+			return s, fmt.Errorf("config radio.network.network_key: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// savingRadio saves the network a driver formed or resumed after every successful Start.
+type savingRadio struct {
+	ncp.Radio
+	network func() ezsp.NetworkSettings
+	path    string
+	log     zerolog.Logger
+}
+
+func (r *savingRadio) Start(ctx context.Context) (ncp.NetworkInfo, error) {
+	info, err := r.Radio.Start(ctx)
+	if err != nil {
+		return info, err
+	}
+	n := r.network()
+	var saved ezsp.NetworkSettings
+	if _, lerr := LoadJSON(r.path, &saved, r.log); lerr == nil && saved == n {
+		return info, nil
+	}
+	if n.NetworkKey.IsZero() && !saved.NetworkKey.IsZero() {
+		n.NetworkKey = saved.NetworkKey // a resumed network does not tell its key
+	}
+	if err := os.MkdirAll(filepath.Dir(r.path), 0o700); err == nil {
+		if err := SaveJSON(r.path, n); err != nil {
+			r.log.Error().Err(err).Msg("saving the network parameters failed")
+		} else {
+			_ = os.Chmod(r.path, 0o600)
+			r.log.Info().Str("path", r.path).Uint8("channel", n.Channel).Msg("network parameters saved")
+		}
+	}
+	return info, nil
+}

@@ -1,0 +1,112 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/otabridge/otabridge/ncp"
+	"github.com/otabridge/otabridge/zcl"
+)
+
+// frameSender is the consumer side of the radio for outgoing frames.
+type frameSender interface {
+	Send(ctx context.Context, f ncp.Frame) error
+}
+
+// sender queues outgoing frames per destination and sends each destination's frames in order on its own
+// goroutine, so one slow or asleep device never holds up another's transfer. The sender owns those
+// goroutines; close waits for them.
+type sender struct {
+	radio   frameSender
+	log     zerolog.Logger
+	timeout time.Duration
+
+	mu     sync.Mutex
+	queues map[uint64]*sendQueue // by destination (IEEE, or the broadcast address)
+	closed bool
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// failures counts frames the radio could not deliver (for bridge/info and tests).
+	failures int
+}
+
+type sendQueue struct {
+	frames []ncp.Frame
+}
+
+// maxQueued bounds one destination's queue; past it the oldest frames are dropped (a device that stopped
+// listening: the OTA client retries what it misses).
+const maxQueued = 256
+
+func newSender(radio frameSender, log zerolog.Logger) *sender {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &sender{radio: radio, log: log, timeout: 15 * time.Second, queues: map[uint64]*sendQueue{},
+		ctx: ctx, cancel: cancel}
+}
+
+// enqueue adds a frame for dst (0 = broadcast); it never blocks.
+func (s *sender) enqueue(dst zcl.IEEE, f ncp.Frame) {
+	key := uint64(dst)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	q := s.queues[key]
+	if q == nil {
+		q = &sendQueue{}
+		s.queues[key] = q
+		s.wg.Add(1)
+		go s.run(key, q)
+	}
+	if len(q.frames) >= maxQueued {
+		s.log.Warn().Stringer("ieee", dst).Msg("send queue full: oldest frame dropped")
+		q.frames = q.frames[1:]
+	}
+	q.frames = append(q.frames, f)
+}
+
+func (s *sender) run(key uint64, q *sendQueue) {
+	defer s.wg.Done()
+	for {
+		s.mu.Lock()
+		if len(q.frames) == 0 || s.closed {
+			delete(s.queues, key)
+			s.mu.Unlock()
+			return
+		}
+		f := q.frames[0]
+		q.frames = q.frames[1:]
+		s.mu.Unlock()
+
+		ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
+		err := s.radio.Send(ctx, f)
+		cancel()
+		if err != nil {
+			s.mu.Lock()
+			s.failures++
+			s.mu.Unlock()
+			lvl := s.log.Debug()
+			if !errors.As(err, new(*ncp.SendError)) {
+				lvl = s.log.Warn()
+			}
+			lvl.Err(err).Stringer("ieee", zcl.IEEE(key)).Str("nwk", hex16(f.DstShort)).
+				Uint16("cluster", f.ClusterID).Msg("frame not delivered")
+		}
+	}
+}
+
+// close drops what is queued and waits for the sending goroutines.
+func (s *sender) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/otabridge/otabridge/bridge"
+)
+
+// defaultConfigPath is the configuration `otabridge` and `go run .` read when --config is not given.
+const defaultConfigPath = "config.yaml"
+
+// cmdRun is `otabridge [run] [--config FILE]`.
+func cmdRun(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration file (default config.yaml when it exists)")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "run: unexpected argument %q\n", fs.Arg(0))
+		return errUsage
+	}
+	path := *configPath
+	if path == "" {
+		if _, err := os.Stat(defaultConfigPath); err == nil {
+			path = defaultConfigPath
+		}
+	}
+	cfg, err := bridge.LoadConfig(path, os.Environ())
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runBridge(ctx, cfg, stdout, stderr)
+}
+
+// runBridge runs the bridge with cfg until ctx ends.
+func runBridge(ctx context.Context, cfg bridge.Config, stdout, stderr io.Writer) error {
+	log, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	log.Info().Str("version", version).Str("radio", cfg.Radio.Type).Str("mqtt", cfg.MQTT.Server).
+		Str("data_dir", cfg.DataDir).Msg("otabridge starting")
+	b, err := bridge.New(cfg, bridge.Options{Version: version, Log: log})
+	if err != nil {
+		return err
+	}
+	return b.Run(ctx)
+}
+
+// newLogger builds the zerolog logger of the log section.
+func newLogger(cfg bridge.LogConfig, w io.Writer) (zerolog.Logger, error) {
+	level, err := zerolog.ParseLevel(cfg.Level)
+	if err != nil || cfg.Level == "" {
+		if cfg.Level != "" {
+			return zerolog.Logger{}, fmt.Errorf("config log.level: %q is not a level", cfg.Level)
+		}
+		level = zerolog.InfoLevel
+	}
+	out := w
+	if cfg.Format != "json" {
+		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.DateTime}
+	}
+	return zerolog.New(out).Level(level).With().Timestamp().Logger(), nil
+}

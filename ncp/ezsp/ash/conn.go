@@ -1,0 +1,605 @@
+package ash
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Role says which end of the link a Conn is.
+type Role uint8
+
+// Roles.
+const (
+	// RoleHost sends RST and waits for RSTACK; it takes a DATA frame only after its own reset succeeded.
+	RoleHost Role = iota
+	// RoleNCP answers RST with RSTACK and can announce a reset of its own (the fake stick).
+	RoleNCP
+)
+
+// UG101 timer defaults.
+const (
+	DefaultAckTimeoutInit = 1600 * time.Millisecond
+	DefaultAckTimeoutMin  = 400 * time.Millisecond
+	DefaultAckTimeoutMax  = 3200 * time.Millisecond
+	DefaultMaxAckTimeouts = 4
+)
+
+// Link errors.
+var (
+	// ErrNotConnected: Send before Reset succeeded, or after the link went down.
+	ErrNotConnected = errors.New("ASH link not connected")
+	// ErrAckTimeout: a DATA frame was not acknowledged after the maximum number of retransmissions.
+	ErrAckTimeout = errors.New("ASH DATA frame not acknowledged")
+	// ErrClosed: the Conn was closed.
+	ErrClosed = errors.New("ASH link closed")
+	// ErrLinkReset: the link was reset while a DATA frame waited for its ACK.
+	ErrLinkReset = errors.New("ASH link reset")
+	// ErrPortFailed wraps the read or write error that ended the link (the port vanished).
+	ErrPortFailed = errors.New("serial port failed")
+)
+
+// ResetError reports that the NCP reset on its own (an RSTACK the host did not ask for) or reported a fatal
+// error (ERROR frame): everything above ASH must start again.
+type ResetError struct {
+	Failed bool  // true: an ERROR frame (the NCP is in its FAILED state); false: an RSTACK
+	Code   uint8 // reset or error code
+}
+
+func (e *ResetError) Error() string {
+	if e.Failed {
+		return fmt.Sprintf("NCP reported ASH ERROR (%s)", ResetCodeName(e.Code))
+	}
+	return fmt.Sprintf("NCP reset (%s)", ResetCodeName(e.Code))
+}
+
+// Config configures a Conn.
+type Config struct {
+	Role Role
+	// Adaptive ACK timer (T_RX_ACK): initial value, lower and upper bound. Zero: the UG101 values.
+	AckTimeoutInit, AckTimeoutMin, AckTimeoutMax time.Duration
+	// MaxAckTimeouts is how many ACK timeouts in a row fail a DATA frame (UG101 ACK_TIMEOUTS, default 4).
+	MaxAckTimeouts int
+	// OnData receives the payload of every DATA frame in order, exactly once, on the reader goroutine. It must
+	// not block for long (queue the work); the slice is owned by the callee.
+	OnData func([]byte)
+	// OnLinkDown (host) is called once per event, on the reader goroutine, when the NCP resets on its own or
+	// sends ERROR (*ResetError), or when a DATA frame exhausted its retransmissions (ErrAckTimeout, from the
+	// sending goroutine). The link stays down until Reset.
+	OnLinkDown func(error)
+	// OnReset (NCP) is called on the reader goroutine after the host's RST was answered with RSTACK.
+	OnReset func()
+	// ResetCode (NCP) is the code the RSTACK answering a RST carries (default ResetSoftware).
+	ResetCode uint8
+	// Baud, when > 0, paces the writer to 10 bits per byte at this rate: it models the UART on links that have
+	// none (a pseudo-terminal, a pipe).
+	Baud int
+	// TxFilter, when set, sees (and may alter) every chunk of bytes just before it is written. Fault injection.
+	TxFilter func([]byte) []byte
+	// Log receives one debug line per frame and warnings for link trouble.
+	Log zerolog.Logger
+}
+
+// Stats counts what happened on a link.
+type Stats struct {
+	DataSent, DataReceived         uint64
+	Retransmits                    uint64
+	AcksSent, NaksSent             uint64
+	NaksReceived                   uint64
+	FrameErrors                    uint64
+	AckTimeouts                    uint64
+	Resets                         uint64
+	BytesWritten, BytesRead        uint64
+	DuplicatesDropped, OutOfOrders uint64
+}
+
+type outstanding struct {
+	frm    uint8
+	acked  chan struct{} // closed when ACKed
+	nak    chan struct{} // one token per NAK
+	broken chan error    // the link reset under it
+	done   bool
+}
+
+// Conn is one ASH link over a byte stream, with a window of one outstanding DATA frame per direction (as
+// bellows does; it keeps the NCP's buffers safe and the OTA traffic is one command at a time anyway). It owns
+// the port: Close closes it. Its reader and writer goroutines stop on Close or when the port fails.
+type Conn struct {
+	cfg  Config
+	port io.ReadWriteCloser
+	log  zerolog.Logger
+
+	txq     chan []byte
+	sendSem chan struct{}
+
+	mu         sync.Mutex
+	connected  bool
+	txFrm      uint8
+	rxExpect   uint8
+	rejecting  bool
+	out        *outstanding
+	ackTimeout time.Duration
+	resetWait  chan Frame
+
+	stop      chan struct{}
+	done      chan struct{}
+	failOnce  sync.Once
+	err       error
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+
+	st struct {
+		dataSent, dataRecv, retx, acks, naks, naksRecv, frameErr, ackTO, resets, wrote, read, dups, ooo atomic.Uint64
+	}
+}
+
+// NewConn starts a link over port. A host must call Reset before Send; an NCP is connected once the host's
+// RST arrives (or right away, see AnnounceReset).
+func NewConn(port io.ReadWriteCloser, cfg Config) *Conn {
+	if cfg.AckTimeoutInit <= 0 {
+		cfg.AckTimeoutInit = DefaultAckTimeoutInit
+	}
+	if cfg.AckTimeoutMin <= 0 {
+		cfg.AckTimeoutMin = DefaultAckTimeoutMin
+	}
+	if cfg.AckTimeoutMax <= 0 {
+		cfg.AckTimeoutMax = DefaultAckTimeoutMax
+	}
+	if cfg.AckTimeoutMin > cfg.AckTimeoutInit {
+		cfg.AckTimeoutMin = cfg.AckTimeoutInit
+	}
+	if cfg.AckTimeoutMax < cfg.AckTimeoutInit {
+		cfg.AckTimeoutMax = cfg.AckTimeoutInit
+	}
+	if cfg.MaxAckTimeouts <= 0 {
+		cfg.MaxAckTimeouts = DefaultMaxAckTimeouts
+	}
+	if cfg.ResetCode == 0 {
+		cfg.ResetCode = ResetSoftware
+	}
+	c := &Conn{
+		cfg:        cfg,
+		port:       port,
+		log:        cfg.Log,
+		txq:        make(chan []byte, 64),
+		sendSem:    make(chan struct{}, 1),
+		ackTimeout: cfg.AckTimeoutInit,
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	c.wg.Add(2)
+	go c.readLoop()
+	go c.writeLoop()
+	return c
+}
+
+// Done is closed when the link is finished: Close was called or the port failed (see Err).
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err says why Done was closed (nil while the link runs).
+func (c *Conn) Err() error {
+	select {
+	case <-c.done:
+		return c.err
+	default:
+		return nil
+	}
+}
+
+// Close stops the goroutines and closes the port. It is safe to call more than once.
+func (c *Conn) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		c.fail(ErrClosed)
+		close(c.stop)
+		err = c.port.Close()
+		c.wg.Wait()
+	})
+	return err
+}
+
+func (c *Conn) fail(err error) {
+	c.failOnce.Do(func() {
+		c.err = err
+		c.mu.Lock()
+		c.connected = false
+		c.breakOutstanding(err)
+		c.mu.Unlock()
+		close(c.done)
+	})
+}
+
+// Stats returns the link's counters.
+func (c *Conn) Stats() Stats {
+	return Stats{
+		DataSent: c.st.dataSent.Load(), DataReceived: c.st.dataRecv.Load(), Retransmits: c.st.retx.Load(),
+		AcksSent: c.st.acks.Load(), NaksSent: c.st.naks.Load(), NaksReceived: c.st.naksRecv.Load(),
+		FrameErrors: c.st.frameErr.Load(), AckTimeouts: c.st.ackTO.Load(), Resets: c.st.resets.Load(),
+		BytesWritten: c.st.wrote.Load(), BytesRead: c.st.read.Load(),
+		DuplicatesDropped: c.st.dups.Load(), OutOfOrders: c.st.ooo.Load(),
+	}
+}
+
+// AckTimeout returns the current value of the adaptive ACK timer.
+func (c *Conn) AckTimeout() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ackTimeout
+}
+
+// Connected reports whether DATA frames can be sent.
+func (c *Conn) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.connected
+}
+
+// Reset (host) sends Cancel + RST and waits for the NCP's RSTACK; then both sides start again at frame 0.
+// It returns the RSTACK's reset code. A DATA frame in flight fails with ErrLinkReset.
+func (c *Conn) Reset(ctx context.Context) (uint8, error) {
+	ch := make(chan Frame, 1)
+	c.mu.Lock()
+	c.connected = false
+	c.breakOutstanding(ErrLinkReset)
+	c.resetWait = ch
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		if c.resetWait == ch {
+			c.resetWait = nil
+		}
+		c.mu.Unlock()
+	}()
+	c.log.Debug().Msg("ASH tx RST")
+	c.enqueue(Frame{Type: FrameRST}.Append([]byte{Cancel}))
+	select {
+	case f := <-ch:
+		c.mu.Lock()
+		c.txFrm, c.rxExpect, c.rejecting, c.connected = 0, 0, false, true
+		c.ackTimeout = c.cfg.AckTimeoutInit
+		c.mu.Unlock()
+		c.st.resets.Add(1)
+		if f.Version != Version {
+			return f.Code, fmt.Errorf("RSTACK with ASH version %d, want %d", f.Version, Version)
+		}
+		return f.Code, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-c.done:
+		return 0, c.err
+	}
+}
+
+// AnnounceReset (NCP) behaves as if the NCP had just reset: frame numbers start again and an RSTACK with
+// code goes out unasked. The fake stick uses it at power-on and to inject a reset mid-traffic.
+func (c *Conn) AnnounceReset(code uint8) {
+	c.mu.Lock()
+	c.txFrm, c.rxExpect, c.rejecting, c.connected = 0, 0, false, true
+	c.breakOutstanding(ErrLinkReset)
+	c.mu.Unlock()
+	c.st.resets.Add(1)
+	c.log.Debug().Str("code", ResetCodeName(code)).Msg("ASH tx RSTACK")
+	c.enqueue(Frame{Type: FrameRSTACK, Version: Version, Code: code}.Append([]byte{Cancel}))
+}
+
+// SendError (NCP) sends an ERROR frame and leaves the link down until the host resets it.
+func (c *Conn) SendError(code uint8) {
+	c.mu.Lock()
+	c.connected = false
+	c.breakOutstanding(ErrLinkReset)
+	c.mu.Unlock()
+	c.enqueue(Frame{Type: FrameError, Version: Version, Code: code}.Append(nil))
+}
+
+// Send transmits one DATA frame (3-128 bytes) and returns when the peer acknowledged it. It retransmits on
+// NAK and on ACK timeout (doubling the timer each time), and gives up with ErrAckTimeout after MaxAckTimeouts
+// timeouts in a row, which leaves the link down (the host must Reset). Calls are serialised: the window is 1.
+func (c *Conn) Send(ctx context.Context, data []byte) error {
+	if len(data) < minDataLen || len(data) > MaxDataLen {
+		return fmt.Errorf("ASH DATA field of %d bytes: must be %d-%d", len(data), minDataLen, MaxDataLen)
+	}
+	select {
+	case c.sendSem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.done:
+		return c.err
+	}
+	defer func() { <-c.sendSem }()
+
+	c.mu.Lock()
+	if !c.connected {
+		c.mu.Unlock()
+		return ErrNotConnected
+	}
+	o := &outstanding{frm: c.txFrm, acked: make(chan struct{}), nak: make(chan struct{}, 1), broken: make(chan error, 1)}
+	c.txFrm = (c.txFrm + 1) & 7
+	c.out = o
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		if c.out == o {
+			c.out = nil
+		}
+		c.mu.Unlock()
+	}()
+
+	reTx := false
+	timeouts := 0
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		c.mu.Lock()
+		f := Frame{Type: FrameData, FrmNum: o.frm, AckNum: c.rxExpect, ReTx: reTx, Data: data}
+		wait := c.ackTimeout
+		c.mu.Unlock()
+		if reTx {
+			c.st.retx.Add(1)
+		} else {
+			c.st.dataSent.Add(1)
+		}
+		c.debugFrame("tx", f)
+		sent := time.Now()
+		c.enqueue(f.Append(nil))
+		timer.Reset(wait)
+		select {
+		case <-o.acked:
+			if !reTx {
+				c.adaptAckTimer(time.Since(sent))
+			}
+			return nil
+		case <-o.nak:
+			reTx = true
+		case <-timer.C:
+			timeouts++
+			c.st.ackTO.Add(1)
+			c.mu.Lock()
+			c.ackTimeout = min(2*c.ackTimeout, c.cfg.AckTimeoutMax)
+			c.mu.Unlock()
+			if timeouts >= c.cfg.MaxAckTimeouts {
+				c.mu.Lock()
+				wasUp := c.connected
+				c.connected = false
+				c.mu.Unlock()
+				err := fmt.Errorf("frame %d after %d tries: %w", o.frm, timeouts, ErrAckTimeout)
+				c.log.Warn().Int("frm", int(o.frm)).Int("tries", timeouts).Msg("ASH link failed: no ACK")
+				if wasUp && c.cfg.OnLinkDown != nil {
+					c.cfg.OnLinkDown(err)
+				}
+				return err
+			}
+			reTx = true
+		case err := <-o.broken:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.done:
+			return c.err
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// adaptAckTimer applies UG101's T_RX_ACK = 7/8·T_RX_ACK + 1/2·measured, within [min, max].
+func (c *Conn) adaptAckTimer(measured time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.ackTimeout*7/8 + measured/2
+	c.ackTimeout = max(c.cfg.AckTimeoutMin, min(t, c.cfg.AckTimeoutMax))
+}
+
+// breakOutstanding fails the DATA frame in flight; c.mu held.
+func (c *Conn) breakOutstanding(err error) {
+	if c.out != nil && !c.out.done {
+		c.out.done = true
+		c.out.broken <- err
+	}
+}
+
+func (c *Conn) enqueue(b []byte) {
+	select {
+	case c.txq <- b:
+	case <-c.done:
+	}
+}
+
+func (c *Conn) writeLoop() {
+	defer c.wg.Done()
+	var free time.Time
+	for {
+		select {
+		case <-c.done:
+			return
+		case b := <-c.txq:
+			if c.cfg.TxFilter != nil {
+				b = c.cfg.TxFilter(b)
+			}
+			if _, err := c.port.Write(b); err != nil {
+				c.fail(fmt.Errorf("%w: write: %w", ErrPortFailed, err))
+				return
+			}
+			c.st.wrote.Add(uint64(len(b)))
+			if c.cfg.Baud > 0 {
+				now := time.Now()
+				if free.Before(now) {
+					free = now
+				}
+				free = free.Add(time.Duration(len(b)) * 10 * time.Second / time.Duration(c.cfg.Baud))
+				// Sleep off the debt in steps of at least 2 ms: timer overshoot on tiny sleeps would
+				// otherwise slow the modelled UART far below its baud rate.
+				if d := time.Until(free); d > 2*time.Millisecond {
+					select {
+					case <-time.After(d):
+					case <-c.done:
+						return
+					}
+				}
+			}
+		}
+	}
+}
+
+func (c *Conn) readLoop() {
+	defer c.wg.Done()
+	var dec Decoder
+	buf := make([]byte, 512)
+	for {
+		n, err := c.port.Read(buf)
+		if n > 0 {
+			c.st.read.Add(uint64(n))
+			dec.Feed(buf[:n], c.handle)
+		}
+		if err != nil {
+			c.fail(fmt.Errorf("%w: read: %w", ErrPortFailed, err))
+			return
+		}
+		if n == 0 {
+			select {
+			case <-c.done:
+				return
+			default:
+			}
+		}
+	}
+}
+
+func (c *Conn) debugFrame(dir string, f Frame) {
+	if e := c.log.Debug(); e.Enabled() {
+		e.Str("dir", dir).Stringer("frame", f).Hex("data", f.Data).Msg("ASH frame")
+	}
+}
+
+// handle runs on the reader goroutine for every decoded frame or frame error.
+func (c *Conn) handle(f Frame, err error) {
+	if err != nil {
+		c.st.frameErr.Add(1)
+		var fe *DecodeError
+		errors.As(err, &fe)
+		c.log.Debug().Err(err).Msg("ASH frame error")
+		c.mu.Lock()
+		nak := c.connected && fe != nil && fe.MaybeData() && !c.rejecting
+		if nak {
+			c.rejecting = true
+		}
+		ack := c.rxExpect
+		c.mu.Unlock()
+		if nak {
+			c.sendAckNak(FrameNak, ack)
+		}
+		return
+	}
+	c.debugFrame("rx", f)
+	switch f.Type {
+	case FrameData:
+		c.mu.Lock()
+		if !c.connected {
+			c.mu.Unlock()
+			return
+		}
+		c.takeAckNum(f.AckNum)
+		switch {
+		case f.FrmNum == c.rxExpect:
+			c.rxExpect = (c.rxExpect + 1) & 7
+			c.rejecting = false
+			ack := c.rxExpect
+			c.mu.Unlock()
+			c.st.dataRecv.Add(1)
+			c.sendAckNak(FrameAck, ack)
+			if c.cfg.OnData != nil {
+				c.cfg.OnData(f.Data)
+			}
+		case f.ReTx && f.FrmNum == (c.rxExpect-1)&7:
+			// A retransmission of the frame we took last: our ACK got lost. ACK again, deliver nothing.
+			ack := c.rxExpect
+			c.mu.Unlock()
+			c.st.dups.Add(1)
+			c.sendAckNak(FrameAck, ack)
+		default:
+			c.st.ooo.Add(1)
+			nak := !c.rejecting
+			c.rejecting = true
+			ack := c.rxExpect
+			c.mu.Unlock()
+			if nak {
+				c.sendAckNak(FrameNak, ack)
+			}
+		}
+	case FrameAck:
+		c.mu.Lock()
+		c.takeAckNum(f.AckNum)
+		c.mu.Unlock()
+	case FrameNak:
+		c.st.naksRecv.Add(1)
+		c.mu.Lock()
+		c.takeAckNum(f.AckNum)
+		if o := c.out; o != nil && !o.done && f.AckNum == o.frm {
+			select {
+			case o.nak <- struct{}{}:
+			default:
+			}
+		}
+		c.mu.Unlock()
+	case FrameRST:
+		if c.cfg.Role != RoleNCP {
+			return
+		}
+		c.AnnounceReset(c.cfg.ResetCode)
+		if c.cfg.OnReset != nil {
+			c.cfg.OnReset()
+		}
+	case FrameRSTACK, FrameError:
+		if c.cfg.Role != RoleHost {
+			return
+		}
+		c.mu.Lock()
+		if f.Type == FrameRSTACK && c.resetWait != nil {
+			select {
+			case c.resetWait <- f:
+			default:
+			}
+			c.mu.Unlock()
+			return
+		}
+		wasUp := c.connected
+		c.connected = false
+		rerr := &ResetError{Failed: f.Type == FrameError, Code: f.Code}
+		c.breakOutstanding(rerr)
+		c.mu.Unlock()
+		if wasUp {
+			c.log.Warn().Str("frame", f.String()).Msg("ASH: NCP reset or failed")
+			if c.cfg.OnLinkDown != nil {
+				c.cfg.OnLinkDown(rerr)
+			}
+		}
+	}
+}
+
+// takeAckNum processes an acknowledgement number (ACK, NAK or piggybacked on DATA); c.mu held.
+func (c *Conn) takeAckNum(ack uint8) {
+	if o := c.out; o != nil && !o.done && ack == (o.frm+1)&7 {
+		o.done = true
+		close(o.acked)
+	}
+}
+
+func (c *Conn) sendAckNak(t FrameType, ack uint8) {
+	if t == FrameNak {
+		c.st.naks.Add(1)
+	} else {
+		c.st.acks.Add(1)
+	}
+	f := Frame{Type: t, AckNum: ack}
+	c.debugFrame("tx", f)
+	c.enqueue(f.Append(nil))
+}

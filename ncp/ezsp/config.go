@@ -1,0 +1,145 @@
+package ezsp
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/otabridge/otabridge/zcl"
+)
+
+// Config configures the EZSP driver (the `radio:` section of otabridge's configuration when `type: ezsp`).
+type Config struct {
+	// Port is the serial device, e.g. /dev/serial/by-id/usb-Nabu_Casa_SkyConnect_v1.0_…-if00-port0 or /dev/ttyUSB0.
+	Port string `yaml:"port"`
+	// Baud is the UART speed: 115200 (default; EmberZNet NCP images) or 460800.
+	Baud int `yaml:"baud"`
+	// FlowControl is "none" (default), "hardware" (RTS/CTS: SkyConnect/ZBT-1 NCP images) or "software"
+	// (XON/XOFF: Sonoff ZBDongle-E).
+	FlowControl string `yaml:"flow_control"`
+	// Network is the network to form when the stick has none; zero fields are chosen at random. After Start,
+	// Driver.Network returns the network in use, which the bridge saves.
+	Network NetworkSettings `yaml:"network"`
+}
+
+// Flow control settings.
+const (
+	FlowNone     = "none"
+	FlowHardware = "hardware"
+	FlowSoftware = "software"
+)
+
+// DefaultBaud is the UART speed of EmberZNet NCP images.
+const DefaultBaud = 115200
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Baud == 0 {
+		c.Baud = DefaultBaud
+	}
+	switch strings.ToLower(c.FlowControl) {
+	case "", FlowNone:
+		c.FlowControl = FlowNone
+	case FlowHardware, "rtscts", "rts/cts":
+		c.FlowControl = FlowHardware
+	case FlowSoftware, "xonxoff", "xon/xoff":
+		c.FlowControl = FlowSoftware
+	default:
+		return c, fmt.Errorf("radio flow_control %q: want none, hardware or software", c.FlowControl)
+	}
+	if c.Network.Channel != 0 && (c.Network.Channel < 11 || c.Network.Channel > 26) {
+		return c, fmt.Errorf("radio network channel %d: want 11-26 (or 0 for a random one)", c.Network.Channel)
+	}
+	if c.Network.PANID >= 0xFFFF {
+		return c, fmt.Errorf("radio network pan_id 0x%04x: 0xFFFF is reserved", c.Network.PANID)
+	}
+	return c, nil
+}
+
+// NetworkSettings are the parameters of the Zigbee network the coordinator runs. In the configuration, zero
+// values mean "choose at random when forming"; Driver.Network reports what was chosen (or, after resuming a
+// stored network, what the stick reports; the key is then only known if it was configured).
+type NetworkSettings struct {
+	Channel       uint8      `yaml:"channel" json:"channel"`
+	PANID         uint16     `yaml:"pan_id" json:"pan_id"`
+	ExtendedPANID zcl.IEEE   `yaml:"extended_pan_id" json:"extended_pan_id"`
+	NetworkKey    NetworkKey `yaml:"network_key" json:"network_key"`
+}
+
+// NetworkKey is a 128-bit network key; in YAML and JSON it is 32 hex digits (spaces and colons allowed).
+type NetworkKey [16]byte
+
+// IsZero reports whether the key is unset.
+func (k NetworkKey) IsZero() bool { return k == NetworkKey{} }
+
+// String returns the key as 32 hex digits.
+func (k NetworkKey) String() string { return hex.EncodeToString(k[:]) }
+
+// MarshalText returns the hex form.
+func (k NetworkKey) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText reads 32 hex digits.
+func (k *NetworkKey) UnmarshalText(b []byte) error {
+	s := strings.NewReplacer(" ", "", ":", "", "0x", "").Replace(strings.TrimSpace(string(b)))
+	if s == "" {
+		*k = NetworkKey{}
+		return nil
+	}
+	v, err := hex.DecodeString(s)
+	if err != nil || len(v) != 16 {
+		return fmt.Errorf("network key %q: want 32 hex digits", string(b))
+	}
+	copy(k[:], v)
+	return nil
+}
+
+// Timeouts are the driver's waits. Zero fields take the defaults (DefaultTimeouts); tests shorten them.
+type Timeouts struct {
+	Reset            time.Duration // how long to wait for RSTACK after RST (5 s)
+	Command          time.Duration // how long to wait for a command's answer (5 s)
+	NetworkUp        time.Duration // how long to wait for stackStatus NETWORK_UP after networkInit/formNetwork (15 s)
+	Send             time.Duration // how long Send waits for messageSentHandler (30 s: sleepy end devices)
+	NetworkDownGrace time.Duration // after NETWORK_DOWN, how long to wait for NETWORK_UP before a full re-init (5 s)
+	ReconnectMin     time.Duration // first back-off after the port vanished (0.5 s)
+	ReconnectMax     time.Duration // longest back-off (30 s)
+	AckInit          time.Duration // ASH T_RX_ACK initial value (1.6 s)
+	AckMin, AckMax   time.Duration // ASH T_RX_ACK bounds (0.4 s, 3.2 s)
+}
+
+// DefaultTimeouts are the production waits.
+var DefaultTimeouts = Timeouts{
+	Reset: 5 * time.Second, Command: 5 * time.Second, NetworkUp: 15 * time.Second, Send: 30 * time.Second,
+	NetworkDownGrace: 5 * time.Second, ReconnectMin: 500 * time.Millisecond, ReconnectMax: 30 * time.Second,
+}
+
+func (t Timeouts) withDefaults() Timeouts {
+	d := DefaultTimeouts
+	pick := func(v *time.Duration, def time.Duration) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	pick(&t.Reset, d.Reset)
+	pick(&t.Command, d.Command)
+	pick(&t.NetworkUp, d.NetworkUp)
+	pick(&t.Send, d.Send)
+	pick(&t.NetworkDownGrace, d.NetworkDownGrace)
+	pick(&t.ReconnectMin, d.ReconnectMin)
+	pick(&t.ReconnectMax, d.ReconnectMax)
+	return t
+}
+
+// Opener opens the byte stream to the stick. The default opens cfg.Port with go.bug.st/serial.
+type Opener func(ctx context.Context) (io.ReadWriteCloser, error)
+
+// Option changes how a Driver is built.
+type Option func(*Driver)
+
+// WithOpener replaces the serial port with another byte stream (an in-memory pipe to a fake stick in tests).
+// The driver calls it again to reconnect after the stream failed.
+func WithOpener(open Opener) Option { return func(d *Driver) { d.open = open } }
+
+// WithTimeouts replaces the default waits.
+func WithTimeouts(t Timeouts) Option { return func(d *Driver) { d.to = t.withDefaults() } }

@@ -1,0 +1,779 @@
+package ezsp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/otabridge/otabridge/ncp"
+	"github.com/otabridge/otabridge/ncp/ezsp/ash"
+	"github.com/otabridge/otabridge/zcl"
+	"github.com/rs/zerolog"
+)
+
+// MaxAPSPayloadCap is the largest APS payload the driver ever reports: EmberZNet's unfragmented limit for a
+// NWK-secured unicast without APS encryption and without a source route (82 bytes; herdsman's
+// MAXIMUM_APS_PAYLOAD_LENGTH). The driver reports min(maximumPayloadLength from the stick, this cap).
+// otabridge never sets APS encryption on OTA traffic; with it, the APS auxiliary header and MIC would cost
+// another 9 bytes, and each source-route relay 2 bytes.
+const MaxAPSPayloadCap = 82
+
+// Errors of the driver.
+var (
+	ErrUnsupportedStick = errors.New("unsupported stick")
+	ErrNotReady         = errors.New("radio not ready")
+)
+
+// Driver is the EZSP coordinator driver: an ncp.Radio over a serial port (or any byte stream, WithOpener).
+//
+// Goroutines: per connection, the ASH link's reader and writer and a watcher of the port; for the driver's
+// life (Start to Close), one callback goroutine (stick callbacks in order), one event pump (to Events) and one
+// supervisor (resets, network down/up, reconnects). Close stops all of them.
+type Driver struct {
+	cfg    Config
+	cfgErr error
+	log    zerolog.Logger
+	open   Opener
+	to     Timeouts
+
+	events    chan ncp.Event
+	evq       *queue[ncp.Event]
+	callbacks *queue[callbackItem]
+	trouble   chan trouble
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	startMu sync.Mutex // serialises Start and Close
+
+	mu           sync.Mutex
+	loops        bool // callback loop and pump running
+	started      bool
+	closed       bool
+	sess         *session
+	ready        bool
+	notReady     string
+	epoch        uint64
+	initializing bool
+	netUp        bool
+	netChanged   chan struct{}
+	info         ncp.NetworkInfo
+	network      NetworkSettings
+	maxPayload   int
+	pending      map[uint16]chan sendResult
+	nextTag      uint16
+	eui          map[uint16]zcl.IEEE
+	nextSender   zcl.IEEE // v13: incomingSenderEui64Handler announces the next message's sender
+	zdoSeq       uint8
+}
+
+type sendResult struct {
+	m   MessageSent
+	err error
+}
+
+type troubleKind uint8
+
+const (
+	troubleReset troubleKind = iota + 1
+	troublePortLost
+	troubleNetworkDown
+)
+
+type trouble struct {
+	kind  troubleKind
+	s     *session
+	epoch uint64
+	err   error
+}
+
+// New makes a driver; nothing is opened until Start. Close must be called, also after a failed Start.
+func New(cfg Config, log zerolog.Logger, opts ...Option) *Driver {
+	cfg, err := cfg.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &Driver{
+		cfg:        cfg,
+		cfgErr:     err,
+		log:        log.With().Str("radio", "ezsp").Str("port", cfg.Port).Logger(),
+		to:         DefaultTimeouts,
+		events:     make(chan ncp.Event),
+		evq:        newQueue[ncp.Event](),
+		callbacks:  newQueue[callbackItem](),
+		trouble:    make(chan trouble, 16),
+		ctx:        ctx,
+		cancel:     cancel,
+		netChanged: make(chan struct{}),
+		maxPayload: MaxAPSPayloadCap,
+		pending:    make(map[uint16]chan sendResult),
+		eui:        make(map[uint16]zcl.IEEE),
+		notReady:   "not started",
+	}
+	d.open = func(context.Context) (io.ReadWriteCloser, error) { return openSerial(d.cfg) }
+	for _, o := range opts {
+		o(d)
+	}
+	return d
+}
+
+var _ ncp.Radio = (*Driver)(nil)
+
+// Events returns the event stream; it is closed by Close.
+func (d *Driver) Events() <-chan ncp.Event { return d.events }
+
+// MaxAPSPayload returns the largest unfragmented APS payload (see MaxAPSPayloadCap).
+func (d *Driver) MaxAPSPayload() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.maxPayload
+}
+
+// Network returns the network in use after Start: the one formed (with the chosen channel, PAN ids and key)
+// or the one resumed. The bridge saves it in its data directory and passes it back in Config.Network.
+func (d *Driver) Network() NetworkSettings {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.network
+}
+
+// Info returns the NetworkInfo of the last successful initialisation.
+func (d *Driver) Info() ncp.NetworkInfo {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.info
+}
+
+// Start opens the port, resets the stick, negotiates the EZSP version, configures the stack, resumes the
+// stored network or forms one, and registers endpoint 1. Each failure names its step.
+func (d *Driver) Start(ctx context.Context) (ncp.NetworkInfo, error) {
+	if d.cfgErr != nil {
+		return ncp.NetworkInfo{}, d.cfgErr
+	}
+	d.startMu.Lock()
+	defer d.startMu.Unlock()
+	d.mu.Lock()
+	switch {
+	case d.closed:
+		d.mu.Unlock()
+		return ncp.NetworkInfo{}, ncp.ErrClosed
+	case d.started:
+		info := d.info
+		d.mu.Unlock()
+		return info, errors.New("ezsp: already started")
+	}
+	if !d.loops {
+		d.loops = true
+		d.wg.Add(2)
+		go d.callbackLoop()
+		go d.pumpEvents()
+	}
+	d.mu.Unlock()
+
+	// Stop the connection attempt when either ctx or Close says so.
+	cctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		select {
+		case <-d.ctx.Done():
+			stop()
+		case <-cctx.Done():
+		}
+	}()
+	if err := d.connect(cctx); err != nil {
+		return ncp.NetworkInfo{}, err
+	}
+	d.mu.Lock()
+	d.started = true
+	info := d.info
+	d.mu.Unlock()
+	d.wg.Add(1)
+	go d.supervise()
+	return info, nil
+}
+
+// Close stops the driver, fails the sends in flight, closes the port and then the Events channel.
+func (d *Driver) Close() error {
+	d.cancel()
+	d.startMu.Lock()
+	defer d.startMu.Unlock()
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	s := d.sess
+	d.sess = nil
+	d.ready = false
+	d.mu.Unlock()
+	if s != nil {
+		s.close()
+	}
+	d.failPending(ncp.ErrClosed)
+	d.wg.Wait()
+	close(d.events)
+	return nil
+}
+
+// connect opens the port and initialises a new session on it.
+func (d *Driver) connect(ctx context.Context) error {
+	port, err := d.open(ctx)
+	if err != nil {
+		return err
+	}
+	s := d.newSession(port)
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		s.close()
+		return ncp.ErrClosed
+	}
+	d.sess = s
+	d.mu.Unlock()
+	if err := d.initialize(ctx, s); err != nil {
+		d.mu.Lock()
+		if d.sess == s {
+			d.sess = nil
+		}
+		d.mu.Unlock()
+		s.close()
+		return err
+	}
+	d.wg.Add(1)
+	go d.watchPort(s)
+	return nil
+}
+
+func (d *Driver) watchPort(s *session) {
+	defer d.wg.Done()
+	select {
+	case <-s.conn.Done():
+		if err := s.conn.Err(); err != nil && !errors.Is(err, ash.ErrClosed) {
+			d.raise(s, troublePortLost, err)
+		}
+	case <-d.ctx.Done():
+	}
+}
+
+// raise reports trouble to the supervisor; it never blocks (a full queue already has trouble waiting).
+func (d *Driver) raise(s *session, k troubleKind, err error) {
+	d.mu.Lock()
+	t := trouble{kind: k, s: s, epoch: d.epoch, err: err}
+	d.mu.Unlock()
+	select {
+	case d.trouble <- t:
+	default:
+	}
+}
+
+func (d *Driver) setNotReady(reason string) {
+	d.mu.Lock()
+	d.ready = false
+	d.notReady = reason
+	d.mu.Unlock()
+}
+
+// supervise handles resets, network loss and port loss, one at a time, until Close.
+func (d *Driver) supervise() {
+	defer d.wg.Done()
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case t := <-d.trouble:
+			d.mu.Lock()
+			stale := t.s != d.sess || t.epoch != d.epoch
+			d.mu.Unlock()
+			if stale {
+				continue
+			}
+			switch t.kind {
+			case troublePortLost:
+				d.reconnect(t.s, t.err)
+			case troubleReset:
+				d.reinit(t.s, t.err.Error())
+			case troubleNetworkDown:
+				d.networkDown(t.s)
+			}
+		}
+	}
+}
+
+// reinit brings the stick back after it reset (or failed) under a live port.
+func (d *Driver) reinit(s *session, reason string) {
+	d.setNotReady("stick reset: " + reason)
+	d.failPending(fmt.Errorf("%w: the stick reset (%s)", ErrNotReady, reason))
+	d.log.Warn().Str("reason", reason).Msg("stick reset: re-initialising")
+	backoff := d.to.ReconnectMin
+	for attempt := 1; attempt <= 3; attempt++ {
+		err := d.initialize(d.ctx, s)
+		if err == nil {
+			d.emit(ncp.Event{Kind: ncp.EventRadioReset, Reason: reason})
+			return
+		}
+		if d.ctx.Err() != nil {
+			return
+		}
+		if s.conn.Err() != nil {
+			d.reconnect(s, s.conn.Err())
+			return
+		}
+		d.log.Warn().Err(err).Int("attempt", attempt).Msg("re-initialising the stick failed")
+		if !d.sleep(backoff) {
+			return
+		}
+		backoff = min(2*backoff, d.to.ReconnectMax)
+	}
+	d.reconnect(s, fmt.Errorf("the stick did not come back after a reset (%s)", reason))
+}
+
+// networkDown waits a little for the stack to bring the network back by itself, else re-initialises.
+func (d *Driver) networkDown(s *session) {
+	d.setNotReady("network down")
+	d.failPending(fmt.Errorf("%w: the network went down", ErrNotReady))
+	d.log.Warn().Msg("stack status: network down")
+	deadline := time.NewTimer(d.to.NetworkDownGrace)
+	defer deadline.Stop()
+	for {
+		d.mu.Lock()
+		up, ch := d.netUp, d.netChanged
+		d.mu.Unlock()
+		if up {
+			d.mu.Lock()
+			d.ready = true
+			d.epoch++
+			d.mu.Unlock()
+			d.log.Info().Msg("stack status: network up again")
+			d.emit(ncp.Event{Kind: ncp.EventRadioReset, Reason: "network went down and came back up"})
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			d.reinit(s, fmt.Sprintf("network down for %v", d.to.NetworkDownGrace))
+			return
+		case <-d.ctx.Done():
+			return
+		}
+	}
+}
+
+// reconnect replaces a dead port: EventDisconnected, then open + initialise with back-off until it works
+// (EventReconnected) or Close.
+func (d *Driver) reconnect(s *session, reason error) {
+	d.setNotReady("disconnected")
+	d.mu.Lock()
+	if d.sess == s {
+		d.sess = nil
+	}
+	d.mu.Unlock()
+	s.close()
+	d.failPending(fmt.Errorf("%w: the port vanished: %v", ErrNotReady, reason))
+	d.log.Error().Err(reason).Msg("lost the stick; reconnecting")
+	d.emit(ncp.Event{Kind: ncp.EventDisconnected, Reason: reason.Error()})
+	backoff := d.to.ReconnectMin
+	for attempt := 1; ; attempt++ {
+		if !d.sleep(backoff) {
+			return
+		}
+		err := d.connect(d.ctx)
+		if err == nil {
+			d.log.Info().Int("attempt", attempt).Msg("reconnected to the stick")
+			d.emit(ncp.Event{Kind: ncp.EventReconnected, Reason: fmt.Sprintf("after %d attempts", attempt)})
+			return
+		}
+		if d.ctx.Err() != nil {
+			return
+		}
+		d.log.Warn().Err(err).Int("attempt", attempt).Dur("next", min(2*backoff, d.to.ReconnectMax)).Msg("reconnect failed")
+		backoff = min(2*backoff, d.to.ReconnectMax)
+	}
+}
+
+func (d *Driver) sleep(dur time.Duration) bool {
+	t := time.NewTimer(dur)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-d.ctx.Done():
+		return false
+	}
+}
+
+// readySession returns the session when sends are allowed.
+func (d *Driver) readySession() (*session, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case d.closed:
+		return nil, ncp.ErrClosed
+	case !d.started && d.sess == nil:
+		return nil, ncp.ErrNotStarted
+	case !d.ready || d.sess == nil:
+		return nil, fmt.Errorf("%w: %s", ErrNotReady, d.notReady)
+	}
+	return d.sess, nil
+}
+
+// emit queues an event for Events; it never blocks.
+func (d *Driver) emit(ev ncp.Event) {
+	d.log.Debug().Stringer("event", ev.Kind).Uint16("short", ev.Short).Stringer("ieee", ev.IEEE).Str("reason", ev.Reason).Msg("event")
+	d.evq.push(ev)
+}
+
+func (d *Driver) pumpEvents() {
+	defer d.wg.Done()
+	for {
+		ev, ok := d.evq.pop(d.ctx.Done())
+		if !ok {
+			return
+		}
+		select {
+		case d.events <- ev:
+		case <-d.ctx.Done():
+			return
+		}
+	}
+}
+
+func (d *Driver) failPending(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for tag, ch := range d.pending {
+		select {
+		case ch <- sendResult{err: err}:
+		default:
+		}
+		delete(d.pending, tag)
+	}
+}
+
+// allocTag reserves a message tag (u8 up to v13, u16 from v14) and its result channel; d.mu held.
+func (d *Driver) allocTag(v Version) (uint16, chan sendResult) {
+	limit := uint32(0xFF)
+	if v.Wide() {
+		limit = 0xFFFF
+	}
+	for {
+		d.nextTag++
+		if uint32(d.nextTag) > limit || d.nextTag == 0 {
+			d.nextTag = 1
+		}
+		if _, busy := d.pending[d.nextTag]; !busy {
+			ch := make(chan sendResult, 1)
+			d.pending[d.nextTag] = ch
+			return d.nextTag, ch
+		}
+	}
+}
+
+// Send transmits one APS frame and waits for the stick's messageSentHandler: for an APS-acked unicast that
+// is the APS ack (or its failure), otherwise the MAC-level send.
+func (d *Driver) Send(ctx context.Context, f ncp.Frame) error {
+	s, err := d.readySession()
+	if err != nil {
+		return err
+	}
+	v := s.ver()
+	if len(f.Payload) > MaxDataLenForSend {
+		return fmt.Errorf("send to 0x%04x: payload of %d bytes exceeds what one EZSP frame carries (%d)", f.DstShort, len(f.Payload), MaxDataLenForSend)
+	}
+	d.mu.Lock()
+	tag, ch := d.allocTag(v)
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		delete(d.pending, tag)
+		d.mu.Unlock()
+	}()
+	aps := ApsFrame{ProfileID: f.ProfileID, ClusterID: f.ClusterID, SrcEndpoint: f.SrcEndpoint, DstEndpoint: f.DstEndpoint}
+	var id uint16
+	var params []byte
+	if f.IsBroadcast() {
+		id = IDSendBroadcast
+		params = SendBroadcast{Alias: 0xFFFF, Dest: f.DstShort, Aps: aps, Radius: f.Radius, Tag: tag, Message: f.Payload}.Append(nil, v)
+	} else {
+		id = IDSendUnicast
+		aps.Options = APSOptionEnableRouteDiscovery | APSOptionEnableAddressDiscover
+		if f.APSAck {
+			aps.Options |= APSOptionRetry
+		}
+		params = SendUnicast{Type: OutgoingDirect, Dest: f.DstShort, Aps: aps, Tag: tag, Message: f.Payload}.Append(nil, v)
+	}
+	rf, err := s.command(ctx, id, params)
+	if err != nil {
+		return fmt.Errorf("send to 0x%04x: %w", f.DstShort, err)
+	}
+	r, err := DecodeSendResponse(rf.Params, v)
+	if err != nil {
+		return fmt.Errorf("send to 0x%04x: %w", f.DstShort, err)
+	}
+	if !r.Status.OK() {
+		return &ncp.SendError{DstShort: f.DstShort, Status: fmt.Sprintf("%s refused: %s", FrameName(id), r.Status)}
+	}
+	t := time.NewTimer(d.to.Send)
+	defer t.Stop()
+	select {
+	case res := <-ch:
+		if res.err != nil {
+			return fmt.Errorf("send to 0x%04x: %w", f.DstShort, res.err)
+		}
+		if !res.m.Status.OK() {
+			what := res.m.Status.String()
+			if f.APSAck && !f.IsBroadcast() {
+				what += " (no APS ack)"
+			}
+			d.log.Debug().Uint16("short", f.DstShort).Uint16("cluster", f.ClusterID).Str("status", what).Msg("send failed")
+			return &ncp.SendError{DstShort: f.DstShort, Status: what}
+		}
+		return nil
+	case <-t.C:
+		return &ncp.SendError{DstShort: f.DstShort, Status: fmt.Sprintf("no messageSentHandler within %v", d.to.Send)}
+	case <-ctx.Done():
+		return fmt.Errorf("send to 0x%04x: %w", f.DstShort, ctx.Err())
+	case <-d.ctx.Done():
+		return ncp.ErrClosed
+	}
+}
+
+// MaxDataLenForSend is the largest payload one sendUnicast frame can carry over ASH (a DATA field is at most
+// 128 bytes; the v14 sendBroadcast header takes 27 of them).
+const MaxDataLenForSend = 100
+
+// PermitJoin opens (seconds > 0) or closes (0) the network for joining: the trust-center policy, the well-known
+// link key as transient key (v13+), permitJoining on the coordinator, and a broadcast ZDO
+// Mgmt_Permit_Joining_req so that routers open too (EZSP has no network-wide permit command).
+func (d *Driver) PermitJoin(ctx context.Context, seconds uint8) error {
+	s, err := d.readySession()
+	if err != nil {
+		return err
+	}
+	decision := DecisionAllowUnsecuredRejoins
+	if seconds > 0 {
+		if _, err := s.statusCommand(ctx, IDImportTransientKey, ImportTransientKey{Key: WellKnownLinkKey}.Append(nil)); err != nil {
+			d.log.Warn().Err(err).Msg("importTransientKey failed; joining relies on the trust-center policy")
+		}
+		decision |= DecisionAllowJoins
+	}
+	if _, err := s.statusCommand(ctx, IDSetPolicy, Policy{ID: PolicyTrustCenter, Decision: decision}.Append(nil)); err != nil {
+		return fmt.Errorf("permit join: %w", err)
+	}
+	if _, err := s.statusCommand(ctx, IDPermitJoining, []byte{seconds}); err != nil {
+		return fmt.Errorf("permit join: %w", err)
+	}
+	d.mu.Lock()
+	d.zdoSeq++
+	seq := d.zdoSeq
+	d.mu.Unlock()
+	err = d.Send(ctx, ncp.Frame{DstShort: ncp.BroadcastRouters, ProfileID: 0x0000, ClusterID: zdoMgmtPermitJoinReq, Payload: []byte{seq, seconds, 1}})
+	if err != nil {
+		return fmt.Errorf("permit join: broadcast Mgmt_Permit_Joining_req: %w", err)
+	}
+	d.log.Info().Uint8("seconds", seconds).Msg("permit join")
+	return nil
+}
+
+// ZDO clusters.
+const (
+	zdoDeviceAnnce       uint16 = 0x0013
+	zdoMgmtPermitJoinReq uint16 = 0x0036
+)
+
+// LookupIEEE returns the IEEE address of a short address: from the cache of joins and announcements, else by
+// asking the stick (lookupEui64ByNodeId).
+func (d *Driver) LookupIEEE(ctx context.Context, short uint16) (zcl.IEEE, error) {
+	d.mu.Lock()
+	ieee, ok := d.eui[short]
+	d.mu.Unlock()
+	if ok {
+		return ieee, nil
+	}
+	s, err := d.readySession()
+	if err != nil {
+		return 0, err
+	}
+	f, err := s.command(ctx, IDLookupEUI64ByNodeID, le16(nil, short))
+	if err != nil {
+		return 0, err
+	}
+	r, err := DecodeLookupEUI64Response(f.Params, s.ver())
+	if err != nil {
+		return 0, err
+	}
+	if !r.Status.OK() {
+		return 0, fmt.Errorf("lookup IEEE of 0x%04x: %s", short, r.Status)
+	}
+	d.learn(short, r.EUI64)
+	return r.EUI64, nil
+}
+
+func (d *Driver) learn(short uint16, ieee zcl.IEEE) {
+	if ieee == 0 {
+		return
+	}
+	d.mu.Lock()
+	d.eui[short] = ieee
+	d.mu.Unlock()
+}
+
+// callbackLoop handles the stick's callbacks in order.
+func (d *Driver) callbackLoop() {
+	defer d.wg.Done()
+	for {
+		it, ok := d.callbacks.pop(d.ctx.Done())
+		if !ok {
+			return
+		}
+		d.handleCallback(it)
+	}
+}
+
+func (d *Driver) handleCallback(it callbackItem) {
+	f, v := it.f, it.version
+	switch f.FrameID {
+	case IDStackStatusHandler:
+		st, err := DecodeStatus(f.Params, v, "stackStatusHandler")
+		if err != nil {
+			d.log.Warn().Err(err).Msg("bad callback")
+			return
+		}
+		d.onStackStatus(it.s, st)
+	case IDMessageSentHandler:
+		m, err := DecodeMessageSent(f.Params, v)
+		if err != nil {
+			d.log.Warn().Err(err).Msg("bad callback")
+			return
+		}
+		d.mu.Lock()
+		ch := d.pending[m.Tag]
+		d.mu.Unlock()
+		if ch == nil {
+			d.log.Debug().Uint16("tag", m.Tag).Msg("messageSentHandler for a send nobody waits for")
+			return
+		}
+		select {
+		case ch <- sendResult{m: m}:
+		default:
+		}
+	case IDIncomingMessageHandler:
+		m, err := DecodeIncomingMessage(f.Params, v)
+		if err != nil {
+			d.log.Warn().Err(err).Msg("bad callback")
+			return
+		}
+		d.onIncoming(it.s, m)
+	case IDIncomingSenderEUI64Handler:
+		eui, err := DecodeEUI64(f.Params, "incomingSenderEui64Handler")
+		if err == nil {
+			d.mu.Lock()
+			d.nextSender = eui
+			d.mu.Unlock()
+		}
+	case IDTrustCenterJoinHandler:
+		m, err := DecodeTrustCenterJoin(f.Params)
+		if err != nil {
+			d.log.Warn().Err(err).Msg("bad callback")
+			return
+		}
+		d.onTrustCenterJoin(m)
+	case IDChildJoinHandler:
+		m, err := DecodeChildJoin(f.Params)
+		if err == nil && m.Joining {
+			d.learn(m.ChildID, m.EUI64)
+		}
+	default:
+		d.log.Debug().Str("frame", FrameName(f.FrameID)).Hex("params", f.Params).Msg("callback ignored")
+	}
+}
+
+func (d *Driver) onStackStatus(s *session, st Status) {
+	d.mu.Lock()
+	current := s == d.sess
+	if current {
+		switch {
+		case st.Is(StatusNetworkUp):
+			d.netUp = true
+		case st.Is(StatusNetworkDown):
+			d.netUp = false
+		}
+		close(d.netChanged)
+		d.netChanged = make(chan struct{})
+	}
+	trouble := current && st.Is(StatusNetworkDown) && d.ready && !d.initializing
+	d.mu.Unlock()
+	d.log.Info().Str("status", st.String()).Msg("stack status")
+	if trouble {
+		d.raise(s, troubleNetworkDown, nil)
+	}
+}
+
+func (d *Driver) onTrustCenterJoin(m TrustCenterJoin) {
+	switch {
+	case m.Status == DeviceLeft:
+		d.mu.Lock()
+		delete(d.eui, m.NodeID)
+		d.mu.Unlock()
+		d.log.Info().Stringer("ieee", m.EUI64).Uint16("short", m.NodeID).Msg("device left")
+		d.emit(ncp.Event{Kind: ncp.EventLeft, Short: m.NodeID, IEEE: m.EUI64})
+	case m.Decision == JoinDeny:
+		d.log.Info().Stringer("ieee", m.EUI64).Uint16("short", m.NodeID).Msg("join denied by the trust-center policy")
+	default:
+		d.learn(m.NodeID, m.EUI64)
+		d.log.Info().Stringer("ieee", m.EUI64).Uint16("short", m.NodeID).Uint16("parent", m.ParentID).Uint8("status", m.Status).Msg("device joined")
+		d.emit(ncp.Event{Kind: ncp.EventJoined, Short: m.NodeID, IEEE: m.EUI64})
+	}
+}
+
+func (d *Driver) onIncoming(s *session, m IncomingMessage) {
+	if m.Type == IncomingBroadcastLoopback || m.Type == IncomingMulticastLoopback {
+		return
+	}
+	ieee := m.SenderEUI64
+	d.mu.Lock()
+	if ieee == 0 && d.nextSender != 0 {
+		ieee = d.nextSender
+	}
+	d.nextSender = 0
+	if ieee == 0 {
+		ieee = d.eui[m.Sender]
+	}
+	d.mu.Unlock()
+	if m.Aps.ProfileID == 0 && m.Aps.ClusterID == zdoDeviceAnnce && len(m.Message) >= 12 {
+		short := binary.LittleEndian.Uint16(m.Message[1:3])
+		annIEEE := zcl.IEEE(binary.LittleEndian.Uint64(m.Message[3:11]))
+		d.learn(short, annIEEE)
+		d.log.Info().Stringer("ieee", annIEEE).Uint16("short", short).Uint8("capabilities", m.Message[11]).Msg("device announce")
+		d.emit(ncp.Event{Kind: ncp.EventAnnounced, Short: short, IEEE: annIEEE, Capabilities: m.Message[11]})
+		return
+	}
+	if ieee == 0 {
+		ctx, cancel := context.WithTimeout(d.ctx, time.Second)
+		if got, err := d.LookupIEEE(ctx, m.Sender); err == nil {
+			ieee = got
+		}
+		cancel()
+	} else {
+		d.learn(m.Sender, ieee)
+	}
+	if e := d.log.Debug(); e.Enabled() {
+		e.Stringer("ieee", ieee).Uint16("short", m.Sender).Uint16("cluster", m.Aps.ClusterID).Uint8("lqi", m.LQI).Int8("rssi", m.RSSI).Hex("payload", m.Message).Msg("frame in")
+	}
+	d.emit(ncp.Event{Kind: ncp.EventFrame, Short: m.Sender, IEEE: ieee, Frame: ncp.Incoming{
+		SrcShort: m.Sender, SrcIEEE: ieee, SrcEndpoint: m.Aps.SrcEndpoint, DstEndpoint: m.Aps.DstEndpoint,
+		ClusterID: m.Aps.ClusterID, ProfileID: m.Aps.ProfileID,
+		Broadcast: m.Type == IncomingBroadcast || m.Type == IncomingMulticast,
+		LQI:       m.LQI, RSSI: m.RSSI, Payload: m.Message,
+	}})
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
+}

@@ -1,0 +1,474 @@
+package fakestick
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"sync"
+
+	"github.com/otabridge/otabridge/ncp"
+	"github.com/otabridge/otabridge/ncp/ezsp"
+	"github.com/otabridge/otabridge/ncp/ezsp/ash"
+	"github.com/otabridge/otabridge/zcl"
+)
+
+// session is the stick's state for one port: the ASH link and the EZSP state the NCP loses on reset.
+type session struct {
+	st   *Stick
+	conn *ash.Conn
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	cmds     chan []byte
+	tx       chan outFrame
+	dropped  chan struct{}
+	dropOnce sync.Once
+
+	mu        sync.Mutex
+	epoch     uint64 // bumped by every reset: frames of an older epoch are not sent
+	version   ezsp.Version
+	up        bool
+	lastSeq   uint8
+	config    map[uint8]uint16
+	policies  map[uint8]uint8
+	endpoints map[uint8]ezsp.AddEndpoint
+	inFlight  int
+}
+
+type outFrame struct {
+	epoch uint64
+	b     []byte
+}
+
+func (s *Stick) newSession(port io.ReadWriteCloser) *session {
+	ctx, cancel := context.WithCancel(context.Background())
+	ss := &session{st: s, ctx: ctx, cancel: cancel, cmds: make(chan []byte, 64), tx: make(chan outFrame, 1024), dropped: make(chan struct{})}
+	ss.clearLocked()
+	ss.conn = ash.NewConn(port, ash.Config{
+		Role:     ash.RoleNCP,
+		OnData:   ss.onData,
+		OnReset:  func() { ss.reset(ash.ResetSoftware, false) },
+		Baud:     s.cfg.Baud,
+		TxFilter: s.txFilter,
+		Log:      s.log,
+	})
+	return ss
+}
+
+func (ss *session) clearLocked() {
+	ss.epoch++
+	ss.version = 0
+	ss.up = false
+	ss.config = make(map[uint8]uint16)
+	ss.policies = make(map[uint8]uint8)
+	ss.endpoints = make(map[uint8]ezsp.AddEndpoint)
+}
+
+// reset forgets the EZSP state; announce: the stick reset on its own and says so with RSTACK.
+func (ss *session) reset(code uint8, announce bool) {
+	ss.mu.Lock()
+	ss.clearLocked()
+	ss.mu.Unlock()
+	ss.st.mu.Lock()
+	ss.st.resets++
+	ss.st.mu.Unlock()
+	if announce {
+		ss.st.log.Info().Str("code", ash.ResetCodeName(code)).Msg("fault: stick reset")
+		ss.conn.AnnounceReset(code)
+	}
+}
+
+func (ss *session) ver() ezsp.Version {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.version
+}
+
+func (ss *session) isUp() bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.up && ss.version != 0
+}
+
+func (ss *session) onData(b []byte) {
+	select {
+	case ss.cmds <- b:
+	case <-ss.ctx.Done():
+	}
+}
+
+// senderLoop sends the stick's frames in order, one ASH DATA frame at a time.
+func (ss *session) senderLoop() {
+	defer ss.wg.Done()
+	for {
+		select {
+		case <-ss.ctx.Done():
+			return
+		case f := <-ss.tx:
+			ss.mu.Lock()
+			stale := f.epoch != ss.epoch
+			ss.mu.Unlock()
+			if stale {
+				continue
+			}
+			if err := ss.conn.Send(ss.ctx, f.b); err != nil && ss.ctx.Err() == nil {
+				ss.st.log.Debug().Err(err).Msg("frame to the host not delivered")
+			}
+		}
+	}
+}
+
+func (ss *session) queue(b []byte) {
+	ss.mu.Lock()
+	e := ss.epoch
+	ss.mu.Unlock()
+	select {
+	case ss.tx <- outFrame{epoch: e, b: b}:
+	case <-ss.ctx.Done():
+	}
+}
+
+func (ss *session) respond(req ezsp.Frame, params []byte) {
+	ss.queue(ezsp.Frame{Seq: req.Seq, Control: ezsp.FCResponse, FrameID: req.FrameID, Legacy: req.Legacy, Params: params}.Append(nil))
+}
+
+func (ss *session) callback(id uint16, params []byte) {
+	ss.mu.Lock()
+	seq := ss.lastSeq
+	ss.mu.Unlock()
+	ss.queue(ezsp.Frame{Seq: seq, Control: ezsp.FCResponse | ezsp.FCAsyncCallback, FrameID: id, Params: params}.Append(nil))
+}
+
+func (ss *session) commandLoop() {
+	defer ss.wg.Done()
+	for {
+		select {
+		case <-ss.ctx.Done():
+			return
+		case b := <-ss.cmds:
+			ss.handle(b)
+		}
+	}
+}
+
+func (ss *session) handle(b []byte) {
+	st := ss.st
+	ours := st.cfg.ProtocolVersion
+	vr := ezsp.VersionResponse{ProtocolVersion: ours, StackType: 2, StackVersion: st.cfg.StackVersion}
+	if ezsp.IsLegacyVersionCommand(b) {
+		st.count("version")
+		req := ezsp.Frame{Seq: b[0], Legacy: true}
+		ss.mu.Lock()
+		ss.lastSeq = req.Seq
+		if b[3] == ours {
+			ss.version = ezsp.Version(ours)
+		}
+		ss.mu.Unlock()
+		ss.respond(req, vr.Append(nil))
+		return
+	}
+	f, err := ezsp.ParseFrame(b, false)
+	if err != nil {
+		st.log.Warn().Err(err).Hex("frame", b).Msg("undecodable EZSP frame from the host")
+		return
+	}
+	ss.mu.Lock()
+	ss.lastSeq = f.Seq
+	v := ss.version
+	ss.mu.Unlock()
+	if f.FrameID == ezsp.IDVersion {
+		st.count("version")
+		c, err := ezsp.DecodeVersionCommand(f.Params)
+		if err == nil && c.Desired == ours {
+			ss.mu.Lock()
+			ss.version = ezsp.Version(ours)
+			ss.mu.Unlock()
+		}
+		ss.respond(f, vr.Append(nil))
+		return
+	}
+	if v == 0 {
+		ss.invalid(f, ezsp.EzspErrorVersionNotSet)
+		return
+	}
+	name := ezsp.FrameName(f.FrameID)
+	cmd, err := ezsp.DecodeCommand(f.FrameID, f.Params, v)
+	if err != nil {
+		if _, known := knownCommands[f.FrameID]; known {
+			st.log.Warn().Err(err).Str("frame", name).Msg("bad parameters from the host")
+			ss.invalid(f, ezsp.EzspErrorInvalidValue)
+		} else {
+			st.mu.Lock()
+			st.unknown++
+			st.mu.Unlock()
+			st.log.Info().Str("frame", name).Msg("unknown frame id: answering invalidCommand")
+			ss.invalid(f, ezsp.EzspErrorInvalidFrameID)
+		}
+		return
+	}
+	st.count(name)
+	ok := v.StatusOf(ezsp.StatusOK)
+	status := func(k ezsp.StatusKind) { ss.respond(f, ezsp.AppendStatusParams(nil, v, v.StatusOf(k))) }
+	switch c := cmd.(type) {
+	case ezsp.ConfigurationValue:
+		ss.mu.Lock()
+		up := ss.up
+		if !up {
+			ss.config[c.ID] = c.Value
+		}
+		ss.mu.Unlock()
+		if up {
+			status(ezsp.StatusInvalidCall)
+		} else {
+			status(ezsp.StatusOK)
+		}
+	case ezsp.Policy:
+		ss.mu.Lock()
+		ss.policies[c.ID] = c.Decision
+		ss.mu.Unlock()
+		status(ezsp.StatusOK)
+	case ezsp.ValueSetting:
+		status(ezsp.StatusOK)
+	case ezsp.AddEndpoint:
+		ss.mu.Lock()
+		_, dup := ss.endpoints[c.Endpoint]
+		if !dup {
+			ss.endpoints[c.Endpoint] = c
+		}
+		ss.mu.Unlock()
+		if dup {
+			status(ezsp.StatusInvalidCall)
+		} else {
+			status(ezsp.StatusOK)
+		}
+	case ezsp.InitialSecurityState:
+		status(ezsp.StatusOK)
+	case ezsp.NetworkParameters: // formNetwork
+		ss.mu.Lock()
+		up := ss.up
+		ss.mu.Unlock()
+		if up {
+			status(ezsp.StatusInvalidCall)
+			return
+		}
+		st.mu.Lock()
+		p := c
+		st.stored = &p
+		st.mu.Unlock()
+		status(ezsp.StatusOK)
+		ss.bringUp()
+	case ezsp.SetConcentrator:
+		status(ezsp.StatusOK)
+	case ezsp.ImportTransientKey:
+		ss.respond(f, ezsp.AppendStatusParams(nil, ezsp.WideVersion, ezsp.Status{Wide: true}))
+	case ezsp.SendUnicast:
+		ss.send(f, v, ncp.Frame{DstShort: c.Dest, DstEndpoint: c.Aps.DstEndpoint, SrcEndpoint: c.Aps.SrcEndpoint, ClusterID: c.Aps.ClusterID,
+			ProfileID: c.Aps.ProfileID, APSAck: c.Aps.Options&ezsp.APSOptionRetry != 0, Payload: c.Message}, c.Aps, c.Tag, ezsp.OutgoingDirect)
+	case ezsp.SendBroadcast:
+		ss.send(f, v, ncp.Frame{DstShort: c.Dest, DstEndpoint: c.Aps.DstEndpoint, SrcEndpoint: c.Aps.SrcEndpoint, ClusterID: c.Aps.ClusterID,
+			ProfileID: c.Aps.ProfileID, Radius: c.Radius, Payload: c.Message}, c.Aps, c.Tag, ezsp.OutgoingBroadcast)
+	case uint8:
+		switch f.FrameID {
+		case ezsp.IDPermitJoining:
+			if err := st.net.PermitJoin(ss.ctx, c); err != nil {
+				st.log.Warn().Err(err).Msg("network refused permit join")
+				status(ezsp.StatusFail)
+				return
+			}
+			status(ezsp.StatusOK)
+		case ezsp.IDGetConfigurationValue:
+			ss.mu.Lock()
+			val, have := ss.config[c]
+			ss.mu.Unlock()
+			r := ezsp.GetConfigurationValueResponse{Status: ok, Value: val}
+			if !have {
+				r.Status = v.StatusOf(ezsp.StatusInvalidParameter)
+			}
+			ss.respond(f, r.Append(nil, v))
+		case ezsp.IDGetValue:
+			if c == ezsp.ValueVersionInfo {
+				sv := st.cfg.StackVersion
+				val := []byte{0x00, 0x01, byte(sv >> 12), byte(sv >> 8 & 0xF), byte(sv >> 4 & 0xF), byte(sv & 0xF), 0xAA}
+				ss.respond(f, ezsp.GetValueResponse{Status: ok, Value: val}.Append(nil, v))
+				return
+			}
+			ss.respond(f, ezsp.GetValueResponse{Status: v.StatusOf(ezsp.StatusInvalidParameter), Value: []byte{}}.Append(nil, v))
+		case ezsp.IDSetSourceRouteDiscoveryMode:
+			ss.respond(f, binary.LittleEndian.AppendUint32(nil, 0))
+		}
+	case uint16:
+		switch f.FrameID {
+		case ezsp.IDNetworkInit:
+			st.mu.Lock()
+			stored := st.stored != nil
+			st.mu.Unlock()
+			ss.mu.Lock()
+			up := ss.up
+			ss.mu.Unlock()
+			switch {
+			case up:
+				status(ezsp.StatusInvalidCall)
+			case !stored:
+				status(ezsp.StatusNotJoined)
+			default:
+				status(ezsp.StatusOK)
+				ss.bringUp()
+			}
+		case ezsp.IDLookupEUI64ByNodeID:
+			st.mu.Lock()
+			ieee, have := st.eui[c]
+			st.mu.Unlock()
+			r := ezsp.LookupEUI64Response{Status: ok, EUI64: ieee}
+			if !have {
+				r.Status = v.StatusOf(ezsp.StatusFail)
+			}
+			ss.respond(f, r.Append(nil, v))
+		}
+	case struct{}:
+		switch f.FrameID {
+		case ezsp.IDNop:
+			ss.respond(f, nil)
+		case ezsp.IDNetworkState:
+			state := ezsp.NetworkStateNoNetwork
+			if ss.isUp() {
+				state = ezsp.NetworkStateJoined
+			}
+			ss.respond(f, []byte{state})
+		case ezsp.IDGetEUI64:
+			ss.respond(f, le64(st.eui64()))
+		case ezsp.IDGetNodeID:
+			ss.respond(f, []byte{0, 0})
+		case ezsp.IDGetNetworkParameters:
+			p := st.Stored()
+			r := ezsp.GetNetworkParametersResponse{Status: ok, NodeType: ezsp.NodeTypeCoordinator}
+			if p == nil || !ss.isUp() {
+				r.Status = v.StatusOf(ezsp.StatusNotJoined)
+			} else {
+				r.Parameters = *p
+			}
+			ss.respond(f, r.Append(nil, v))
+		case ezsp.IDMaximumPayloadLength:
+			n := st.net.MaxAPSPayload()
+			if n <= 0 || n > 255 {
+				n = 82
+			}
+			ss.respond(f, []byte{uint8(n)})
+		case ezsp.IDLeaveNetwork:
+			st.mu.Lock()
+			st.stored = nil
+			st.mu.Unlock()
+			ss.mu.Lock()
+			ss.up = false
+			ss.mu.Unlock()
+			status(ezsp.StatusOK)
+			ss.callback(ezsp.IDStackStatusHandler, ezsp.AppendStatusParams(nil, v, v.StatusOf(ezsp.StatusNetworkDown)))
+		}
+	default:
+		st.log.Warn().Str("frame", name).Msg("decoded command without a handler")
+		ss.invalid(f, ezsp.EzspErrorInvalidFrameID)
+	}
+}
+
+var knownCommands = map[uint16]struct{}{}
+
+func init() {
+	for _, id := range []uint16{ezsp.IDAddEndpoint, ezsp.IDSetConfigurationValue, ezsp.IDGetConfigurationValue, ezsp.IDGetValue,
+		ezsp.IDPermitJoining, ezsp.IDSetSourceRouteDiscoveryMode, ezsp.IDSetPolicy, ezsp.IDSetValue, ezsp.IDNetworkInit,
+		ezsp.IDLookupEUI64ByNodeID, ezsp.IDFormNetwork, ezsp.IDSetInitialSecurityState, ezsp.IDSetConcentrator,
+		ezsp.IDImportTransientKey, ezsp.IDSendUnicast, ezsp.IDSendBroadcast} {
+		knownCommands[id] = struct{}{}
+	}
+}
+
+// invalid answers a frame the stick refuses with invalidCommand and an EzspStatus byte (in every version,
+// as herdsman reads it).
+func (ss *session) invalid(f ezsp.Frame, status uint8) {
+	ss.queue(ezsp.Frame{Seq: f.Seq, Control: ezsp.FCResponse, FrameID: ezsp.IDInvalidCommand, Params: []byte{status}}.Append(nil))
+}
+
+func (s *Stick) eui64() zcl.IEEE {
+	if s.cfg.EUI64 != 0 {
+		return s.cfg.EUI64
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.netInfo.IEEE != 0 {
+		return s.netInfo.IEEE
+	}
+	return 0x00124B00FA4E0001
+}
+
+// bringUp starts the network behind the stick (once per stick) and reports NETWORK_UP.
+func (ss *session) bringUp() {
+	st := ss.st
+	st.mu.Lock()
+	started := st.netStarted
+	st.mu.Unlock()
+	v := ss.ver()
+	if !started {
+		info, err := st.net.Start(ss.ctx)
+		if err != nil {
+			st.log.Error().Err(err).Msg("network behind the stick failed to start")
+			ss.callback(ezsp.IDStackStatusHandler, ezsp.AppendStatusParams(nil, v, v.StatusOf(ezsp.StatusNetworkDown)))
+			return
+		}
+		st.mu.Lock()
+		st.netStarted = true
+		st.netInfo = info
+		st.mu.Unlock()
+	}
+	ss.mu.Lock()
+	ss.up = true
+	ss.mu.Unlock()
+	ss.callback(ezsp.IDStackStatusHandler, ezsp.AppendStatusParams(nil, v, v.StatusOf(ezsp.StatusNetworkUp)))
+}
+
+// send answers sendUnicast/sendBroadcast at once and reports the network's verdict in messageSentHandler.
+func (ss *session) send(req ezsp.Frame, v ezsp.Version, fr ncp.Frame, aps ezsp.ApsFrame, tag uint16, typ uint8) {
+	st := ss.st
+	if !ss.isUp() {
+		ss.respond(req, ezsp.SendResponse{Status: v.StatusOf(ezsp.StatusNetworkDown)}.Append(nil, v))
+		return
+	}
+	ss.mu.Lock()
+	if ss.inFlight >= st.cfg.MaxInFlight {
+		ss.mu.Unlock()
+		ss.respond(req, ezsp.SendResponse{Status: v.StatusOf(ezsp.StatusMaxMessageLimit)}.Append(nil, v))
+		return
+	}
+	ss.inFlight++
+	epoch := ss.epoch
+	ss.mu.Unlock()
+	aps.Sequence = uint8(st.apsSeq.Add(1))
+	ss.respond(req, ezsp.SendResponse{Status: v.StatusOf(ezsp.StatusOK), Sequence: aps.Sequence}.Append(nil, v))
+	sent := ezsp.MessageSent{Type: typ, Dest: fr.DstShort, Aps: aps, Tag: tag, Message: []byte{}}
+	// The ZDO permit-join broadcast only opens routers; the network behind the stick opened already.
+	if fr.ProfileID == 0 && fr.ClusterID == 0x0036 {
+		ss.finishSend(epoch, sent, v, nil)
+		return
+	}
+	ss.wg.Add(1)
+	go func() {
+		defer ss.wg.Done()
+		err := st.net.Send(ss.ctx, fr)
+		ss.finishSend(epoch, sent, v, err)
+	}()
+}
+
+func (ss *session) finishSend(epoch uint64, m ezsp.MessageSent, v ezsp.Version, err error) {
+	ss.mu.Lock()
+	ss.inFlight--
+	stale := epoch != ss.epoch
+	ss.mu.Unlock()
+	if stale || ss.ctx.Err() != nil {
+		return
+	}
+	m.Status = v.StatusOf(ezsp.StatusOK)
+	if err != nil {
+		m.Status = v.StatusOf(ezsp.StatusDeliveryFailed)
+		ss.st.log.Debug().Err(err).Uint16("dest", m.Dest).Msg("send failed in the network")
+	}
+	ss.callback(ezsp.IDMessageSentHandler, m.Append(nil, v))
+}

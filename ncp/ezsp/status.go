@@ -1,0 +1,126 @@
+package ezsp
+
+import "fmt"
+
+// Status is a status as the stick sent it: an EmberStatus or EzspStatus byte up to v13, a 32-bit sl_Status
+// from v14 on. Compare with Is, not with numbers: the same condition has different codes in the two worlds.
+type Status struct {
+	Value uint32
+	Wide  bool // an sl_Status
+}
+
+// StatusKind is a condition otabridge cares about, independent of the version's numbering.
+type StatusKind uint8
+
+// Status kinds.
+const (
+	StatusOK StatusKind = iota
+	StatusFail
+	StatusInvalidParameter
+	StatusInvalidCall
+	StatusNetworkUp
+	StatusNetworkDown
+	StatusNotJoined
+	StatusNetworkOpened
+	StatusNetworkClosed
+	StatusDeliveryFailed
+	StatusMaxMessageLimit
+	StatusNoBuffers
+	StatusNetworkBusy
+	numStatusKinds
+)
+
+// statusTable: EmberStatus (v13) and sl_Status (v14+) codes and names, from bellows types/named.py
+// (EmberStatus, sl_Status) and UG100.
+var statusTable = [numStatusKinds]struct {
+	ember     uint8
+	sl        uint32
+	emberName string
+	slName    string
+}{
+	StatusOK:               {0x00, 0x0000, "SUCCESS", "SL_STATUS_OK"},
+	StatusFail:             {0x01, 0x0001, "ERR_FATAL", "SL_STATUS_FAIL"},
+	StatusInvalidParameter: {0x02, 0x0021, "BAD_ARGUMENT", "SL_STATUS_INVALID_PARAMETER"},
+	StatusInvalidCall:      {0x70, 0x0002, "INVALID_CALL", "SL_STATUS_INVALID_STATE"},
+	StatusNetworkUp:        {0x90, 0x0015, "NETWORK_UP", "SL_STATUS_NETWORK_UP"},
+	StatusNetworkDown:      {0x91, 0x0016, "NETWORK_DOWN", "SL_STATUS_NETWORK_DOWN"},
+	StatusNotJoined:        {0x93, 0x0017, "NOT_JOINED", "SL_STATUS_NOT_JOINED"},
+	StatusNetworkOpened:    {0x9C, 0x0C18, "NETWORK_OPENED", "SL_STATUS_ZIGBEE_NETWORK_OPENED"},
+	StatusNetworkClosed:    {0x9D, 0x0C19, "NETWORK_CLOSED", "SL_STATUS_ZIGBEE_NETWORK_CLOSED"},
+	StatusDeliveryFailed:   {0x66, 0x0C02, "DELIVERY_FAILED", "SL_STATUS_ZIGBEE_DELIVERY_FAILED"},
+	StatusMaxMessageLimit:  {0x72, 0x0C03, "MAX_MESSAGE_LIMIT_REACHED", "SL_STATUS_ZIGBEE_MAX_MESSAGE_LIMIT_REACHED"},
+	StatusNoBuffers:        {0x18, 0x0019, "NO_BUFFERS", "SL_STATUS_ALLOCATION_FAILED"},
+	StatusNetworkBusy:      {0xA1, 0x0004, "NETWORK_BUSY", "SL_STATUS_BUSY"},
+}
+
+// StatusOf returns the code of a condition in this version's numbering.
+func (v Version) StatusOf(k StatusKind) Status {
+	if k >= numStatusKinds {
+		k = StatusFail
+	}
+	if v.Wide() {
+		return Status{Value: statusTable[k].sl, Wide: true}
+	}
+	return Status{Value: uint32(statusTable[k].ember)}
+}
+
+// OK reports success.
+func (s Status) OK() bool { return s.Value == 0 }
+
+// Is reports whether s is the condition k.
+func (s Status) Is(k StatusKind) bool {
+	if k >= numStatusKinds {
+		return false
+	}
+	if s.Wide {
+		return s.Value == statusTable[k].sl
+	}
+	return s.Value == uint32(statusTable[k].ember)
+}
+
+func (s Status) String() string {
+	for _, e := range statusTable {
+		if s.Wide && s.Value == e.sl {
+			return fmt.Sprintf("%s (0x%04x)", e.slName, s.Value)
+		}
+		if !s.Wide && s.Value == uint32(e.ember) {
+			return fmt.Sprintf("EMBER_%s (0x%02x)", e.emberName, s.Value)
+		}
+	}
+	if s.Wide {
+		return fmt.Sprintf("sl_Status 0x%04x", s.Value)
+	}
+	return fmt.Sprintf("EmberStatus 0x%02x", s.Value)
+}
+
+// EzspStatus values (the byte invalidCommand carries in every version).
+const (
+	EzspSuccess             uint8 = 0x00
+	EzspErrorVersionNotSet  uint8 = 0x30
+	EzspErrorInvalidFrameID uint8 = 0x31
+	EzspErrorWrongDirection uint8 = 0x32
+	EzspErrorTruncated      uint8 = 0x33
+	EzspErrorInvalidValue   uint8 = 0x35 // EZSP_ERROR_INVALID_VALUE
+	EzspErrorInvalidID      uint8 = 0x36 // EZSP_ERROR_INVALID_ID
+)
+
+// EzspStatusName names an EzspStatus byte.
+func EzspStatusName(s uint8) string {
+	switch s {
+	case EzspSuccess:
+		return "EZSP_SUCCESS"
+	case EzspErrorVersionNotSet:
+		return "EZSP_ERROR_VERSION_NOT_SET"
+	case EzspErrorInvalidFrameID:
+		return "EZSP_ERROR_INVALID_FRAME_ID"
+	case EzspErrorWrongDirection:
+		return "EZSP_ERROR_WRONG_DIRECTION"
+	case EzspErrorTruncated:
+		return "EZSP_ERROR_TRUNCATED"
+	case EzspErrorInvalidValue:
+		return "EZSP_ERROR_INVALID_VALUE"
+	case EzspErrorInvalidID:
+		return "EZSP_ERROR_INVALID_ID"
+	}
+	return fmt.Sprintf("EzspStatus 0x%02x", s)
+}

@@ -1,0 +1,247 @@
+package sim
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/otabridge/otabridge/ncp"
+	"github.com/otabridge/otabridge/zcl"
+)
+
+// ZDO clusters (profile 0, endpoint 0) the simulation speaks.
+const (
+	zdoNWKAddrReq     uint16 = 0x0000
+	zdoIEEEAddrReq    uint16 = 0x0001
+	zdoNodeDescReq    uint16 = 0x0002
+	zdoSimpleDescReq  uint16 = 0x0004
+	zdoActiveEPReq    uint16 = 0x0005
+	zdoMatchDescReq   uint16 = 0x0006
+	zdoDeviceAnnce    uint16 = 0x0013
+	zdoNWKAddrRsp     uint16 = 0x8000
+	zdoIEEEAddrRsp    uint16 = 0x8001
+	zdoNodeDescRsp    uint16 = 0x8002
+	zdoSimpleDescRsp  uint16 = 0x8004
+	zdoActiveEPRsp    uint16 = 0x8005
+	zdoMatchDescRsp   uint16 = 0x8006
+	zdoStatusSuccess  uint8  = 0x00
+	zdoStatusNotFound uint8  = 0x81 // DEVICE_NOT_FOUND
+	zdoStatusInvalid  uint8  = 0x80 // INV_REQUESTTYPE
+	zdoStatusNoDesc   uint8  = 0x89 // NO_DESCRIPTOR
+	zdoStatusInvalidE uint8  = 0x82 // INVALID_EP
+)
+
+// MAC capability flags of a Device_annce.
+const (
+	CapabilityFFD          uint8 = 0x02
+	CapabilityMainsPowered uint8 = 0x04
+	CapabilityRxOnWhenIdle uint8 = 0x08
+	CapabilityAllocateAddr uint8 = 0x80
+)
+
+var zdoNames = map[uint16]string{
+	zdoNWKAddrReq: "zdo.nwk_addr_req", zdoIEEEAddrReq: "zdo.ieee_addr_req", zdoNodeDescReq: "zdo.node_desc_req",
+	zdoSimpleDescReq: "zdo.simple_desc_req", zdoActiveEPReq: "zdo.active_ep_req", zdoMatchDescReq: "zdo.match_desc_req",
+	zdoDeviceAnnce: "zdo.device_annce", zdoNWKAddrRsp: "zdo.nwk_addr_rsp", zdoIEEEAddrRsp: "zdo.ieee_addr_rsp",
+	zdoNodeDescRsp: "zdo.node_desc_rsp", zdoSimpleDescRsp: "zdo.simple_desc_rsp", zdoActiveEPRsp: "zdo.active_ep_rsp",
+	zdoMatchDescRsp: "zdo.match_desc_rsp",
+}
+
+var otaNames = [...]string{
+	"ota.image_notify", "ota.query_next_image_request", "ota.query_next_image_response", "ota.image_block_request",
+	"ota.image_page_request", "ota.image_block_response", "ota.upgrade_end_request", "ota.upgrade_end_response",
+	"ota.query_device_specific_file_request", "ota.query_device_specific_file_response",
+}
+
+// kindOf names a message for the statistics without allocating for the common kinds.
+func kindOf(profile, cluster uint16, payload []byte) string {
+	if profile == 0 {
+		if s, ok := zdoNames[cluster]; ok {
+			return s
+		}
+		return fmt.Sprintf("zdo.0x%04x", cluster)
+	}
+	h, _, err := zcl.DecodeHeader(payload)
+	if err != nil {
+		return "zcl.undecodable"
+	}
+	if h.FrameType == zcl.FrameTypeGlobal {
+		switch h.CommandID {
+		case zcl.CmdReadAttributes:
+			return "zcl.read_attributes"
+		case zcl.CmdReadAttributesResponse:
+			return "zcl.read_attributes_response"
+		case zcl.CmdDefaultResponse:
+			return "zcl.default_response"
+		}
+		return fmt.Sprintf("zcl.global_0x%02x", h.CommandID)
+	}
+	if cluster == zcl.ClusterOTA && !h.ManufacturerSpecific && int(h.CommandID) < len(otaNames) {
+		return otaNames[h.CommandID]
+	}
+	return fmt.Sprintf("zcl.cluster_0x%04x_cmd_0x%02x", cluster, h.CommandID)
+}
+
+// coordZDO answers the ZDO requests a coordinator's stack answers itself and turns Device_annce into an
+// event. It reports whether it consumed the frame (else it goes to the bridge as EventFrame).
+func (n *Network) coordZDO(m *message) bool {
+	d := m.dev
+	p := m.payload
+	if len(p) < 1 {
+		return true // nothing a stack could answer; dropped
+	}
+	seq := p[0]
+	switch m.cluster {
+	case zdoDeviceAnnce:
+		if len(p) < 12 {
+			return true
+		}
+		short := binary.LittleEndian.Uint16(p[1:])
+		ieee := zcl.IEEE(binary.LittleEndian.Uint64(p[3:]))
+		n.log.Info().Str("ieee", ieee.String()).Str("nwk", fmt.Sprintf("0x%04X", short)).Uint8("capabilities", p[11]).Msg("device announce")
+		n.emit(eventAnnounced(short, ieee, p[11]))
+		return true
+	case zdoMatchDescReq:
+		// seq, nwkAddrOfInterest(2), profile(2), numIn(1), in clusters, numOut(1), out clusters
+		if len(p) < 6 {
+			return true
+		}
+		addr := binary.LittleEndian.Uint16(p[1:])
+		profile := binary.LittleEndian.Uint16(p[3:])
+		in, rest, ok := readClusterList(p[5:])
+		if !ok {
+			return true
+		}
+		out, _, ok := readClusterList(rest)
+		if !ok {
+			return true
+		}
+		match := false
+		if profile == zcl.ProfileHomeAutomation || profile == 0xFFFF {
+			for _, c := range in {
+				if c == zcl.ClusterOTA || c == zcl.ClusterBasic {
+					match = true
+				}
+			}
+		}
+		_ = out // the coordinator endpoint has no output clusters
+		if m.broadcast && !match {
+			return true // broadcasts are answered only on a match
+		}
+		if addr != 0x0000 && addr < 0xFFF8 {
+			n.coordSend(d, 0, zdoMatchDescRsp, 0, 0, []byte{seq, zdoStatusNotFound, byte(addr), byte(addr >> 8), 0})
+			return true
+		}
+		rsp := []byte{seq, zdoStatusSuccess, 0x00, 0x00}
+		if match {
+			rsp = append(rsp, 1, 1) // one endpoint: 1
+		} else {
+			rsp = append(rsp, 0)
+		}
+		n.coordSend(d, 0, zdoMatchDescRsp, 0, 0, rsp)
+		return true
+	case zdoIEEEAddrReq:
+		if len(p) < 3 {
+			return true
+		}
+		addr := binary.LittleEndian.Uint16(p[1:])
+		if addr != 0x0000 {
+			n.coordSend(d, 0, zdoIEEEAddrRsp, 0, 0, []byte{seq, zdoStatusNotFound})
+			return true
+		}
+		n.coordSend(d, 0, zdoIEEEAddrRsp, 0, 0, addrRsp(seq, n.cfg.CoordinatorIEEE, 0x0000))
+		return true
+	case zdoNWKAddrReq:
+		if len(p) < 9 {
+			return true
+		}
+		ieee := zcl.IEEE(binary.LittleEndian.Uint64(p[1:]))
+		if ieee != n.cfg.CoordinatorIEEE {
+			if !m.broadcast {
+				n.coordSend(d, 0, zdoNWKAddrRsp, 0, 0, []byte{seq, zdoStatusNotFound})
+			}
+			return true
+		}
+		n.coordSend(d, 0, zdoNWKAddrRsp, 0, 0, addrRsp(seq, n.cfg.CoordinatorIEEE, 0x0000))
+		return true
+	case zdoActiveEPReq:
+		n.coordSend(d, 0, zdoActiveEPRsp, 0, 0, []byte{seq, zdoStatusSuccess, 0, 0, 1, 1})
+		return true
+	case zdoSimpleDescReq:
+		if len(p) < 4 {
+			return true
+		}
+		if p[3] != 1 {
+			n.coordSend(d, 0, zdoSimpleDescRsp, 0, 0, []byte{seq, zdoStatusInvalidE, 0, 0, 0})
+			return true
+		}
+		desc := simpleDescriptor(1, zcl.ProfileHomeAutomation, 0x0005, []uint16{zcl.ClusterBasic, zcl.ClusterOTA}, nil)
+		rsp := append([]byte{seq, zdoStatusSuccess, 0, 0, byte(len(desc))}, desc...)
+		n.coordSend(d, 0, zdoSimpleDescRsp, 0, 0, rsp)
+		return true
+	case zdoNodeDescReq:
+		rsp := append([]byte{seq, zdoStatusSuccess, 0, 0}, nodeDescriptor(0, 0x8F, 0x0000)...)
+		n.coordSend(d, 0, zdoNodeDescRsp, 0, 0, rsp)
+		return true
+	}
+	return false
+}
+
+func eventAnnounced(short uint16, ieee zcl.IEEE, caps uint8) ncp.Event {
+	return ncp.Event{Kind: ncp.EventAnnounced, Short: short, IEEE: ieee, Capabilities: caps}
+}
+
+// readClusterList reads count(1) + count × uint16.
+func readClusterList(b []byte) ([]uint16, []byte, bool) {
+	if len(b) < 1 {
+		return nil, nil, false
+	}
+	n := int(b[0])
+	b = b[1:]
+	if len(b) < 2*n {
+		return nil, nil, false
+	}
+	out := make([]uint16, n)
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint16(b[2*i:])
+	}
+	return out, b[2*n:], true
+}
+
+// addrRsp is an IEEE_addr_rsp / NWK_addr_rsp body (single device form).
+func addrRsp(seq uint8, ieee zcl.IEEE, short uint16) []byte {
+	b := []byte{seq, zdoStatusSuccess}
+	b = binary.LittleEndian.AppendUint64(b, uint64(ieee))
+	return binary.LittleEndian.AppendUint16(b, short)
+}
+
+// simpleDescriptor encodes a simple descriptor: endpoint, profile, device id, version, clusters.
+func simpleDescriptor(ep uint8, profile, deviceID uint16, in, out []uint16) []byte {
+	b := []byte{ep}
+	b = binary.LittleEndian.AppendUint16(b, profile)
+	b = binary.LittleEndian.AppendUint16(b, deviceID)
+	b = append(b, 1, byte(len(in)))
+	for _, c := range in {
+		b = binary.LittleEndian.AppendUint16(b, c)
+	}
+	b = append(b, byte(len(out)))
+	for _, c := range out {
+		b = binary.LittleEndian.AppendUint16(b, c)
+	}
+	return b
+}
+
+// nodeDescriptor encodes a 13-byte node descriptor: logical type (0 coordinator, 1 router, 2 end device),
+// 2.4 GHz band, MAC capabilities, manufacturer code, buffer sizes, server mask, descriptor capabilities.
+func nodeDescriptor(logicalType, caps uint8, mfr uint16) []byte {
+	b := []byte{logicalType, 0x40, caps}
+	b = binary.LittleEndian.AppendUint16(b, mfr)
+	b = append(b, MaxAPSPayload)
+	b = binary.LittleEndian.AppendUint16(b, 0x00FF) // max incoming transfer size
+	serverMask := uint16(0x2C00)                    // stack compliance revision 22
+	if logicalType == 0 {
+		serverMask |= 0x0041 // primary trust center, network manager
+	}
+	b = binary.LittleEndian.AppendUint16(b, serverMask)
+	b = binary.LittleEndian.AppendUint16(b, 0x00FF) // max outgoing transfer size
+	return append(b, 0x00)
+}
