@@ -93,6 +93,7 @@ type Bridge struct {
 
 // New validates cfg and prepares a bridge; nothing runs until Run.
 func New(cfg Config, opts Options) (*Bridge, error) {
+	cfg.FillDerived()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -362,7 +363,9 @@ func (b *Bridge) handleEvent(ev ncp.Event) {
 		b.radioState = state
 		b.mu.Unlock()
 		b.log.Warn().Str("event", ev.Kind.String()).Str("reason", ev.Reason).Msg("radio")
-		b.pub.event(b.topic("bridge/event"), mustJSON(map[string]any{"type": "radio_" + ev.Kind.String(),
+		typ := map[ncp.EventKind]string{ncp.EventRadioReset: "radio_reset", ncp.EventDisconnected: "radio_disconnected",
+			ncp.EventReconnected: "radio_reconnected"}[ev.Kind]
+		b.pub.event(b.topic("bridge/event"), mustJSON(map[string]any{"type": typ,
 			"data": map[string]any{"reason": ev.Reason}}))
 		b.markInfoDirty()
 	}

@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"bytes"
 	"context"
 	"crypto/subtle"
 	"crypto/tls"
@@ -139,7 +138,7 @@ func (h *brokerAuth) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) 
 	}
 	userOK := subtle.ConstantTimeCompare(cl.Properties.Username, []byte(h.username)) == 1
 	passOK := subtle.ConstantTimeCompare(pk.Connect.Password, []byte(h.password)) == 1
-	return userOK && passOK && !bytes.Equal(pk.Connect.Password, nil)
+	return userOK && passOK
 }
 
 func (h *brokerAuth) OnACLCheck(*mochi.Client, string, bool) bool { return true }

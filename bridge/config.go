@@ -183,16 +183,22 @@ func parseConfig(data []byte, env []string) (Config, error) {
 	if err := applyEnv(&cfg, env); err != nil {
 		return Config{}, err
 	}
-	if cfg.MQTT.ClientID == "" {
-		cfg.MQTT.ClientID = "otabridge-" + cfg.MQTT.BaseTopic
-	}
-	if cfg.Images.CacheDir == "" && cfg.DataDir != "" {
-		cfg.Images.CacheDir = filepath.Join(cfg.DataDir, "ota-cache")
-	}
+	cfg.FillDerived()
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// FillDerived fills the defaults that derive from other keys: mqtt.client_id "otabridge-<base_topic>" and
+// images.cache_dir "<data_dir>/ota-cache".
+func (c *Config) FillDerived() {
+	if c.MQTT.ClientID == "" {
+		c.MQTT.ClientID = "otabridge-" + c.MQTT.BaseTopic
+	}
+	if c.Images.CacheDir == "" && c.DataDir != "" {
+		c.Images.CacheDir = filepath.Join(c.DataDir, "ota-cache")
+	}
 }
 
 // finish does what needs the file system: reading mqtt.password_file and checking that the TLS files exist.

@@ -180,19 +180,23 @@ func (s *Saver) fire() {
 		s.mu.Unlock()
 		return
 	}
+	s.beginSaveLocked()
 	s.mu.Unlock()
-	_ = s.save()
+	_ = s.write()
 }
 
-// save takes a snapshot and writes it. Errors are logged and returned; the state stays dirty so the next
-// Trigger or Close retries.
-func (s *Saver) save() error {
-	s.saveMu.Lock()
-	defer s.saveMu.Unlock()
-	s.mu.Lock()
+// beginSaveLocked marks the state clean and the save started, under s.mu, so that a Trigger that comes
+// while the file is written schedules the next save Interval later instead of at once.
+func (s *Saver) beginSaveLocked() {
 	s.dirty = false
 	s.lastSave = s.cfg.Clock.Now()
-	s.mu.Unlock()
+}
+
+// write takes a snapshot and writes it (serialised by saveMu, so a later write has a later snapshot).
+// Errors are logged and returned; the state is marked dirty again so the next Trigger or Close retries.
+func (s *Saver) write() error {
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
 	v := s.cfg.Snapshot()
 	if err := SaveJSON(s.cfg.Path, v); err != nil {
 		s.mu.Lock()
@@ -209,16 +213,19 @@ func (s *Saver) save() error {
 // Flush writes the state now if it changed since the last save.
 func (s *Saver) Flush() error {
 	s.mu.Lock()
-	dirty := s.dirty
 	if s.timer != nil {
 		s.timer.Stop()
 		s.timer = nil
+	}
+	dirty := s.dirty
+	if dirty {
+		s.beginSaveLocked()
 	}
 	s.mu.Unlock()
 	if !dirty {
 		return nil
 	}
-	return s.save()
+	return s.write()
 }
 
 // Saves returns how many times the file has been written.
@@ -242,6 +249,9 @@ func (s *Saver) Close() error {
 		s.timer = nil
 	}
 	dirty := s.dirty
+	if dirty {
+		s.beginSaveLocked()
+	}
 	s.mu.Unlock()
 	if !dirty {
 		// A save started by the timer may still be running: wait for it.
@@ -249,5 +259,5 @@ func (s *Saver) Close() error {
 		s.saveMu.Unlock() //nolint:staticcheck // an empty critical section waits for a running save
 		return nil
 	}
-	return s.save()
+	return s.write()
 }

@@ -245,6 +245,18 @@ func (e *Engine) handleBlockRequestLocked(src zcl.IEEE, tsn uint8, req *zcl.Imag
 		e.progressLocked(d, s, req.FileOffset+uint32(n), n, now)
 	}
 	e.scratch = zcl.AppendImageBlockResponseFrame(e.scratch[:0], tsn, &resp)
+	if e.cfg.BlockResponseDelay > 0 && resp.Status == zcl.StatusSuccess {
+		// zigbee2mqtt's image_block_response_delay: hold every block response back (its default is 250 ms).
+		frame := append([]byte(nil), e.scratch...)
+		e.clk.AfterFunc(e.cfg.BlockResponseDelay, func() {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			if !e.closed {
+				e.sendLocked(src, frame, true)
+			}
+		})
+		return
+	}
 	e.sendLocked(src, e.scratch, true)
 }
 

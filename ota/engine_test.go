@@ -518,3 +518,20 @@ func (o *discardOutput) Event(Event)                           {}
 func (o *discardOutput) State(DeviceState)                     {}
 func (o *discardOutput) Interview(zcl.IEEE)                    {}
 func (o *discardOutput) DurableChanged()                       {}
+
+func TestBlockResponseDelayHoldsResponsesBack(t *testing.T) {
+	img := makeImage(t, 0x1234, 1, 2, 500)
+	r := newEngineRig(t, EngineConfig{BlockResponseDelay: 250 * time.Millisecond}, img)
+	startedTransfer(t, r, devA, img)
+	r.out.take()
+	r.send(devA, zcl.CmdImageBlockRequest, zcl.ImageBlockRequest{ManufacturerCode: 0x1234, ImageType: 1, FileVersion: 2, MaxDataSize: 64})
+	assert.Empty(t, r.out.take(), "nothing goes out at once")
+	start := r.clk.Now()
+	r.clk.RunFor(time.Second)
+	frames := r.out.take()
+	require.Len(t, frames, 1)
+	assert.Equal(t, 250*time.Millisecond, frames[0].at.Sub(start))
+	resp, err := zcl.DecodeImageBlockResponse(frames[0].payload)
+	require.NoError(t, err)
+	assert.Equal(t, servable(t, img)[:64], resp.Data)
+}

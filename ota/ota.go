@@ -84,6 +84,10 @@ type EngineConfig struct {
 	// MinimumBlockPeriod, when > 0, is imposed on clients that ask faster (ms between block requests), via
 	// WAIT_FOR_DATA carrying the period.
 	MinimumBlockPeriod time.Duration `yaml:"minimum_block_period" json:"minimum_block_period"`
+	// BlockResponseDelay holds every Image Block Response back this long (default 0). It exists to compare
+	// with zigbee2mqtt's image_block_response_delay (250 ms by default) and for networks that need OTA traffic
+	// thinned out; MinimumBlockPeriod is the better tool when clients honour it.
+	BlockResponseDelay time.Duration `yaml:"block_response_delay" json:"block_response_delay"`
 	// MinPageSpacing is the smallest gap between the blocks of an Image Page Request stream (default 20ms).
 	MinPageSpacing time.Duration `yaml:"min_page_spacing" json:"min_page_spacing"`
 	// UpgradeDelay is sent in the Upgrade End Response as the time until the device applies the image

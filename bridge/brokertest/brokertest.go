@@ -170,6 +170,7 @@ func (b *Broker) startMosquitto() error {
 		return err
 	}
 	cmd := exec.Command(MosquittoPath, "-c", conf)
+	cmd.SysProcAttr = childAttr()
 	stderr := &bytes.Buffer{}
 	cmd.Stdout = io.Discard
 	cmd.Stderr = &lockedWriter{w: stderr}

@@ -29,7 +29,7 @@ import (
 // when its jitter is 1..100, its manufacturer code (type ≥ 1) and image type (type ≥ 2) match or are
 // wildcards, its file version (type 3) is newer than the running one, and a draw of 1..100 is ≤ the jitter.
 // Every request has a timeout (request_timeout) and is resent up to `retries` times; then the exchange is
-// given up. WAIT_FOR_DATA makes the client wait requestTime − currentTime seconds (requestTime when
+// given up (a download with an Upgrade End Request ABORT). WAIT_FOR_DATA makes the client wait requestTime − currentTime seconds (requestTime when
 // currentTime is 0; at most an hour) and adopt the minimum block period it carries; block requests are spaced
 // by at least MinimumBlockPeriod milliseconds. ABORT, NO_IMAGE_AVAILABLE or any other error status in an Image
 // Block Response (or a Default Response with an error to a block request) ends the download without an
@@ -264,7 +264,9 @@ func (c *otaClient) timedOut() {
 	case phaseQuery:
 		c.fail("query next image got no answer")
 	case phaseDownload:
-		c.endDownload(zcl.StatusTimeout, "block request got no answer")
+		// The client gives the download up and tells the server so.
+		c.sendUpgradeEnd(zcl.StatusAbort)
+		c.endDownload(zcl.StatusAbort, "block request got no answer")
 	case phaseEnd:
 		c.endDownload(zcl.StatusTimeout, "upgrade end request got no answer")
 	default:
@@ -698,7 +700,8 @@ func (c *otaClient) pageIdle() {
 			c.arm()
 			return
 		}
-		c.endDownload(zcl.StatusTimeout, "page request got no answer")
+		c.sendUpgradeEnd(zcl.StatusAbort)
+		c.endDownload(zcl.StatusAbort, "page request got no answer")
 		return
 	}
 	c.sendGap()
@@ -796,6 +799,13 @@ func (c *otaClient) onDefaultResponse(dr zcl.DefaultResponse) {
 	}
 }
 
+// sendUpgradeEnd sends an Upgrade End Request for the current image.
+func (c *otaClient) sendUpgradeEnd(status zcl.Status) {
+	d := c.d
+	end := zcl.UpgradeEndRequest{Status: status, ManufacturerCode: c.img.ManufacturerCode, ImageType: c.img.ImageType, FileVersion: c.img.FileVersion}
+	d.sendZCL(zcl.ClusterOTA, 0, zcl.AppendFrame(nil, zcl.ClientToServerClusterHeader(d.nextTSN(), zcl.CmdUpgradeEndRequest), end))
+}
+
 // finish verifies the complete image and sends the Upgrade End Request.
 func (c *otaClient) finish() {
 	d := c.d
@@ -803,10 +813,7 @@ func (c *otaClient) finish() {
 	status, why := c.verify(sum)
 	c.upgradeStatus = upgradeDownloaded
 	d.counters.lastEnd = status
-	end := zcl.UpgradeEndRequest{Status: status, ManufacturerCode: c.img.ManufacturerCode, ImageType: c.img.ImageType, FileVersion: c.img.FileVersion}
-	send := func() {
-		d.sendZCL(zcl.ClusterOTA, 0, zcl.AppendFrame(nil, zcl.ClientToServerClusterHeader(d.nextTSN(), zcl.CmdUpgradeEndRequest), end))
-	}
+	send := func() { c.sendUpgradeEnd(status) }
 	if status != zcl.StatusSuccess {
 		d.log.Warn().Str("error", why).Msg("downloaded image is invalid")
 		send()
@@ -914,8 +921,7 @@ func (c *otaClient) askAgainLater() {
 		if c.phase != phaseWaitUpgrade {
 			return
 		}
-		end := zcl.UpgradeEndRequest{Status: zcl.StatusSuccess, ManufacturerCode: c.img.ManufacturerCode, ImageType: c.img.ImageType, FileVersion: c.img.FileVersion}
-		d.sendZCL(zcl.ClusterOTA, 0, zcl.AppendFrame(nil, zcl.ClientToServerClusterHeader(d.nextTSN(), zcl.CmdUpgradeEndRequest), end))
+		c.sendUpgradeEnd(zcl.StatusSuccess)
 		c.askAgainLater()
 	})
 }

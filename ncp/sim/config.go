@@ -61,21 +61,25 @@ type DeviceConfig struct {
 	Hops             int           `yaml:"hops"`
 	// Profile is the OTA client behaviour: esp-v2, periodic, page, silabs, restart-on-loss or manual.
 	Profile            string        `yaml:"profile"`
-	QueryInterval      time.Duration `yaml:"query_interval"`
-	MaxDataSize        uint8         `yaml:"max_data_size"`
-	PageSize           uint16        `yaml:"page_size"`
-	ResponseSpacingMS  uint16        `yaml:"response_spacing_ms"`
+	QueryInterval      time.Duration `yaml:"query_interval"`       // periodic, page and silabs profiles
+	MaxDataSize        uint8         `yaml:"max_data_size"`        // 0: the profile's default
+	PageSize           uint16        `yaml:"page_size"`            // page profile
+	ResponseSpacingMS  uint16        `yaml:"response_spacing_ms"`  // page profile
 	MinimumBlockPeriod uint16        `yaml:"minimum_block_period"` // milliseconds
 	// APSAck says whether the device asks for APS acknowledgements on its unicasts (default true).
-	APSAck          *bool         `yaml:"aps_ack"`
-	Loss            float64       `yaml:"loss"`
-	Duplicate       float64       `yaml:"duplicate"`
+	APSAck *bool `yaml:"aps_ack"`
+	// Loss and Duplicate add to the network-wide rates: p = 1 − (1 − link)(1 − device).
+	Loss      float64 `yaml:"loss"`
+	Duplicate float64 `yaml:"duplicate"`
+	// ProcessingDelay is added before the device handles each received frame (a slow device).
 	ProcessingDelay time.Duration `yaml:"processing_delay"`
+	// RebootAtPercent makes the device reboot once when a download passes that share (0: never).
 	RebootAtPercent float64       `yaml:"reboot_at_percent"`
 	RebootTime      time.Duration `yaml:"reboot_time"`
 	RequestTimeout  time.Duration `yaml:"request_timeout"`
-	Retries         int           `yaml:"retries"`
-	AnnounceOnStart *bool         `yaml:"announce_on_start"`
+	// Retries is how often a request is resent after a timeout before the exchange is given up (0: default 5).
+	Retries         int   `yaml:"retries"`
+	AnnounceOnStart *bool `yaml:"announce_on_start"`
 }
 
 // Client profiles.

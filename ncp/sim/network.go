@@ -60,6 +60,13 @@ type Network struct {
 
 var _ ncp.Radio = (*Network)(nil)
 
+// simTimeHook adds the virtual time since clock.Epoch to every log line of the simulation.
+type simTimeHook struct{ clk *clock.Virtual }
+
+func (h simTimeHook) Run(e *zerolog.Event, _ zerolog.Level, _ string) {
+	e.Str("sim_time", h.clk.Elapsed().String())
+}
+
 // LinkStats counts what went over the simulated air since New.
 type LinkStats struct {
 	Messages   int           // APS messages handed to the link (incl. APS acks, excl. MAC data requests)
@@ -99,7 +106,7 @@ func New(cfg Config, clk *clock.Virtual, log zerolog.Logger) (*Network, error) {
 	n := &Network{
 		cfg:        cfg,
 		clk:        clk,
-		log:        log.With().Str("radio", "sim").Logger(),
+		log:        log.With().Str("radio", "sim").Logger().Hook(simTimeHook{clk}),
 		link:       LinkModel{Fast: cfg.Link.Mode == ModeFast},
 		byIEEE:     make(map[zcl.IEEE]*Device, len(cfg.Devices)),
 		byShort:    make(map[uint16]*Device, len(cfg.Devices)),
@@ -434,8 +441,10 @@ func (n *Network) send(f ncp.Frame, done func(error)) {
 	n.inflight[m.id] = m
 	inner := m.done
 	m.done = func(err error) { delete(n.inflight, m.id); inner(err) }
-	n.log.Debug().Str("ieee", d.cfg.IEEE.String()).Str("kind", kind).Uint16("cluster", f.ClusterID).
-		Bool("aps_ack", f.APSAck).Hex("payload", f.Payload).Msg("tx frame")
+	if e := n.log.Debug(); e.Enabled() {
+		e.Str("ieee", d.cfg.IEEE.String()).Str("kind", kind).Uint16("cluster", f.ClusterID).
+			Bool("aps_ack", f.APSAck).Hex("payload", f.Payload).Msg("tx frame")
+	}
 	n.startMessage(m, f.APSAck)
 }
 
@@ -855,7 +864,9 @@ func (n *Network) coordReceive(m *message) {
 		}
 	}
 	lqi := uint8(max(255-30*(d.cfg.Hops-1), 60))
-	n.log.Debug().Str("ieee", d.cfg.IEEE.String()).Str("kind", m.kind).Uint16("cluster", m.cluster).Hex("payload", m.payload).Msg("rx frame")
+	if e := n.log.Debug(); e.Enabled() {
+		e.Str("ieee", d.cfg.IEEE.String()).Str("kind", m.kind).Uint16("cluster", m.cluster).Hex("payload", m.payload).Msg("rx frame")
+	}
 	n.emit(ncp.Event{
 		Kind: ncp.EventFrame, Short: d.cfg.NWK, IEEE: d.cfg.IEEE,
 		Frame: ncp.Incoming{

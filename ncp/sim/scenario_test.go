@@ -2,7 +2,11 @@ package sim_test
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -302,11 +306,14 @@ func TestSilabsDropsLargeBlocks(t *testing.T) {
 	srv.ForceData = 64
 	srv.Notify(dev1)
 	require.True(t, h.RunUntil(func() bool { return h.Device(dev1).Status().Failures == 1 }, time.Hour))
+	h.Run(5 * time.Second)
 	st := h.Device(dev1).Status()
 	assert.Equal(t, 3, st.DroppedBlocks, "first try + 2 retries, all dropped")
 	assert.Equal(t, 3, st.Timeouts)
-	assert.Equal(t, zcl.StatusTimeout, st.LastEndStatus)
+	assert.Equal(t, zcl.StatusAbort, st.LastEndStatus)
 	assert.Equal(t, []uint32{0, 0, 0}, srv.Offsets[dev1])
+	require.Len(t, srv.EndRequests[dev1], 1, "the client gave up with Upgrade End Request ABORT")
+	assert.Equal(t, zcl.StatusAbort, srv.EndRequests[dev1][0].Status)
 
 	// 63-byte blocks at a wrong offset are dropped as well; right ones are taken.
 	h2 := simtest.New(t, oneDevice("realistic", "    profile: silabs\n"))
@@ -617,4 +624,54 @@ func TestMultiHopIsSlower(t *testing.T) {
 	}
 	ratio := float64(took[3]) / float64(took[1])
 	assert.InDelta(t, 3.0, ratio, 0.3, "1 hop %s, 3 hops %s", took[1], took[3])
+}
+
+// TestRealVendorImages serves real OTA files (from the shared test data, magic at offset 0, no trailing
+// bytes) to devices with the matching manufacturer code and image type; the devices verify the real headers
+// and the oracle's SHA-256.
+func TestRealVendorImages(t *testing.T) {
+	dir := filepath.Join("..", "..", "..", "shared", "testdata", "ota")
+	for _, tc := range []struct {
+		file       string
+		mfr, typ   uint16
+		newVersion uint32
+	}{
+		{"128b-0102-030103-700_nodon_sin_4_2_20_fw_power_V030103.zigbee", 0x128B, 0x0102, 0x00030103},
+		{"10F2-7B2A-0000-0005-02010230-m7b-r0.ota.zigbee", 0x10F2, 0x7B2A, 0x02010230}, // header length 60, HW versions
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			img, err := os.ReadFile(filepath.Join(dir, tc.file))
+			if errors.Is(err, fs.ErrNotExist) {
+				t.Skipf("shared test data not present: %v", err)
+			}
+			require.NoError(t, err)
+			h := simtest.New(t, fmt.Sprintf(`
+link: {mode: realistic}
+devices:
+  - {ieee: 0x00124b0000000001, manufacturer_code: 0x%04X, image_type: 0x%04X, file_version: 1, hardware_version: 1, profile: periodic, max_data_size: 50}
+`, tc.mfr, tc.typ))
+			want := sha256.Sum256(img)
+			h.Net.SetImageOracle(func(zcl.ImageID) ([32]byte, bool) { return want, true })
+			srv := simtest.NewMinimalServer(h, img)
+			require.Equal(t, zcl.ImageID{ManufacturerCode: tc.mfr, ImageType: tc.typ, FileVersion: tc.newVersion}, srv.ID)
+			require.True(t, upgraded(h, dev1, 2*time.Hour), "%+v", h.Device(dev1).Status())
+			st := h.Device(dev1).Status()
+			assert.Equal(t, tc.newVersion, st.FileVersion)
+			assert.Equal(t, want, st.ReceivedSHA256)
+			assert.Equal(t, (len(img)+49)/50, srv.BlockRequests)
+			t.Logf("%d bytes in 50-byte blocks: %s of virtual time, %.0f B/s modelled goodput with APS acks", len(img), h.Now(), h.Net.Link().BlockGoodput(50, true, 1))
+		})
+	}
+}
+
+// TestAnnounceOnStartOff: a device configured not to announce stays quiet at start, but announces after a
+// reboot.
+func TestAnnounceOnStartOff(t *testing.T) {
+	h := simtest.New(t, oneDevice("fast", "    announce_on_start: false\n"))
+	assert.Empty(t, h.Events)
+	h.Device(dev1).Reboot()
+	h.Run(10 * time.Second)
+	require.Len(t, h.Events, 1)
+	assert.Equal(t, ncp.EventAnnounced, h.Events[0].Kind)
+	assert.Equal(t, h.Device(dev1).NWK(), h.Events[0].Short)
 }
