@@ -171,7 +171,7 @@ devices:
 
 	id := dev.String()
 	waitFor(t, "the device's interview", 30*time.Second, func() bool {
-		return w.json("otabridge/"+id+"/update")["latest_version"] == "0x01010000"
+		return w.json("otabridge/" + id + "/update")["latest_version"] == "0x01010000"
 	})
 	w.publish(t, "otabridge/bridge/request/device/ota_update/update", `{"id":"`+id+`","transaction":1}`)
 	waitFor(t, "the response", 10*time.Second, func() bool {
