@@ -55,8 +55,14 @@ func (o *engineOutput) State(st ota.DeviceState) {
 		return
 	}
 	b.publishStateOf(d, st)
-	b.markInfoDirty()
-	b.devicesChanged()
+	b.mu.Lock()
+	changed := b.otaStates[st.IEEE] != st.State
+	b.otaStates[st.IEEE] = st.State
+	b.mu.Unlock()
+	if changed { // progress alone changes neither bridge/devices nor bridge/info
+		b.markInfoDirty()
+		b.devicesChanged()
+	}
 }
 
 func (o *engineOutput) Interview(dst zcl.IEEE) { o.b.interviewAsync(dst) }

@@ -258,20 +258,29 @@ func (r *Registry) All() []Device {
 func (r *Registry) Seen(a zcl.IEEE, nwk uint16, lqi uint8) (d Device, created bool) {
 	r.mu.Lock()
 	dev, created := r.ensureLocked(a)
-	if nwk != 0xFFFF {
+	moved := false
+	if nwk != 0xFFFF && dev.NWK != nwk {
 		// A short address belongs to one device: a device that rejoined elsewhere gives it up.
 		r.releaseNWKLocked(a, nwk)
-		dev.NWK = nwk
+		dev.NWK, moved = nwk, true
 	}
 	if lqi != 0 {
 		dev.LQI = lqi
 	}
-	dev.LastSeen = r.clk.Now()
+	now := r.clk.Now()
+	// Every frame of a transfer passes here: last_seen alone is reported (and saved) at most once a minute.
+	stale := now.Sub(dev.LastSeen) >= seenResolution
+	dev.LastSeen = now
 	d = *dev
 	r.mu.Unlock()
-	r.changed()
+	if created || moved || stale {
+		r.changed()
+	}
 	return d, created
 }
+
+// seenResolution is how fresh last_seen is in the published device list and the state file.
+const seenResolution = time.Minute
 
 // Announced records a Device_annce: like Seen, plus sleepy from the capability flags (receiver on when
 // idle clear ⇒ sleepy).

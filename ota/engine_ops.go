@@ -96,12 +96,12 @@ func (e *Engine) offerLocked(d *device, img *Image) {
 		d.notifyTimer.Stop()
 		d.notifyTimer = nil
 	}
-	if d.session == nil || d.session.img != img {
-		if d.session != nil {
-			d.session.stopPage()
-		}
-		d.session = newSession(img, e.clk.Now())
+	// A successful Query Next Image Response starts a new download on the client: a new session (a client
+	// that resumes sends its own offset, and is served from there).
+	if d.session != nil {
+		d.session.stopPage()
 	}
+	d.session = newSession(img, e.clk.Now())
 	switch {
 	case d.slot:
 		e.setStateLocked(d, StateUpdating)
