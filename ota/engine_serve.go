@@ -190,26 +190,25 @@ func (e *Engine) sendLocked(dst zcl.IEEE, frame []byte, ack bool) {
 	e.out.SendZCL(dst, frame, SendOptions{APSAck: ack})
 }
 
-// handleBlockRequestLocked is the hot path: it must not allocate.
-func (e *Engine) handleBlockRequestLocked(src zcl.IEEE, tsn uint8, req *zcl.ImageBlockRequest) {
+// servingLocked decides whether a block or page request for image id can be served now. It returns the
+// device and its session, or (ok false) the status-only response to send instead: ABORT for an image that
+// was not offered to the device or whose transfer was aborted, WAIT_FOR_DATA while the device waits for a
+// transfer slot. It must not allocate: it is on the block path.
+func (e *Engine) servingLocked(src zcl.IEEE, id zcl.ImageID, now time.Time) (*device, *session, zcl.ImageBlockResponse, bool) {
+	var resp zcl.ImageBlockResponse
 	d := e.devices[src]
 	var s *session
 	if d != nil {
-		s = d.session
-		if s == nil {
-			s = e.resumeSessionLocked(d, zcl.ImageID{ManufacturerCode: req.ManufacturerCode,
-				ImageType: req.ImageType, FileVersion: req.FileVersion})
+		if s = d.session; s == nil {
+			s = e.resumeSessionLocked(d, id)
 		}
 	}
-	now := e.clk.Now()
-	var resp zcl.ImageBlockResponse
 	switch {
-	case s == nil || s.id.ManufacturerCode != req.ManufacturerCode || s.id.ImageType != req.ImageType ||
-		s.id.FileVersion != req.FileVersion:
+	case s == nil || s.id != id:
 		// No transfer of this image was offered to the device (zigpy answers an unsolicited block request the
 		// same way): tell it to stop.
-		e.log.Warn().Stringer("ieee", src).Uint32("file_version", req.FileVersion).
-			Msg("block request for an image not offered to this device: ABORT")
+		e.log.Warn().Stringer("ieee", src).Uint32("file_version", id.FileVersion).
+			Msg("request for an image not offered to this device: ABORT")
 		resp.Status = zcl.StatusAbort
 	case s.aborted:
 		resp.Status = zcl.StatusAbort
@@ -218,6 +217,19 @@ func (e *Engine) handleBlockRequestLocked(src zcl.IEEE, tsn uint8, req *zcl.Imag
 		// Queued: the transfer waits for a slot. WAIT_FOR_DATA with current time 0 makes request time a delay.
 		s.lastActive = now
 		resp = zcl.ImageBlockResponse{Status: zcl.StatusWaitForData, RequestTime: uint32(e.queueWaitLocked(d) / time.Second)}
+	default:
+		return d, s, resp, true
+	}
+	return d, s, resp, false
+}
+
+// handleBlockRequestLocked is the hot path: it must not allocate.
+func (e *Engine) handleBlockRequestLocked(src zcl.IEEE, tsn uint8, req *zcl.ImageBlockRequest) {
+	now := e.clk.Now()
+	d, s, resp, ok := e.servingLocked(src, zcl.ImageID{ManufacturerCode: req.ManufacturerCode,
+		ImageType: req.ImageType, FileVersion: req.FileVersion}, now)
+	switch {
+	case !ok:
 	case e.cfg.MinimumBlockPeriod > 0 && !d.toldPeriod && (!req.HasMinimumBlockPeriod() ||
 		time.Duration(req.MinimumBlockPeriod)*time.Millisecond < e.cfg.MinimumBlockPeriod):
 		// Rate control the Silicon Labs way: WAIT_FOR_DATA carrying the minimum block period, once.
@@ -293,27 +305,11 @@ func (e *Engine) queueWaitLocked(d *device) time.Duration {
 }
 
 func (e *Engine) handlePageRequestLocked(src zcl.IEEE, tsn uint8, req zcl.ImagePageRequest) {
-	d := e.devices[src]
-	var s *session
-	if d != nil {
-		s = d.session
-		if s == nil {
-			s = e.resumeSessionLocked(d, zcl.ImageID{ManufacturerCode: req.ManufacturerCode,
-				ImageType: req.ImageType, FileVersion: req.FileVersion})
-		}
-	}
 	now := e.clk.Now()
-	var resp zcl.ImageBlockResponse
+	d, s, resp, ok := e.servingLocked(src, zcl.ImageID{ManufacturerCode: req.ManufacturerCode,
+		ImageType: req.ImageType, FileVersion: req.FileVersion}, now)
 	switch {
-	case s == nil || s.id.ManufacturerCode != req.ManufacturerCode || s.id.ImageType != req.ImageType ||
-		s.id.FileVersion != req.FileVersion:
-		resp.Status = zcl.StatusAbort
-	case s.aborted:
-		resp.Status = zcl.StatusAbort
-		e.endAbortedSessionLocked(d)
-	case !d.slot:
-		s.lastActive = now
-		resp = zcl.ImageBlockResponse{Status: zcl.StatusWaitForData, RequestTime: uint32(e.queueWaitLocked(d) / time.Second)}
+	case !ok:
 	case req.FileOffset >= s.size || req.MaxDataSize == 0 || req.PageSize == 0:
 		resp.Status = zcl.StatusMalformedCommand
 	default:
