@@ -374,7 +374,7 @@ func (b *Bridge) apiSchedule(ctx context.Context, req *request) (any, error) {
 }
 
 func (b *Bridge) apiApprove(ctx context.Context, req *request) (any, error) {
-	d, err := b.idArg(req)
+	d, err := b.deviceOnly(req) // the payload is checked whole before the state: a typo is named as such
 	if err != nil {
 		return nil, err
 	}

@@ -201,6 +201,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.mu.Lock()
 	b.info, b.radioState, b.started = info, "online", true
 	b.mu.Unlock()
+	b.send.start()
 	b.log.Info().Str("radio", info.Type).Str("port", info.Port).Str("firmware", info.Firmware).
 		Uint8("channel", info.Channel).Str("pan_id", hex16(info.PANID)).Stringer("ieee", info.IEEE).Msg("radio up")
 	b.goRun(b.eventLoop)

@@ -28,6 +28,9 @@ type sender struct {
 	mu     sync.Mutex
 	queues map[uint64]*sendQueue // by destination (IEEE, or the broadcast address)
 	closed bool
+	// paused holds frames until the radio is up (start): the engine restores transfers, and sends their
+	// Image Notifies, before the radio has started.
+	paused bool
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -47,7 +50,21 @@ const maxQueued = 256
 func newSender(radio frameSender, log zerolog.Logger) *sender {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &sender{radio: radio, log: log, timeout: 15 * time.Second, queues: map[uint64]*sendQueue{},
-		ctx: ctx, cancel: cancel}
+		ctx: ctx, cancel: cancel, paused: true}
+}
+
+// start sends what was queued while paused, and everything after.
+func (s *sender) start() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.paused || s.closed {
+		return
+	}
+	s.paused = false
+	for key, q := range s.queues {
+		s.wg.Add(1)
+		go s.run(key, q)
+	}
 }
 
 // enqueue adds a frame for dst (0 = broadcast); it never blocks.
@@ -62,8 +79,10 @@ func (s *sender) enqueue(dst zcl.IEEE, f ncp.Frame) {
 	if q == nil {
 		q = &sendQueue{}
 		s.queues[key] = q
-		s.wg.Add(1)
-		go s.run(key, q)
+		if !s.paused {
+			s.wg.Add(1)
+			go s.run(key, q)
+		}
 	}
 	if len(q.frames) >= maxQueued {
 		s.log.Warn().Stringer("ieee", dst).Msg("send queue full: oldest frame dropped")

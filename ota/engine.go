@@ -329,16 +329,30 @@ func (e *Engine) SetDevice(info DeviceInfo) {
 }
 
 // DeviceAnnounced tells the engine the device (re)joined or rebooted: a device waiting for its reboot is now
-// verified by reading its version.
+// verified by reading its version. A device whose transfer holds a slot (running, or restored after a bridge
+// restart) and announces itself has most likely rebooted and lost its download; many clients (the ESP one)
+// only ask again after an Image Notify, so it gets one at once instead of after the stall timeout. A client
+// that is still downloading ignores it and keeps asking for blocks.
 func (e *Engine) DeviceAnnounced(ieee zcl.IEEE) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	d := e.devices[ieee]
-	if d == nil || d.state != StateWaitingReboot {
+	if d == nil || e.closed {
 		return
 	}
-	d.verifies = 0
-	e.startVerifyLocked(d)
+	switch d.state {
+	case StateWaitingReboot:
+		d.verifies = 0
+		e.startVerifyLocked(d)
+	case StateUpdating:
+		if !d.slot || !d.approved || d.target == nil {
+			return
+		}
+		e.log.Info().Stringer("ieee", ieee).Str("image", d.target.ID).
+			Msg("device announced itself during its transfer: Image Notify so that it asks again")
+		d.notifies = 0
+		e.sendNotifyLocked(d)
+	}
 }
 
 // RemoveDevice forgets a device (it left the network). A running transfer frees its slot.

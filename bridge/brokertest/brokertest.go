@@ -162,7 +162,7 @@ func (b *Broker) start() error {
 func (b *Broker) startMosquitto() error {
 	conf := filepath.Join(b.dir, "mosquitto.conf")
 	_, port, _ := net.SplitHostPort(b.addr)
-	text := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n", port)
+	text := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\nlog_dest stderr\nlog_type error\nlog_type warning\n", port)
 	if os.Geteuid() == 0 {
 		text += "user root\n" // otherwise mosquitto drops to a user that cannot read the test's temp dir
 	}
