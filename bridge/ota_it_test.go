@@ -119,7 +119,8 @@ func TestITManualApproval(t *testing.T) {
 
 	// Nothing installs unless asked: the device's own query is refused and approval is needed.
 	ev := h.Rec.WaitEvent(h.Base, "approval_needed", door, 0)
-	if ev.Data["version"] != "0.0.0_0027" || ev.Data["installed_version"] != "0x0000001a" {
+	// The README's and DOCS' automation conditions read type, data.id and data.model.
+	if ev.Data["version"] != "0.0.0_0027" || ev.Data["installed_version"] != "0x0000001a" || ev.Data["model"] != "lumi.sensor_magnet.aq2" {
 		t.Errorf("approval_needed data %v", ev.Data)
 	}
 	waitOTA(t, h, door, "approval_pending", 0, func(st otaState) bool { return st.State == "approval_pending" })
