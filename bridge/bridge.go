@@ -81,6 +81,7 @@ type Bridge struct {
 	permitTimer   *time.Timer
 	names         map[zcl.IEEE]string // friendly name last used in state topics, to clear them on rename
 	otaStates     map[zcl.IEEE]ota.State
+	fetching      map[string]bool // images being downloaded by prefetch
 	interviewing  map[zcl.IEEE]bool
 	started       bool
 	staleScan     bool
@@ -107,7 +108,7 @@ func New(cfg Config, opts Options) (*Bridge, error) {
 	if opts.BirthDelay <= 0 {
 		opts.BirthDelay = 5 * time.Second
 	}
-	b := &Bridge{cfg: cfg, opts: opts, log: opts.Log, names: map[zcl.IEEE]string{}, otaStates: map[zcl.IEEE]ota.State{},
+	b := &Bridge{cfg: cfg, opts: opts, log: opts.Log, names: map[zcl.IEEE]string{}, otaStates: map[zcl.IEEE]ota.State{}, fetching: map[string]bool{},
 		interviewing: map[zcl.IEEE]bool{}, infoDirty: make(chan struct{}, 1), devicesDirty: make(chan struct{}, 1), radioState: "starting"}
 	b.disc = discovery.Instance{BaseTopic: cfg.MQTT.BaseTopic, DiscoveryPrefix: cfg.MQTT.DiscoveryPrefix, Version: opts.Version}
 	return b, nil

@@ -46,6 +46,42 @@ func (o *engineOutput) Event(ev ota.Event) {
 		d = Device{IEEE: ev.IEEE, FriendlyName: ev.IEEE.String()}
 	}
 	b.publishEvent(ev.Type, d, ev.Data)
+	if ev.Type == ota.EventAvailable || ev.Type == ota.EventApprovalNeeded {
+		if id, _ := ev.Data["image"].(string); id != "" {
+			b.prefetch(id)
+		}
+	}
+}
+
+// prefetch downloads an image from a remote index in the background once a device needs it, so that an
+// approval (or the auto policy at the device's next query) finds it ready.
+func (b *Bridge) prefetch(id string) {
+	img := b.store.Get(id)
+	if img == nil || img.Local() {
+		return
+	}
+	b.mu.Lock()
+	if b.fetching[id] || b.ctx == nil {
+		b.mu.Unlock()
+		return
+	}
+	b.fetching[id] = true
+	b.mu.Unlock()
+	b.goRun(func() {
+		defer func() {
+			b.mu.Lock()
+			delete(b.fetching, id)
+			b.mu.Unlock()
+		}()
+		if err := b.store.Ensure(b.ctx, img); err != nil {
+			if b.ctx.Err() == nil {
+				b.log.Warn().Err(err).Str("image", id).Msg("image download failed")
+			}
+			return
+		}
+		b.log.Info().Str("image", id).Msg("image downloaded")
+		b.publishImages()
+	})
 }
 
 func (o *engineOutput) State(st ota.DeviceState) {
