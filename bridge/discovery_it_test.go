@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/otabridge/otabridge/bridge/bridgetest"
+	"github.com/otabridge/otabridge/bridge/brokertest"
 	"github.com/otabridge/otabridge/discovery"
 )
 
@@ -194,5 +195,28 @@ func TestITHomeAssistantBirth(t *testing.T) {
 	h.Rec.Publish(bridgetest.HAPrefix+"/status", []byte("offline"), false)
 	if m, ok := h.Rec.TryWaitFor(500*time.Millisecond, deviceConfigTopic(bridgetest.LightIEEE), mark, nil); ok {
 		t.Errorf("discovery re-published after HA's offline status: #%d (mark %d) %s", m.Seq, mark, m.Payload)
+	}
+}
+
+// Retained discovery configs of this instance for devices it no longer knows are cleared on start; those of
+// another otabridge instance (another base topic) are left alone.
+func TestITStaleDiscoveryCleared(t *testing.T) {
+	skipShort(t)
+	broker := brokertest.New(t)
+	pre := bridgetest.NewRecorder(t, broker.URL())
+	stale := bridgetest.HAPrefix + "/device/" + bridgetest.BaseTopic + "_0x00124b00deadbeef/config"
+	other := bridgetest.HAPrefix + "/device/otherbridge_0x00124b00deadbeef/config"
+	pre.Publish(stale, []byte(`{"dev":{"ids":["x"]},"o":{"name":"otabridge"},"cmps":{}}`), true)
+	pre.Publish(other, []byte(`{"dev":{"ids":["y"]},"o":{"name":"otabridge"},"cmps":{}}`), true)
+
+	cfg := bridgetest.RepoConfig(t)
+	bridgetest.KeepDevices(t, &cfg, bridgetest.LightIEEE)
+	h := bridgetest.Start(t, broker, cfg, bridgetest.Options{})
+	h.Rec.WaitFor("the stale config cleared", stale, 0, func(m bridgetest.Message) bool { return len(m.Payload) == 0 })
+	waitDiscovery(t, h.Rec, deviceConfigTopic(bridgetest.LightIEEE), 0)
+	for _, m := range h.Rec.Messages(other, 0) {
+		if len(m.Payload) == 0 {
+			t.Errorf("the other instance's discovery config was cleared")
+		}
 	}
 }
