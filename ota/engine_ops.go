@@ -412,10 +412,6 @@ func (e *Engine) Notify(ieee zcl.IEEE, img *Image, jitter uint8) error {
 	if e.devices[ieee] == nil {
 		return fmt.Errorf("%s: %w", ieee, ErrUnknownDevice)
 	}
-	if img == nil {
-		e.sendLocked(ieee, e.scratch, true)
-		return nil
-	}
 	// A unicast notify always makes the client query; the payload type only filters broadcasts.
 	e.sendLocked(ieee, e.scratch, true)
 	return nil
