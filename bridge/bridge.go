@@ -155,6 +155,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 
 	// Registry, interview, engine, persistence.
 	b.registry = NewRegistry(b.clk, func() { b.saveSoon(); b.devicesChanged() })
+	// The MQTT client exists (not yet connected) before anything can publish: retained state published
+	// before the first connection is held and sent when it comes.
+	b.mqtt = NewMQTT(b.cfg.MQTT, b.log)
 	b.pub = newPublisher(b.publishNow, b.log.With().Str("component", "publisher").Logger())
 	b.send = newSender(b.radio, b.log.With().Str("component", "send").Logger())
 	b.iv = NewInterviewer(b.radio, b.clk, InterviewConfig{MaxAPSPayload: b.radio.MaxAPSPayload(), NextTSN: b.nextTSN},
@@ -172,7 +175,6 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.log.Info().Int("devices", restored).Int("ota_records", len(state.OTA.Devices)).Msg("state restored")
 
 	// MQTT: connecting runs in the background, so OTA transfers go on while the broker is away.
-	b.mqtt = NewMQTT(b.cfg.MQTT, b.log)
 	b.mqtt.OnConnect(b.onConnect)
 	if err := b.mqtt.Subscribe(b.topic("bridge/request/#"), b.onRequest); err != nil {
 		return err

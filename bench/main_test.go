@@ -1,0 +1,75 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestMeasureSmall runs every in-process section at a tiny size and checks the figures make sense.
+func TestMeasureSmall(t *testing.T) {
+	p := plan{goodputSize: 6_000, fleetDevices: 4, fleetImages: 2, fleetSize: 4_000, serialTime: 300 * time.Millisecond,
+		only: map[string]bool{"engine": true, "goodput": true, "fleet": true, "serial": true}}
+	m, err := measure(p, t.TempDir(), t.Logf)
+	require.NoError(t, err)
+
+	require.NotNil(t, m.engine)
+	assert.Positive(t, m.engine.nsPerBlock)
+	require.Len(t, m.goodput, 4)
+	for _, g := range m.goodput[:3] {
+		assert.GreaterOrEqual(t, g.goodput/g.linkLimit, 0.9, "block client %d B", g.clientMax)
+		assert.LessOrEqual(t, g.block, 64, "blocks capped by the radio's unfragmented payload")
+	}
+	assert.Equal(t, 48, m.goodput[0].block)
+	assert.Greater(t, m.goodput[3].goodput, m.goodput[3].linkLimit, "page requests beat request-response")
+
+	require.Len(t, m.fleets, 2)
+	for _, f := range m.fleets {
+		assert.Equal(t, p.fleetDevices, f.upgraded, "%s: every device upgraded", f.policy)
+		assert.Zero(t, f.failed)
+	}
+	assert.Equal(t, 64, m.fleets[0].block)
+	assert.Equal(t, 50, m.fleets[1].block)
+	assert.Equal(t, 1, m.fleets[1].parallel)
+	assert.Greater(t, m.fleets[1].modelled, 5*m.fleets[0].modelled, "250 ms per block is far slower")
+
+	require.Len(t, m.serial, 2)
+	for _, s := range m.serial {
+		assert.Positive(t, s.blocks)
+		assert.LessOrEqual(t, s.blocksPerSecond(), s.uartBlocksS*1.05, "%d baud: paced below the UART bound", s.baud)
+	}
+	assert.Greater(t, m.serial[1].blocksPerSecond(), m.serial[0].blocksPerSecond(), "460800 baud is faster")
+
+	var out bytes.Buffer
+	m.render(&out)
+	table := out.String()
+	assert.Contains(t, table, "| measure | result | reference | ratio |")
+	assert.Equal(t, 1+4+2+2, strings.Count(table, "\n| ")-1, "a row per figure:\n%s", table)
+}
+
+// TestBridgeBinaryFleet builds the bridge and runs a tiny fleet through it over MQTT.
+func TestBridgeBinaryFleet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the otabridge binary")
+	}
+	res, err := bridgeRun{dir: t.TempDir(), devices: 3, images: 2, imageSize: 5_000, speed: 500,
+		timeout: 2 * time.Minute, logf: t.Logf}.run()
+	require.NoError(t, err)
+	assert.Equal(t, 3, res.queued)
+	assert.Equal(t, 3, res.finished)
+	assert.Zero(t, res.failed)
+	assert.Positive(t, res.peakRSS)
+	assert.Positive(t, res.cpu)
+	assert.Positive(t, res.virtual)
+}
+
+func TestRunRejectsUnknownSection(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	assert.Equal(t, 2, run([]string{"-only", "nope"}, &stdout, &stderr))
+	assert.Contains(t, stderr.String(), `unknown section "nope"`)
+	assert.Empty(t, stdout.String())
+}

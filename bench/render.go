@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/otabridge/otabridge/ncp/sim"
+)
+
+// row is one line of the table.
+type row struct{ measure, result, reference, ratio string }
+
+func (m *measurements) rows() []row {
+	var rows []row
+	if e := m.engine; e != nil {
+		rows = append(rows, row{
+			"Engine: one 64 B Image Block Request served (HandleFrame, image read from its file)",
+			fmt.Sprintf("%.0f ns/block, %d allocs/block, %d B/block", e.nsPerBlock, e.allocsPerBlock, e.bytesPerBlock),
+			fmt.Sprintf("%.0f blocks/s of one core", 1e9/e.nsPerBlock), "—",
+		})
+	}
+	for _, g := range m.goodput {
+		name := fmt.Sprintf("Modelled goodput, 1 device, block client asking %d B (served %d B blocks)", g.clientMax, g.block)
+		ref := fmt.Sprintf("link-model limit %.0f B/s (request–response, APS acks, 1 hop)", g.linkLimit)
+		if g.paged {
+			name = fmt.Sprintf("Modelled goodput, 1 device, page client (%d B blocks, 4096 B pages, 5 ms spacing)", g.block)
+			ref = fmt.Sprintf("block-by-block limit %.0f B/s", g.linkLimit)
+		}
+		rows = append(rows, row{name, fmt.Sprintf("%.0f B/s", g.goodput), ref, fmt.Sprintf("%.3f", g.goodput/g.linkLimit)})
+	}
+	var ours time.Duration
+	for i, f := range m.fleets {
+		name := fmt.Sprintf("Fleet %d × %s, otabridge defaults (%d B blocks, %d at once): modelled total",
+			f.devices, kb(f.imageSize), f.block, f.parallel)
+		ratio := fmt.Sprintf("%.3f", f.modelled.Seconds()/f.minimum.Seconds())
+		if i == 0 {
+			ours = f.modelled
+		} else {
+			name = fmt.Sprintf("Fleet %d × %s, zigbee2mqtt-like (%d B blocks, 250 ms response delay, %d at once): modelled total",
+				f.devices, kb(f.imageSize), f.block, f.parallel)
+			ratio += fmt.Sprintf(" (%.1f× otabridge)", f.modelled.Seconds()/ours.Seconds())
+		}
+		result := hms(f.modelled)
+		if f.failed > 0 {
+			result += fmt.Sprintf(", %d of %d NOT upgraded", f.failed, f.devices)
+		}
+		rows = append(rows, row{name, result, "channel minimum " + hms(f.minimum) + " (every byte at the 64 B block limit)", ratio})
+	}
+	if b := m.bridge; b != nil {
+		fleet := fmt.Sprintf("%d × %s", b.devices, kb(b.imageSize))
+		rows = append(rows,
+			row{fmt.Sprintf("Bridge binary, %s sim fleet at sim speed %g, update_all over MQTT: peak RSS (VmHWM)", fleet, b.speed),
+				fmt.Sprintf("%.1f MB", float64(b.peakRSS)/1e6), fmt.Sprintf("%d of %d ota_finished, %d failed", b.finished, b.devices, b.failed), "—"},
+			row{"Bridge binary, same run: CPU time (user + system, start to exit)",
+				fmt.Sprintf("%.1f s", b.cpu.Seconds()), fmt.Sprintf("wall %s from update_all to the last ota_finished", b.wall.Round(time.Second)),
+				fmt.Sprintf("%.2f cores", b.cpu.Seconds()/b.wall.Seconds())},
+		)
+		if b.virtual > 0 && len(m.fleets) > 0 && m.fleets[0].devices == b.devices {
+			rows = append(rows, row{"Bridge binary, same run: simulated time of the fleet (first started_at to last finished_at)",
+				hms(b.virtual), "the discrete-event run above: " + hms(m.fleets[0].modelled),
+				fmt.Sprintf("%.2f (paced clock: late wake-ups at %g× advance simulated time)", b.virtual.Seconds()/m.fleets[0].modelled.Seconds(), b.speed)})
+		}
+	}
+	radio := sim.LinkModel{}.BlockGoodput(64, true, 1)
+	for _, s := range m.serial {
+		rows = append(rows, row{
+			fmt.Sprintf("Serial: 64 B blocks through EZSP driver + ASH + fake stick, %d baud paced both ways (send, confirm, next request)", s.baud),
+			fmt.Sprintf("%.0f blocks/s = %.0f B/s (wire bytes per block: %.0f to the stick, %.0f back)", s.blocksPerSecond(),
+				s.blocksPerSecond()*64, s.hostToStick, s.stickToHost),
+			fmt.Sprintf("UART bound %.0f blocks/s (busier direction never idle); radio 1-hop limit %.0f B/s", s.uartBlocksS, radio),
+			fmt.Sprintf("%.2f of UART, %.1f× radio", s.blocksPerSecond()/s.uartBlocksS, s.blocksPerSecond()*64/radio),
+		})
+	}
+	return rows
+}
+
+func (m *measurements) render(w io.Writer) {
+	mode := "full"
+	if m.plan.fleetDevices < fullPlan().fleetDevices {
+		mode = "quick"
+	}
+	fmt.Fprintf(w, "otabridge bench (%s run, %s, %s/%s, %d CPUs, %s, took %s)\n\n", mode, m.started.Format(time.DateTime),
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), m.took.Round(time.Second))
+	fmt.Fprintln(w, "| measure | result | reference | ratio |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	for _, r := range m.rows() {
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", cell(r.measure), cell(r.result), cell(r.reference), cell(r.ratio))
+	}
+}
+
+func cell(s string) string { return strings.ReplaceAll(s, "|", "\\|") }
+
+func kb(n int) string {
+	if n >= 1000 {
+		return fmt.Sprintf("%d KB", n/1000)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// hms formats a modelled duration to the second.
+func hms(d time.Duration) string { return d.Round(time.Second).String() }

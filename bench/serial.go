@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/otabridge/otabridge/ncp"
+	"github.com/otabridge/otabridge/ncp/ezsp"
+	"github.com/otabridge/otabridge/ncp/ezsp/fakestick"
+	"github.com/otabridge/otabridge/zcl"
+)
+
+// serialResult is OTA block traffic through the EZSP driver, ASH and the fake stick at one baud rate.
+type serialResult struct {
+	baud        int
+	blocks      int
+	elapsed     time.Duration
+	hostToStick float64 // wire bytes per block, host to stick (ASH framing, stuffing and ACKs included)
+	stickToHost float64 // wire bytes per block, stick to host
+	uartBlocksS float64 // the UART's bound: blocks/s if the busier direction never paused
+}
+
+func (r serialResult) wirePerBlock() float64 { return r.hostToStick + r.stickToHost }
+
+func (r serialResult) blocksPerSecond() float64 { return float64(r.blocks) / r.elapsed.Seconds() }
+
+// pacedPort is the host's end of the in-memory serial line: its writes are paced to 10 bits per byte at the
+// baud rate, as a UART would (the fake stick paces its own direction).
+type pacedPort struct {
+	net.Conn
+	baud int
+
+	mu   sync.Mutex
+	free time.Time
+}
+
+func (p *pacedPort) Write(b []byte) (int, error) {
+	n, err := p.Conn.Write(b)
+	p.mu.Lock()
+	now := time.Now()
+	if p.free.Before(now) {
+		p.free = now
+	}
+	p.free = p.free.Add(time.Duration(n) * 10 * time.Second / time.Duration(p.baud))
+	wait := time.Until(p.free)
+	p.mu.Unlock()
+	if wait > 2*time.Millisecond { // sleep off the debt in steps: tiny sleeps overshoot
+		time.Sleep(wait)
+	}
+	return n, err
+}
+
+// benchSerial runs OTA-like traffic for d through the real EZSP driver and the fake stick over an in-memory
+// line paced in both directions at baud: per block, one Image Block Response with 64 data bytes (an 81-byte
+// ZCL frame, APS-acked unicast, confirmed by messageSentHandler) and the device's next Image Block Request
+// coming back as incomingMessageHandler.
+func benchSerial(baud int, d time.Duration) (serialResult, error) {
+	const short, ieee = 0x4242, zcl.IEEE(0x00124B0099887766)
+	memnet := fakestick.NewMemNetwork(ncp.NetworkInfo{IEEE: 0x00124B00FA4E0001})
+	defer memnet.Close()
+	memnet.AddDevice(fakestick.MemDevice{Short: short, IEEE: ieee})
+	var offset uint32
+	memnet.SetResponder(func(f ncp.Frame) []ncp.Event {
+		offset += 64
+		req := zcl.AppendFrame(nil, zcl.ClientToServerClusterHeader(uint8(offset/64), zcl.CmdImageBlockRequest),
+			zcl.ImageBlockRequest{ManufacturerCode: benchManufacturer, ImageType: firstImageType, FileVersion: newVersion,
+				FileOffset: offset, MaxDataSize: 64})
+		return []ncp.Event{{Kind: ncp.EventFrame, Frame: ncp.Incoming{SrcShort: short, SrcEndpoint: 1, DstEndpoint: 1,
+			ClusterID: zcl.ClusterOTA, ProfileID: zcl.ProfileHomeAutomation, Payload: req}}}
+	})
+	stick := fakestick.New(memnet, fakestick.Config{ProtocolVersion: 14, Baud: baud})
+	defer stick.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	open := func(context.Context) (io.ReadWriteCloser, error) {
+		host, ncpSide := net.Pipe()
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = stick.Serve(ctx, ncpSide) }()
+		return &pacedPort{Conn: host, baud: baud}, nil
+	}
+	drv := ezsp.New(ezsp.Config{Port: "bench-line", Baud: baud}, zerolog.Nop(), ezsp.WithOpener(open))
+	defer drv.Close()
+	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
+	defer scancel()
+	if _, err := drv.Start(sctx); err != nil {
+		return serialResult{}, fmt.Errorf("serial bench at %d baud: start: %w", baud, err)
+	}
+	block := zcl.AppendImageBlockResponseFrame(nil, 1, &zcl.ImageBlockResponse{Status: zcl.StatusSuccess,
+		ManufacturerCode: benchManufacturer, ImageType: firstImageType, FileVersion: newVersion, Data: make([]byte, 64)})
+	frame := ncp.Frame{DstShort: short, DstEndpoint: 1, SrcEndpoint: 1, ClusterID: zcl.ClusterOTA,
+		ProfileID: zcl.ProfileHomeAutomation, APSAck: true, Payload: block}
+	one := func(i int) error {
+		block[1] = byte(i)
+		if err := drv.Send(sctx, frame); err != nil {
+			return err
+		}
+		for {
+			select {
+			case ev := <-drv.Events():
+				if ev.Kind == ncp.EventFrame {
+					return nil
+				}
+			case <-time.After(10 * time.Second):
+				return fmt.Errorf("no block request came back")
+			}
+		}
+	}
+	for i := 0; i < 20; i++ { // warm up
+		if err := one(i); err != nil {
+			return serialResult{}, fmt.Errorf("serial bench at %d baud: %w", baud, err)
+		}
+	}
+	before := stick.LinkStats()
+	start := time.Now()
+	n := 0
+	for time.Since(start) < d {
+		if err := one(n); err != nil {
+			return serialResult{}, fmt.Errorf("serial bench at %d baud: %w", baud, err)
+		}
+		n++
+	}
+	res := serialResult{baud: baud, blocks: n, elapsed: time.Since(start)}
+	st := stick.LinkStats()
+	res.hostToStick = float64(st.BytesRead-before.BytesRead) / float64(n)
+	res.stickToHost = float64(st.BytesWritten-before.BytesWritten) / float64(n)
+	res.uartBlocksS = float64(baud) / 10 / max(res.hostToStick, res.stickToHost)
+	return res, nil
+}
