@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"testing"
@@ -40,6 +41,8 @@ import (
 //
 //	go test ./bridge -run TestSoakShort                                   # CI form: 60 devices
 //	OTABRIDGE_SOAK=long go test ./bridge -run TestSoakLong -timeout 60m  # 200 devices
+//
+// OTABRIDGE_SOAK_HEAPPROFILE=FILE writes a heap profile when the fleet has settled.
 
 // soakPlan sizes one soak.
 type soakPlan struct {
@@ -48,6 +51,7 @@ type soakPlan struct {
 	imageSize int
 	speed     float64       // simulation speed (virtual seconds per wall second)
 	reboots   time.Duration // wall time between two test-driven reboots of a downloading device
+	heapEvery time.Duration // wall time between two heap samples (each forces a GC)
 	timeout   time.Duration // wall-time failure guard of the whole run
 	heapLimit uint64        // bound of the live heap (bytes)
 }
@@ -57,8 +61,8 @@ func TestSoakShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("soak: skipped with -short")
 	}
-	runSoak(t, soakPlan{devices: 60, images: 6, imageSize: 16_000, speed: 400, reboots: 2 * time.Second,
-		timeout: 4 * time.Minute, heapLimit: 256 << 20})
+	runSoak(t, soakPlan{devices: 60, images: 6, imageSize: 16_000, speed: 400, reboots: 2 * time.Second, heapEvery: 2 * time.Second,
+		timeout: 4 * time.Minute, heapLimit: 64 << 20})
 }
 
 // TestSoakLong is the long form: 200 devices; run with OTABRIDGE_SOAK=long.
@@ -66,8 +70,8 @@ func TestSoakLong(t *testing.T) {
 	if os.Getenv("OTABRIDGE_SOAK") != "long" {
 		t.Skip("the long soak runs with OTABRIDGE_SOAK=long (go test ./bridge -run TestSoakLong -timeout 60m)")
 	}
-	runSoak(t, soakPlan{devices: 200, images: 10, imageSize: 60_000, speed: 300, reboots: 2 * time.Second,
-		timeout: 50 * time.Minute, heapLimit: 512 << 20})
+	runSoak(t, soakPlan{devices: 200, images: 10, imageSize: 60_000, speed: 300, reboots: 2 * time.Second, heapEvery: 10 * time.Second,
+		timeout: 50 * time.Minute, heapLimit: 128 << 20})
 }
 
 // soakModel is image group g of the fleet: manufacturer 0x1234, image type 0x0100+g, version 1 → 2.
@@ -137,33 +141,46 @@ type soakState struct {
 	LastError        string `json:"last_error"`
 }
 
-// soakHeap samples the live heap (as of the last GC). The test process holds more than the bridge: the
-// harness's Recorder keeps a copy of every MQTT message of the run, so the bound applies to the live heap
-// minus the payload bytes the Recorders hold (the harness's in-memory log stays counted).
+// soakHeap samples the live heap after a forced GC, every `every`. The test process holds more than the
+// bridge: each harness's Recorder keeps a copy of every MQTT message it saw (the first one goes on recording
+// after its bridge was killed), so the bound applies to the live heap minus the bytes the Recorders hold
+// (the harness's in-memory log stays counted).
 type soakHeap struct {
 	sample   []metrics.Sample
 	peak     uint64 // raw live heap
-	peakNet  uint64 // live heap minus the recorders' payloads, at the same moment
-	recBytes uint64 // payload bytes held by the recorders
+	peakNet  uint64 // live heap minus the recorders' copies, at the same moment
+	recBytes uint64 // bytes held by the recorders (payload capacity, topic, record)
+	traffic  uint64 // payload bytes of the MQTT traffic (counted once, from the current recorder)
 	recMsgs  int
 	byTopic  map[string]uint64 // payload bytes per topic kind, for the traffic summary
-	rec      *bridgetest.Recorder
-	recAt    int
+	marks    map[*bridgetest.Recorder]int
+	every    time.Duration
+	last     time.Time
 }
 
-func (h *soakHeap) take(rec *bridgetest.Recorder) {
+// take samples when a sample is due; recs are every recorder of the run, the current one last.
+func (h *soakHeap) take(recs ...*bridgetest.Recorder) {
+	if time.Since(h.last) < h.every {
+		return
+	}
+	h.last = time.Now()
+	runtime.GC()
 	if h.sample == nil {
 		h.sample = []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 		h.byTopic = map[string]uint64{}
+		h.marks = map[*bridgetest.Recorder]int{}
 	}
-	if h.rec != rec {
-		h.rec, h.recAt = rec, 0
-	}
-	for _, m := range rec.Messages("", h.recAt) {
-		h.recAt = m.Seq
-		h.recBytes += uint64(len(m.Payload) + len(m.Topic))
-		h.recMsgs++
-		h.byTopic[soakTopicKind(m.Topic)] += uint64(len(m.Payload))
+	for i, rec := range recs {
+		current := i == len(recs)-1
+		for _, m := range rec.Messages("", h.marks[rec]) {
+			h.marks[rec] = m.Seq
+			h.recBytes += uint64(cap(m.Payload) + len(m.Topic) + 64)
+			if current {
+				h.traffic += uint64(len(m.Payload))
+				h.recMsgs++
+				h.byTopic[soakTopicKind(m.Topic)] += uint64(len(m.Payload))
+			}
+		}
 	}
 	metrics.Read(h.sample)
 	if h.sample[0].Value.Kind() != metrics.KindUint64 {
@@ -191,7 +208,22 @@ func (h *soakHeap) summary() string {
 	for _, e := range kinds[:min(len(kinds), 5)] {
 		parts = append(parts, fmt.Sprintf("%s %.1f MB", e.k, float64(e.v)/1e6))
 	}
-	return fmt.Sprintf("%d messages, %.1f MB (%s)", h.recMsgs, float64(h.recBytes)/1e6, strings.Join(parts, ", "))
+	return fmt.Sprintf("%d messages, %.1f MB (%s)", h.recMsgs, float64(h.traffic)/1e6, strings.Join(parts, ", "))
+}
+
+// writeHeapProfile writes the heap profile of the moment (go tool pprof -sample_index=inuse_space).
+func writeHeapProfile(t *testing.T, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		t.Errorf("heap profile: %v", err)
+		return
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		t.Errorf("heap profile: %v", err)
+	}
+	t.Logf("heap profile written to %s", path)
 }
 
 // soakTopicKind groups topics: `<base>/<device>/ota` → "<device>/ota", `<base>/bridge/event` stays.
@@ -218,6 +250,7 @@ type soakRun struct {
 	ieees  []string
 	sums   map[uint16][32]byte
 	heap   soakHeap
+	recs   []*bridgetest.Recorder // every harness's recorder, the current one last
 	rng    *rand.Rand
 	faults []string // what happened, for the log
 	start  time.Time
@@ -432,7 +465,7 @@ func runSoak(t *testing.T, p soakPlan) {
 	// Registered first, so it runs last: after the harness, the recorder and the broker have stopped.
 	t.Cleanup(func() { soakCheckGoroutines(t, goroutinesBefore) })
 
-	s := &soakRun{t: t, plan: p, rng: rand.New(rand.NewPCG(7, 7)), start: time.Now(), received: map[zcl.IEEE][32]byte{},
+	s := &soakRun{t: t, plan: p, heap: soakHeap{every: p.heapEvery}, rng: rand.New(rand.NewPCG(7, 7)), start: time.Now(), received: map[zcl.IEEE][32]byte{},
 		failures: map[string]string{}}
 	s.broker = brokertest.New(t)
 	cfg := bridgetest.RepoConfig(t)
@@ -446,6 +479,7 @@ func runSoak(t *testing.T, p soakPlan) {
 	soakSeedState(t, cfg)
 	opts := bridgetest.Options{Speed: p.speed}
 	s.h = bridgetest.Start(t, s.broker, cfg, opts)
+	s.recs = append(s.recs, s.h.Rec)
 	s.logf("bridge up: %d devices (%d sleepy), %d images of %d B, speed %g×, 5 %% loss per transmission", p.devices,
 		p.devices*3/10, p.images, p.imageSize, p.speed)
 	s.waitDevicesKnown()
@@ -463,6 +497,7 @@ func runSoak(t *testing.T, p soakPlan) {
 		{0.35, "bridge kill -9", func() {
 			next := s.crash()
 			s.h = bridgetest.Start(t, s.broker, next, opts) // with a recorder of its own
+			s.recs = append(s.recs, s.h.Rec)
 			s.logf("bridge restarted")
 			s.waitDevicesKnown()
 			s.updateAll()
@@ -477,7 +512,7 @@ func runSoak(t *testing.T, p soakPlan) {
 	reboots := 0
 	run := func(faults []fault, finish bool) {
 		for {
-			s.heap.take(s.h.Rec)
+			s.heap.take(s.recs...)
 			if time.Now().After(deadline) {
 				_, count := s.settled()
 				t.Fatalf("soak did not settle within %s: %v; faults so far:\n%s\nunsettled devices:\n%s", p.timeout, count,
@@ -525,7 +560,11 @@ func runSoak(t *testing.T, p soakPlan) {
 	_, count := s.settled()
 	s.logf("settled: %v; %d devices rebooted mid-download by the test", count, reboots)
 
-	s.heap.take(s.h.Rec)
+	s.heap.last = time.Time{} // a last sample now
+	s.heap.take(s.recs...)
+	if path := os.Getenv("OTABRIDGE_SOAK_HEAPPROFILE"); path != "" {
+		writeHeapProfile(t, path)
+	}
 	s.checkFinal(count)
 	t.Logf("MQTT traffic recorded: %s", s.heap.summary())
 	t.Logf("peak live heap %.1f MB; without the recorders' copies of the MQTT traffic %.1f MB (limit %.0f MB); wall %s",
