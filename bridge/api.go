@@ -45,12 +45,12 @@ func badRequest(format string, args ...any) error { return &apiError{fmt.Sprintf
 // parseRequest reads a request payload: a JSON object (an empty payload counts as {}).
 func parseRequest(path string, payload []byte) (*request, json.RawMessage, error) {
 	r := &request{path: path, fields: map[string]json.RawMessage{}, used: map[string]bool{"transaction": true}}
+	if len(payload) > maxRequestPayload { // before trimming: padding counts too
+		return r, nil, badRequest("payload too large (%d bytes, at most %d)", len(payload), maxRequestPayload)
+	}
 	payload = bytes.TrimSpace(payload)
 	if len(payload) == 0 {
 		return r, nil, nil
-	}
-	if len(payload) > maxRequestPayload {
-		return r, nil, badRequest("payload too large (%d bytes, at most %d)", len(payload), maxRequestPayload)
 	}
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber()
