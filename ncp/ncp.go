@@ -77,7 +77,7 @@ type EventKind uint8
 // Event kinds.
 const (
 	EventFrame        EventKind = iota + 1 // an incoming APS frame (Event.Frame)
-	EventJoined                            // a device joined (trust-center join); Short and IEEE set
+	EventJoined                            // a device joined (trust-center join); Short, IEEE, Parent, Capabilities, Rejoin
 	EventAnnounced                         // a device sent a ZDO Device_annce (after join or reboot); Short, IEEE, Capabilities
 	EventLeft                              // a device left; IEEE set, Short when known
 	EventRadioReset                        // the stick reset or the network went down and was restored; Reason
@@ -111,6 +111,8 @@ type Event struct {
 	Short        uint16
 	IEEE         zcl.IEEE // 0 when unknown
 	Capabilities uint8    // MAC capability flags of a Device_annce (bit 1: FFD/router, bit 3: receiver on when idle)
+	Parent       uint16   // EventJoined: short address of the parent the device joined through (0x0000 = coordinator)
+	Rejoin       bool     // EventJoined: a trust-center rejoin of a device that was a member before (vs a new association)
 	Reason       string
 	Frame        Incoming // for EventFrame
 }

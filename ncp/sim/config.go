@@ -17,13 +17,15 @@ import (
 // section of the bridge's configuration file; keys are snake_case, durations are Go duration strings
 // ("5m", "250ms"), IEEE addresses are "0x" + 16 hex digits.
 type Config struct {
-	Channel         uint8          `yaml:"channel"`
-	PANID           uint16         `yaml:"pan_id"`
-	ExtendedPANID   zcl.IEEE       `yaml:"extended_pan_id"`
-	CoordinatorIEEE zcl.IEEE       `yaml:"coordinator_ieee"`
-	Seed            int64          `yaml:"seed"`
-	Link            LinkConfig     `yaml:"link"`
-	Devices         []DeviceConfig `yaml:"devices"`
+	Channel         uint8    `yaml:"channel"`
+	PANID           uint16   `yaml:"pan_id"`
+	ExtendedPANID   zcl.IEEE `yaml:"extended_pan_id"`
+	CoordinatorIEEE zcl.IEEE `yaml:"coordinator_ieee"`
+	// NetworkKey is the key of the configured network (the one pre-joined devices are members of).
+	NetworkKey NetworkKey     `yaml:"network_key"`
+	Seed       int64          `yaml:"seed"`
+	Link       LinkConfig     `yaml:"link"`
+	Devices    []DeviceConfig `yaml:"devices"`
 }
 
 // LinkConfig sets the link model and the network-wide faults.
@@ -80,6 +82,14 @@ type DeviceConfig struct {
 	// Retries is how often a request is resent after a timeout before the exchange is given up (0: default 5).
 	Retries         int   `yaml:"retries"`
 	AnnounceOnStart *bool `yaml:"announce_on_start"`
+	// Joined says whether the device starts as a member of the configured network (default true). A device
+	// with joined: false scans for a network and joins only while permit join is open on the coordinator's.
+	Joined *bool `yaml:"joined"`
+	// Rejoin makes a device that left the network join it again the next time permit join is open.
+	Rejoin bool `yaml:"rejoin"`
+	// Parent is the IEEE address of a mains-powered device of this configuration the device joins through
+	// when that router is in the network (0: the coordinator).
+	Parent zcl.IEEE `yaml:"parent"`
 }
 
 // Client profiles.
@@ -105,6 +115,7 @@ const (
 // Defaults, filled in by New (and by Config.WithDefaults) for zero values:
 //
 //	channel 15, pan_id 0x1A62, extended_pan_id 0xDDDDDDDDDDDDDDDD, coordinator_ieee 0x00124B00C0DEC0DE
+//	network_key 01030507090B0D0F00020406080A0C0D (the Zigbee2MQTT default key)
 //	link: mode realistic, mac_retries 3
 //	device:
 //	  nwk                  derived from the IEEE (low 16 bits, moved out of 0x0000 and 0xFFF8..0xFFFF
@@ -125,6 +136,7 @@ const (
 //	  request_timeout      5s, retries 5 (per request; then the download is given up)
 //	  reboot_time          5s
 //	  announce_on_start    true
+//	  joined               true (a member of the configured network from the start)
 const (
 	DefaultChannel          uint8    = 15
 	DefaultPANID            uint16   = 0x1A62
@@ -143,6 +155,9 @@ const (
 	DefaultRetries                   = 5
 	DefaultRebootTime                = 5 * time.Second
 )
+
+// DefaultNetworkKey is the network key of the configured network when network_key is not set.
+var DefaultNetworkKey = NetworkKey{0x01, 0x03, 0x05, 0x07, 0x09, 0x0B, 0x0D, 0x0F, 0x00, 0x02, 0x04, 0x06, 0x08, 0x0A, 0x0C, 0x0D}
 
 // DefaultMaxDataSize returns the default max data size of a client profile.
 func DefaultMaxDataSize(profile string) uint8 {
@@ -307,6 +322,9 @@ func (c Config) WithDefaults() Config {
 	if c.CoordinatorIEEE == 0 {
 		c.CoordinatorIEEE = DefaultCoordinatorIEEE
 	}
+	if c.NetworkKey == (NetworkKey{}) {
+		c.NetworkKey = DefaultNetworkKey
+	}
 	if c.Link.Mode == "" {
 		c.Link.Mode = ModeRealistic
 	}
@@ -384,6 +402,9 @@ func (c Config) WithDefaults() Config {
 		if d.AnnounceOnStart == nil {
 			d.AnnounceOnStart = boolPtr(true)
 		}
+		if d.Joined == nil {
+			d.Joined = boolPtr(true)
+		}
 		devs[i] = d
 	}
 	c.Devices = devs
@@ -391,3 +412,8 @@ func (c Config) WithDefaults() Config {
 }
 
 func boolPtr(b bool) *bool { return &b }
+
+// networkParams is the configured network (defaults filled in).
+func (c Config) networkParams() NetworkParams {
+	return NetworkParams{Channel: c.Channel, PANID: c.PANID, ExtendedPANID: c.ExtendedPANID, NetworkKey: c.NetworkKey}
+}

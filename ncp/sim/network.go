@@ -42,11 +42,13 @@ type Network struct {
 
 	closed atomic.Bool
 
-	mu      sync.Mutex // guards the fields below
-	started bool
-	handler func(ncp.Event)
-	oracle  func(zcl.ImageID) ([32]byte, bool)
-	stats   LinkStats
+	mu       sync.Mutex // guards the fields below
+	started  bool
+	params   NetworkParams  // the network the coordinator runs (config until Form)
+	coordEPs []EndpointDesc // the coordinator's endpoints (SetCoordinatorEndpoints)
+	handler  func(ncp.Event)
+	oracle   func(zcl.ImageID) ([32]byte, bool)
+	stats    LinkStats
 
 	// Event delivery to Events(): an unbounded queue drained by one goroutine owned by the Network.
 	qmu    sync.Mutex
@@ -118,6 +120,8 @@ func New(cfg Config, clk *clock.Virtual, log zerolog.Logger) (*Network, error) {
 		stop:       make(chan struct{}),
 	}
 	n.stats.PerKind = make(map[string]KindStats)
+	n.params = cfg.networkParams()
+	n.coordEPs = defaultCoordinatorEndpoints()
 	for i := range cfg.Devices {
 		d := newDevice(n, cfg.Devices[i])
 		n.devices = append(n.devices, d)
