@@ -331,7 +331,8 @@ type SetConcentrator struct {
 	MaxHops                  uint8
 }
 
-// ImportTransientKey is importTransientKey's parameters (v13+).
+// ImportTransientKey is importTransientKey's parameters (v13+). Flags (sl_zb_sec_man_flags_t) is on the wire
+// in v13 only: EmberZNet 8.x (EZSP v14+) dropped it.
 type ImportTransientKey struct {
 	EUI64 zcl.IEEE
 	Key   [16]byte
@@ -513,10 +514,13 @@ func (c SetConcentrator) Append(dst []byte) []byte {
 	return append(dst, c.RouteErrorThreshold, c.DeliveryFailureThreshold, c.MaxHops)
 }
 
-// Append appends the parameters.
-func (c ImportTransientKey) Append(dst []byte) []byte {
+// Append appends the parameters in version v's layout (no flags byte from v14 on).
+func (c ImportTransientKey) Append(dst []byte, v Version) []byte {
 	dst = le64(dst, c.EUI64)
 	dst = append(dst, c.Key[:]...)
+	if v.Wide() {
+		return dst
+	}
 	return append(dst, c.Flags)
 }
 
@@ -696,10 +700,14 @@ func DecodeSetConcentrator(b []byte) (SetConcentrator, error) {
 		RouteErrorThreshold: r.u8("routeErrorThreshold"), DeliveryFailureThreshold: r.u8("deliveryFailureThreshold"), MaxHops: r.u8("maxHops")})
 }
 
-// DecodeImportTransientKey decodes importTransientKey's parameters.
-func DecodeImportTransientKey(b []byte) (ImportTransientKey, error) {
+// DecodeImportTransientKey decodes importTransientKey's parameters in version v's layout.
+func DecodeImportTransientKey(b []byte, v Version) (ImportTransientKey, error) {
 	r := newReader("importTransientKey", b)
-	return done(r, ImportTransientKey{EUI64: r.eui64("eui64"), Key: r.key("plaintextKey"), Flags: r.u8("flags")})
+	c := ImportTransientKey{EUI64: r.eui64("eui64"), Key: r.key("plaintextKey")}
+	if !v.Wide() {
+		c.Flags = r.u8("flags")
+	}
+	return done(r, c)
 }
 
 // DecodeU8 decodes a one-byte parameter list (networkState, maximumPayloadLength, permitJoining's duration …).
@@ -870,13 +878,48 @@ func DecodeCommand(id uint16, b []byte, v Version) (any, error) {
 	case IDSetConcentrator:
 		return DecodeSetConcentrator(b)
 	case IDImportTransientKey:
-		return DecodeImportTransientKey(b)
+		return DecodeImportTransientKey(b, v)
 	case IDSendUnicast:
 		return DecodeSendUnicast(b, v)
 	case IDSendBroadcast:
 		return DecodeSendBroadcast(b, v)
-	case IDNop, IDNetworkState, IDGetEUI64, IDGetNodeID, IDGetNetworkParameters, IDMaximumPayloadLength, IDLeaveNetwork:
+	case IDNop, IDNetworkState, IDGetEUI64, IDGetNodeID, IDGetNetworkParameters, IDMaximumPayloadLength, IDLeaveNetwork,
+		IDCallback, IDReadAndClearCounters, IDClearTransientLinkKeys, IDBroadcastNetworkKeySwitch, IDClearKeyTable,
+		IDGetTokenCount, IDResetNode, IDGetNetworkKeyInfo:
 		return struct{}{}, nil
+	case IDGetExtendedValue:
+		return DecodeExtendedValueQuery(b)
+	case IDSetManufacturerCode, IDTokenFactoryReset:
+		return DecodeU16(b, name, "value")
+	case IDSendMulticast:
+		return DecodeSendMulticast(b, v)
+	case IDSendRawMessage:
+		return DecodeRawMessage(b, v)
+	case IDLookupNodeIDByEUI64:
+		return DecodeEUI64(b, name)
+	case IDSetMulticastTableEntry:
+		return DecodeMulticastTableEntry(b)
+	case IDBroadcastNextNetworkKey:
+		r := newReader(name, b)
+		return done(r, r.key("key"))
+	case IDEraseKeyTableEntry, IDSetRadioIeee802154CcaMode, IDSetRadioPower, IDSetLogicalAndRadioChannel,
+		IDGetTokenInfo, IDExportLinkKeyByIndex:
+		return DecodeU8(b, name, "value")
+	case IDSetExtendedTimeout:
+		return DecodeSetExtendedTimeout(b)
+	case IDGetTokenData:
+		return DecodeTokenQuery(b, false)
+	case IDSetTokenData:
+		return DecodeTokenQuery(b, true)
+	case IDGetApsKeyInfo, IDExportKey:
+		return DecodeSecManContextCommand(b, name)
+	case IDImportLinkKey:
+		return DecodeImportLinkKey(b)
+	case IDImportKey:
+		return DecodeImportKey(b)
 	}
-	return nil, fmt.Errorf("decode EZSP command: unknown frame id 0x%04x", id)
+	return nil, fmt.Errorf("decode EZSP command 0x%04x: %w", id, ErrUnknownFrameID)
 }
+
+// ErrUnknownFrameID is wrapped by DecodeCommand for a frame id it has no layout for.
+var ErrUnknownFrameID = errors.New("unknown frame id")

@@ -556,7 +556,7 @@ func (d *Driver) PermitJoin(ctx context.Context, seconds uint8) error {
 	}
 	decision := DecisionAllowUnsecuredRejoins
 	if seconds > 0 {
-		if _, err := s.statusCommand(ctx, IDImportTransientKey, ImportTransientKey{Key: WellKnownLinkKey}.Append(nil)); err != nil {
+		if _, err := s.statusCommand(ctx, IDImportTransientKey, ImportTransientKey{Key: WellKnownLinkKey}.Append(nil, s.ver())); err != nil {
 			d.log.Warn().Err(err).Msg("importTransientKey failed; joining relies on the trust-center policy")
 		}
 		decision |= DecisionAllowJoins

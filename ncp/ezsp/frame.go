@@ -58,6 +58,38 @@ const (
 	IDGetValue                    uint16 = 0x00AA
 	IDSetValue                    uint16 = 0x00AB
 	IDImportTransientKey          uint16 = 0x0111
+
+	// Commands a host such as zigbee-herdsman sends that otabridge's driver does not; the fake stick
+	// answers them (frame ids from ezsp-enum/herdsman's EzspFrameID).
+	IDGetExtendedValue          uint16 = 0x0003
+	IDCallback                  uint16 = 0x0006
+	IDSetManufacturerCode       uint16 = 0x0015
+	IDSendMulticast             uint16 = 0x0038
+	IDSendRawMessage            uint16 = 0x0051
+	IDLookupNodeIDByEUI64       uint16 = 0x0060
+	IDSetMulticastTableEntry    uint16 = 0x0064
+	IDReadAndClearCounters      uint16 = 0x0065
+	IDClearTransientLinkKeys    uint16 = 0x006B
+	IDBroadcastNextNetworkKey   uint16 = 0x0073
+	IDBroadcastNetworkKeySwitch uint16 = 0x0074
+	IDEraseKeyTableEntry        uint16 = 0x0076
+	IDTokenFactoryReset         uint16 = 0x0077
+	IDSetExtendedTimeout        uint16 = 0x007E
+	IDSetRadioIeee802154CcaMode uint16 = 0x0095
+	IDSetRadioPower             uint16 = 0x0099
+	IDClearKeyTable             uint16 = 0x00B1
+	IDSetLogicalAndRadioChannel uint16 = 0x00B9
+	IDGetTokenCount             uint16 = 0x0100
+	IDGetTokenInfo              uint16 = 0x0101
+	IDGetTokenData              uint16 = 0x0102
+	IDSetTokenData              uint16 = 0x0103
+	IDResetNode                 uint16 = 0x0104
+	IDGetApsKeyInfo             uint16 = 0x010C
+	IDImportLinkKey             uint16 = 0x010E
+	IDExportLinkKeyByIndex      uint16 = 0x010F
+	IDExportKey                 uint16 = 0x0114
+	IDImportKey                 uint16 = 0x0115
+	IDGetNetworkKeyInfo         uint16 = 0x0116
 )
 
 var frameNames = map[uint16]string{
@@ -73,6 +105,28 @@ var frameNames = map[uint16]string{
 	IDSetSourceRouteDiscoveryMode: "setSourceRouteDiscoveryMode", IDLookupEUI64ByNodeID: "lookupEui64ByNodeId",
 	IDIncomingSenderEUI64Handler: "incomingSenderEui64Handler", IDSetInitialSecurityState: "setInitialSecurityState",
 	IDGetValue: "getValue", IDSetValue: "setValue", IDImportTransientKey: "importTransientKey",
+	IDGetExtendedValue: "getExtendedValue", IDCallback: "callback", IDSetManufacturerCode: "setManufacturerCode",
+	IDSendMulticast: "sendMulticast", IDSendRawMessage: "sendRawMessage", IDLookupNodeIDByEUI64: "lookupNodeIdByEui64",
+	IDSetMulticastTableEntry: "setMulticastTableEntry", IDReadAndClearCounters: "readAndClearCounters",
+	IDClearTransientLinkKeys: "clearTransientLinkKeys", IDBroadcastNextNetworkKey: "broadcastNextNetworkKey",
+	IDBroadcastNetworkKeySwitch: "broadcastNetworkKeySwitch", IDEraseKeyTableEntry: "eraseKeyTableEntry",
+	IDTokenFactoryReset: "tokenFactoryReset", IDSetExtendedTimeout: "setExtendedTimeout",
+	IDSetRadioIeee802154CcaMode: "setRadioIeee802154CcaMode", IDSetRadioPower: "setRadioPower",
+	IDClearKeyTable: "clearKeyTable", IDSetLogicalAndRadioChannel: "setLogicalAndRadioChannel",
+	IDGetTokenCount: "getTokenCount", IDGetTokenInfo: "getTokenInfo", IDGetTokenData: "getTokenData",
+	IDSetTokenData: "setTokenData", IDResetNode: "resetNode", IDGetApsKeyInfo: "getApsKeyInfo",
+	IDImportLinkKey: "importLinkKey", IDExportLinkKeyByIndex: "exportLinkKeyByIndex", IDExportKey: "exportKey",
+	IDImportKey: "importKey", IDGetNetworkKeyInfo: "getNetworkKeyInfo",
+}
+
+// FrameIDByName returns the frame id of a command or callback name as FrameName spells it.
+func FrameIDByName(name string) (uint16, bool) {
+	for id, n := range frameNames {
+		if n == name {
+			return id, true
+		}
+	}
+	return 0, false
 }
 
 // FrameName names a frame ID for logs ("0x1234" when otabridge does not know it).

@@ -14,6 +14,10 @@ var fuzzIDs = []uint16{
 	IDMessageSentHandler, IDIncomingMessageHandler, IDGetConfigurationValue, IDSetConfigurationValue,
 	IDSetPolicy, IDInvalidCommand, IDSetSourceRouteDiscoveryMode, IDLookupEUI64ByNodeID,
 	IDIncomingSenderEUI64Handler, IDSetInitialSecurityState, IDGetValue, IDSetValue, IDImportTransientKey,
+	IDGetExtendedValue, IDSetManufacturerCode, IDSendMulticast, IDSendRawMessage, IDLookupNodeIDByEUI64,
+	IDSetMulticastTableEntry, IDBroadcastNextNetworkKey, IDEraseKeyTableEntry, IDTokenFactoryReset,
+	IDSetExtendedTimeout, IDGetTokenData, IDSetTokenData, IDGetApsKeyInfo, IDExportKey, IDImportLinkKey, IDImportKey,
+	IDSetRadioPower, IDExportLinkKeyByIndex,
 }
 
 // FuzzDecode runs a whole EZSP frame through ParseFrame and then the parameters through the response decoder
@@ -90,6 +94,14 @@ func checkPrefix(t *testing.T, got any, in []byte, v Version) {
 		out = m.Append(nil)
 	case NetworkParameters:
 		out = m.Append(nil)
+	case ImportTransientKey:
+		out = m.Append(nil, v)
+	case SendMulticast:
+		out = m.Append(nil, v)
+	case ExportKey:
+		out = m.Context.Append(nil)
+	case ImportKey:
+		out = append(m.Context.Append(nil), m.Key[:]...)
 	default:
 		return
 	}

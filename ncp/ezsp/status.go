@@ -93,34 +93,54 @@ func (s Status) String() string {
 	return fmt.Sprintf("EmberStatus 0x%02x", s.Value)
 }
 
-// EzspStatus values (the byte invalidCommand carries in every version).
+// EzspStatus values (ezsp-enum.h; the byte invalidCommand carries in every version, and the status of the
+// configuration, policy and value commands up to v13). Checked against herdsman 10.9.5's EzspStatus enum.
 const (
-	EzspSuccess             uint8 = 0x00
-	EzspErrorVersionNotSet  uint8 = 0x30
-	EzspErrorInvalidFrameID uint8 = 0x31
-	EzspErrorWrongDirection uint8 = 0x32
-	EzspErrorTruncated      uint8 = 0x33
-	EzspErrorInvalidValue   uint8 = 0x35 // EZSP_ERROR_INVALID_VALUE
-	EzspErrorInvalidID      uint8 = 0x36 // EZSP_ERROR_INVALID_ID
+	EzspSuccess                           uint8 = 0x00
+	EzspErrorVersionNotSet                uint8 = 0x30
+	EzspErrorInvalidFrameID               uint8 = 0x31
+	EzspErrorWrongDirection               uint8 = 0x32
+	EzspErrorTruncated                    uint8 = 0x33
+	EzspErrorOverflow                     uint8 = 0x34
+	EzspErrorOutOfMemory                  uint8 = 0x35
+	EzspErrorInvalidValue                 uint8 = 0x36
+	EzspErrorInvalidID                    uint8 = 0x37
+	EzspErrorInvalidCall                  uint8 = 0x38
+	EzspErrorNoResponse                   uint8 = 0x39
+	EzspErrorCommandTooLong               uint8 = 0x40
+	EzspErrorQueueFull                    uint8 = 0x41
+	EzspErrorCommandFiltered              uint8 = 0x42
+	EzspErrorSecurityKeyAlreadySet        uint8 = 0x43
+	EzspErrorSecurityTypeInvalid          uint8 = 0x44
+	EzspErrorSecurityParametersInvalid    uint8 = 0x45
+	EzspErrorSecurityParametersAlreadySet uint8 = 0x46
+	EzspErrorSecurityKeyNotSet            uint8 = 0x47
+	EzspErrorSecurityParametersNotSet     uint8 = 0x48
+	EzspErrorUnsupportedControl           uint8 = 0x49
+	EzspErrorUnsecureFrame                uint8 = 0x4A
 )
+
+var ezspStatusNames = map[uint8]string{
+	EzspSuccess: "EZSP_SUCCESS", EzspErrorVersionNotSet: "EZSP_ERROR_VERSION_NOT_SET",
+	EzspErrorInvalidFrameID: "EZSP_ERROR_INVALID_FRAME_ID", EzspErrorWrongDirection: "EZSP_ERROR_WRONG_DIRECTION",
+	EzspErrorTruncated: "EZSP_ERROR_TRUNCATED", EzspErrorOverflow: "EZSP_ERROR_OVERFLOW",
+	EzspErrorOutOfMemory: "EZSP_ERROR_OUT_OF_MEMORY", EzspErrorInvalidValue: "EZSP_ERROR_INVALID_VALUE",
+	EzspErrorInvalidID: "EZSP_ERROR_INVALID_ID", EzspErrorInvalidCall: "EZSP_ERROR_INVALID_CALL",
+	EzspErrorNoResponse: "EZSP_ERROR_NO_RESPONSE", EzspErrorCommandTooLong: "EZSP_ERROR_COMMAND_TOO_LONG",
+	EzspErrorQueueFull: "EZSP_ERROR_QUEUE_FULL", EzspErrorCommandFiltered: "EZSP_ERROR_COMMAND_FILTERED",
+	EzspErrorSecurityKeyAlreadySet:        "EZSP_ERROR_SECURITY_KEY_ALREADY_SET",
+	EzspErrorSecurityTypeInvalid:          "EZSP_ERROR_SECURITY_TYPE_INVALID",
+	EzspErrorSecurityParametersInvalid:    "EZSP_ERROR_SECURITY_PARAMETERS_INVALID",
+	EzspErrorSecurityParametersAlreadySet: "EZSP_ERROR_SECURITY_PARAMETERS_ALREADY_SET",
+	EzspErrorSecurityKeyNotSet:            "EZSP_ERROR_SECURITY_KEY_NOT_SET",
+	EzspErrorSecurityParametersNotSet:     "EZSP_ERROR_SECURITY_PARAMETERS_NOT_SET",
+	EzspErrorUnsupportedControl:           "EZSP_ERROR_UNSUPPORTED_CONTROL", EzspErrorUnsecureFrame: "EZSP_ERROR_UNSECURE_FRAME",
+}
 
 // EzspStatusName names an EzspStatus byte.
 func EzspStatusName(s uint8) string {
-	switch s {
-	case EzspSuccess:
-		return "EZSP_SUCCESS"
-	case EzspErrorVersionNotSet:
-		return "EZSP_ERROR_VERSION_NOT_SET"
-	case EzspErrorInvalidFrameID:
-		return "EZSP_ERROR_INVALID_FRAME_ID"
-	case EzspErrorWrongDirection:
-		return "EZSP_ERROR_WRONG_DIRECTION"
-	case EzspErrorTruncated:
-		return "EZSP_ERROR_TRUNCATED"
-	case EzspErrorInvalidValue:
-		return "EZSP_ERROR_INVALID_VALUE"
-	case EzspErrorInvalidID:
-		return "EZSP_ERROR_INVALID_ID"
+	if n, ok := ezspStatusNames[s]; ok {
+		return n
 	}
 	return fmt.Sprintf("EzspStatus 0x%02x", s)
 }
