@@ -288,6 +288,21 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%s.reboot_at_percent: %v is out of range (want 0 for never, or below 100)", dp, d.RebootAtPercent)
 		}
 	}
+	for i, d := range c.Devices {
+		if d.Parent == 0 {
+			continue
+		}
+		dp := fmt.Sprintf("%s.devices[%d].parent", p, i)
+		j, ok := ieees[d.Parent]
+		switch {
+		case d.Parent == d.IEEE:
+			return fmt.Errorf("%s: a device cannot be its own parent", dp)
+		case !ok:
+			return fmt.Errorf("%s: %s is not a device of this configuration", dp, d.Parent)
+		case c.Devices[j].Power == PowerBattery:
+			return fmt.Errorf("%s: devices[%d] is a battery end device, not a router", dp, j)
+		}
+	}
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/otabridge/otabridge/clock"
+	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/zcl"
 )
 
@@ -35,6 +36,11 @@ type Device struct {
 	client      otaClient
 	counters    deviceCounters
 	queryTimer  clock.Timer
+	network     *NetworkParams // the network the device is a member of; nil: none (it may join one)
+	everMember  bool           // it was a member before: its next join is a rejoin
+	left        bool           // it left (or was removed); it joins again only with rejoin: true
+	joining     bool           // a join is under way
+	parent      uint16         // short address of its parent (0x0000: the coordinator)
 
 	snapMu sync.Mutex
 	snap   DeviceStatus
@@ -87,6 +93,10 @@ type DeviceStatus struct {
 	LastEndStatus   zcl.Status // status of the last Upgrade End Request sent, or ABORT / TIMEOUT for a download that ended otherwise
 	LastError       string
 	PageFallback    bool // the page client fell back to block requests after UNSUP_COMMAND
+	// Joined says the device is a member of the network the coordinator runs now; Parent is the short
+	// address of the parent it joined through (0x0000: the coordinator).
+	Joined bool
+	Parent uint16
 }
 
 type deviceCounters struct {
@@ -192,12 +202,22 @@ func (d *Device) after(dur time.Duration, f func()) clock.Timer {
 	})
 }
 
-// boot brings the device onto the air (at Start and after a reboot).
+// boot brings the device onto the air (at Start and after a reboot). A device that is not a member of any
+// network looks for one to join (only while permit join is open).
 func (d *Device) boot(announce bool) {
 	d.booted = true
 	d.online = true
 	d.log.Info().Str("profile", d.cfg.Profile).Str("file_version", fmt.Sprintf("0x%08X", d.fileVersion)).
-		Str("power", d.cfg.Power).Int("hops", d.cfg.Hops).Msg("device up")
+		Str("power", d.cfg.Power).Int("hops", d.cfg.Hops).Bool("member", d.network != nil).Msg("device up")
+	if d.network == nil {
+		d.maybeJoin()
+		return
+	}
+	d.startLife(announce)
+}
+
+// startLife starts the device's life in its network: Device_annce, polling, the OTA client.
+func (d *Device) startLife(announce bool) {
 	if announce {
 		d.announce()
 	}
@@ -207,13 +227,16 @@ func (d *Device) boot(announce bool) {
 	d.client.booted()
 }
 
-// reboot takes the device off the air for reboot_time; then it boots (with newVersion applied when not nil)
-// and announces itself.
-func (d *Device) reboot(reason string, newVersion *uint32) {
+// stopLife ends everything the device does in its network: timers of this life do nothing any more, frames
+// its parent holds for it are dropped (an unacknowledged one fails with status), the OTA client stops.
+func (d *Device) stopLife(status string) {
 	d.epoch++
-	d.online = false
+	for _, m := range d.held {
+		if !m.up && !m.needAck {
+			m.finish(&ncp.SendError{DstShort: m.dstShort, Status: status})
+		}
+	}
 	d.held = nil
-	d.counters.reboots++
 	if d.pollTimer != nil {
 		d.pollTimer.Stop()
 		d.pollTimer = nil
@@ -223,6 +246,15 @@ func (d *Device) reboot(reason string, newVersion *uint32) {
 		d.queryTimer = nil
 	}
 	d.client.rebooting()
+}
+
+// reboot takes the device off the air for reboot_time; then it boots (with newVersion applied when not nil)
+// and announces itself.
+func (d *Device) reboot(reason string, newVersion *uint32) {
+	d.stopLife("device rebooted")
+	d.online = false
+	d.joining = false
+	d.counters.reboots++
 	d.log.Info().Str("reason", reason).Dur("reboot_time", d.cfg.RebootTime).Msg("device reboots")
 	d.after(d.cfg.RebootTime, func() {
 		if newVersion != nil {
@@ -520,6 +552,18 @@ func (d *Device) handleZDO(cluster uint16, p []byte, broadcast bool) {
 			return
 		}
 		d.zdoReply(zdoNWKAddrRsp, addrRsp(seq, d.cfg.IEEE, d.cfg.NWK))
+	case zdoMgmtLeaveReq:
+		// seq, DeviceAddress (8), flags (bit 6 remove children, bit 7 rejoin)
+		if broadcast || len(p) < 10 {
+			return
+		}
+		if target := zcl.IEEE(binary.LittleEndian.Uint64(p[1:])); target != 0 && target != d.cfg.IEEE {
+			d.zdoReply(zdoMgmtLeaveRsp, []byte{seq, nwkStatusUnknownDevice}) // not itself, and it has no children
+			return
+		}
+		d.zdoReply(zdoMgmtLeaveRsp, []byte{seq, zdoStatusSuccess})
+		rejoin := p[9]&0x80 != 0
+		d.after(d.n.freeAt.Sub(d.n.clk.Now()), func() { d.leave("Mgmt_Leave_req", rejoin) })
 	case zdoNodeDescReq:
 		if broadcast {
 			return
@@ -541,7 +585,8 @@ func (d *Device) handleZDO(cluster uint16, p []byte, broadcast bool) {
 		}
 		rsp := []byte{seq, zdoStatusInvalidE, byte(d.cfg.NWK), byte(d.cfg.NWK >> 8), 0}
 		if p[3] == d.cfg.Endpoint {
-			desc := simpleDescriptor(d.cfg.Endpoint, zcl.ProfileHomeAutomation, 0x0000, []uint16{zcl.ClusterBasic}, []uint16{zcl.ClusterOTA})
+			desc := simpleDescriptor(EndpointDesc{Endpoint: d.cfg.Endpoint, ProfileID: zcl.ProfileHomeAutomation, DeviceVersion: 1,
+				InClusters: []uint16{zcl.ClusterBasic}, OutClusters: []uint16{zcl.ClusterOTA}})
 			rsp = append([]byte{seq, zdoStatusSuccess, byte(d.cfg.NWK), byte(d.cfg.NWK >> 8), byte(len(desc))}, desc...)
 		}
 		d.zdoReply(zdoSimpleDescRsp, rsp)
@@ -572,7 +617,7 @@ func (d *Device) publish() {
 		Queries: d.counters.queries, BlockRequests: d.counters.blockReqs, PageRequests: d.counters.pageReqs,
 		NotifiesHeard: d.counters.notifies, FramesReceived: d.counters.frames, Polls: d.counters.polls,
 		LastQueryStatus: d.counters.lastQuery, LastEndStatus: d.counters.lastEnd, LastError: d.counters.lastError,
-		PageFallback: c.pageUnsupported,
+		PageFallback: c.pageUnsupported, Joined: d.inNetwork(), Parent: d.parent,
 	}
 	if !d.online && d.booted {
 		s.State = StateRebooting

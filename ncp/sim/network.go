@@ -38,7 +38,9 @@ type Network struct {
 	inflight    map[uint64]*message
 	nextID      uint64
 	zdoSeq      uint8
-	coordOnline bool // Start has run on the clock
+	coordOnline bool      // Start has run on the clock
+	permitUntil time.Time // permit join is open until then (PermitJoin)
+	permitOpen  bool      // permit join is open until closed (PermitJoin 255)
 
 	closed atomic.Bool
 
@@ -46,6 +48,7 @@ type Network struct {
 	started  bool
 	params   NetworkParams  // the network the coordinator runs (config until Form)
 	coordEPs []EndpointDesc // the coordinator's endpoints (SetCoordinatorEndpoints)
+	coordMfr uint16         // manufacturer code of the coordinator's node descriptor
 	handler  func(ncp.Event)
 	oracle   func(zcl.ImageID) ([32]byte, bool)
 	stats    LinkStats
@@ -122,11 +125,15 @@ func New(cfg Config, clk *clock.Virtual, log zerolog.Logger) (*Network, error) {
 	n.stats.PerKind = make(map[string]KindStats)
 	n.params = cfg.networkParams()
 	n.coordEPs = defaultCoordinatorEndpoints()
+	n.coordMfr = DefaultCoordinatorManufacturerCode
 	for i := range cfg.Devices {
 		d := newDevice(n, cfg.Devices[i])
 		n.devices = append(n.devices, d)
 		n.byIEEE[d.cfg.IEEE] = d
 		n.byShort[d.cfg.NWK] = d
+	}
+	for _, d := range n.devices {
+		d.initMembership()
 	}
 	n.wg.Add(1)
 	go n.drain()
@@ -233,7 +240,9 @@ func (n *Network) powerOn() {
 	}
 }
 
-// PermitJoin is accepted and logged; the simulated devices are already members of the network.
+// PermitJoin opens joining on the coordinator and every router for seconds (0 closes, 255 until closed).
+// Devices that are not members of any network and may join find the network by an active scan and join it
+// at a small random delay (see join.go). It does not wait for the clock.
 func (n *Network) PermitJoin(ctx context.Context, seconds uint8) error {
 	if n.closed.Load() {
 		return ncp.ErrClosed
@@ -241,7 +250,14 @@ func (n *Network) PermitJoin(ctx context.Context, seconds uint8) error {
 	if !n.isStarted() {
 		return ncp.ErrNotStarted
 	}
-	n.log.Info().Uint8("seconds", seconds).Msg("permit join")
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	n.clk.AfterFunc(0, func() {
+		if !n.closed.Load() {
+			n.setPermit(seconds, "host")
+		}
+	})
 	return nil
 }
 
@@ -425,12 +441,20 @@ func (n *Network) send(f ncp.Frame, done func(error)) {
 		done(ncp.ErrNotStarted)
 		return
 	}
+	if f.DstShort == 0x0000 && f.ProfileID == 0 {
+		n.hostZDO(f, done)
+		return
+	}
 	kind := kindOf(f.ProfileID, f.ClusterID, f.Payload)
 	if f.IsBroadcast() {
 		n.broadcastDown(f, kind, done)
 		return
 	}
 	d := n.byShort[f.DstShort]
+	if d != nil && !d.inNetwork() {
+		n.routeDiscoveryFails(f, d, done)
+		return
+	}
 	if d == nil {
 		n.log.Debug().Str("dst", fmt.Sprintf("0x%04X", f.DstShort)).Msg("send to unknown short address")
 		done(&ncp.SendError{DstShort: f.DstShort, Status: "no route to destination"})
@@ -621,6 +645,9 @@ func (n *Network) broadcastDown(f ncp.Frame, kind string, done func(error)) {
 	}
 	gen := n.gen
 	for _, d := range n.devices {
+		if !d.inNetwork() {
+			continue
+		}
 		switch f.DstShort {
 		case ncp.BroadcastRxOnWhenIdle:
 			if d.sleepy() {
@@ -664,8 +691,8 @@ func (n *Network) broadcastDown(f ncp.Frame, kind string, done func(error)) {
 
 // deviceSend sends a frame from a device to the coordinator (dstShort 0x0000 or a broadcast address).
 func (n *Network) deviceSend(d *Device, dstShort, profile, cluster uint16, srcEP, dstEP uint8, payload []byte, apsAck bool) {
-	if !d.online {
-		return
+	if !d.online || !d.inNetwork() {
+		return // off the air, or on another network: the coordinator never hears it
 	}
 	kind := kindOf(profile, cluster, payload)
 	if dstShort != 0x0000 && dstShort < 0xFFF8 {
@@ -705,6 +732,10 @@ func (n *Network) upBroadcastHop(m *message, done int) {
 
 // poll is one MAC data request of a sleepy device; the parent answers with the oldest held frame.
 func (n *Network) poll(d *Device, then func()) {
+	if !d.inNetwork() {
+		then() // its parent is on another network: nothing on this channel
+		return
+	}
 	n.addStats(func(s *LinkStats) { s.Polls++ })
 	_, ok := n.occupyRaw("mac_data_request", DataRequestBytes, true, n.lossRate(d), true)
 	n.afterReservation(func() {

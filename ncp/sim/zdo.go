@@ -10,24 +10,31 @@ import (
 
 // ZDO clusters (profile 0, endpoint 0) the simulation speaks.
 const (
-	zdoNWKAddrReq     uint16 = 0x0000
-	zdoIEEEAddrReq    uint16 = 0x0001
-	zdoNodeDescReq    uint16 = 0x0002
-	zdoSimpleDescReq  uint16 = 0x0004
-	zdoActiveEPReq    uint16 = 0x0005
-	zdoMatchDescReq   uint16 = 0x0006
-	zdoDeviceAnnce    uint16 = 0x0013
-	zdoNWKAddrRsp     uint16 = 0x8000
-	zdoIEEEAddrRsp    uint16 = 0x8001
-	zdoNodeDescRsp    uint16 = 0x8002
-	zdoSimpleDescRsp  uint16 = 0x8004
-	zdoActiveEPRsp    uint16 = 0x8005
-	zdoMatchDescRsp   uint16 = 0x8006
-	zdoStatusSuccess  uint8  = 0x00
-	zdoStatusNotFound uint8  = 0x81 // DEVICE_NOT_FOUND
-	zdoStatusInvalid  uint8  = 0x80 // INV_REQUESTTYPE
-	zdoStatusNoDesc   uint8  = 0x89 // NO_DESCRIPTOR
-	zdoStatusInvalidE uint8  = 0x82 // INVALID_EP
+	zdoNWKAddrReq          uint16 = 0x0000
+	zdoIEEEAddrReq         uint16 = 0x0001
+	zdoNodeDescReq         uint16 = 0x0002
+	zdoSimpleDescReq       uint16 = 0x0004
+	zdoActiveEPReq         uint16 = 0x0005
+	zdoMatchDescReq        uint16 = 0x0006
+	zdoDeviceAnnce         uint16 = 0x0013
+	zdoNWKAddrRsp          uint16 = 0x8000
+	zdoIEEEAddrRsp         uint16 = 0x8001
+	zdoNodeDescRsp         uint16 = 0x8002
+	zdoSimpleDescRsp       uint16 = 0x8004
+	zdoActiveEPRsp         uint16 = 0x8005
+	zdoMatchDescRsp        uint16 = 0x8006
+	zdoStatusSuccess       uint8  = 0x00
+	zdoStatusNotFound      uint8  = 0x81 // DEVICE_NOT_FOUND
+	zdoStatusInvalid       uint8  = 0x80 // INV_REQUESTTYPE
+	zdoStatusNoDesc        uint8  = 0x89 // NO_DESCRIPTOR
+	zdoStatusInvalidE      uint8  = 0x82 // INVALID_EP
+	zdoStatusNotActive     uint8  = 0x83 // NOT_ACTIVE
+	zdoStatusNotSupp       uint8  = 0x84 // NOT_SUPPORTED
+	nwkStatusUnknownDevice uint8  = 0xC8 // NLME-LEAVE.confirm UNKNOWN_DEVICE, in Mgmt_Leave_rsp
+	zdoMgmtLeaveReq        uint16 = 0x0034
+	zdoMgmtPermitReq       uint16 = 0x0036
+	zdoMgmtLeaveRsp        uint16 = 0x8034
+	zdoMgmtPermitRsp       uint16 = 0x8036
 )
 
 // MAC capability flags of a Device_annce.
@@ -43,7 +50,8 @@ var zdoNames = map[uint16]string{
 	zdoSimpleDescReq: "zdo.simple_desc_req", zdoActiveEPReq: "zdo.active_ep_req", zdoMatchDescReq: "zdo.match_desc_req",
 	zdoDeviceAnnce: "zdo.device_annce", zdoNWKAddrRsp: "zdo.nwk_addr_rsp", zdoIEEEAddrRsp: "zdo.ieee_addr_rsp",
 	zdoNodeDescRsp: "zdo.node_desc_rsp", zdoSimpleDescRsp: "zdo.simple_desc_rsp", zdoActiveEPRsp: "zdo.active_ep_rsp",
-	zdoMatchDescRsp: "zdo.match_desc_rsp",
+	zdoMatchDescRsp: "zdo.match_desc_rsp", zdoMgmtLeaveReq: "zdo.mgmt_leave_req", zdoMgmtLeaveRsp: "zdo.mgmt_leave_rsp",
+	zdoMgmtPermitReq: "zdo.mgmt_permit_joining_req", zdoMgmtPermitRsp: "zdo.mgmt_permit_joining_rsp",
 }
 
 var otaNames = [...]string{
@@ -81,17 +89,13 @@ func kindOf(profile, cluster uint16, payload []byte) string {
 	return fmt.Sprintf("zcl.cluster_0x%04x_cmd_0x%02x", cluster, h.CommandID)
 }
 
-// coordZDO answers the ZDO requests a coordinator's stack answers itself and turns Device_annce into an
-// event. It reports whether it consumed the frame (else it goes to the bridge as EventFrame).
+// coordZDO handles a ZDO frame a device sent to the coordinator: Device_annce becomes EventAnnounced, the
+// requests a coordinator's stack answers itself are answered over the air. It reports whether it consumed
+// the frame (else it goes to the bridge as EventFrame).
 func (n *Network) coordZDO(m *message) bool {
 	d := m.dev
 	p := m.payload
-	if len(p) < 1 {
-		return true // nothing a stack could answer; dropped
-	}
-	seq := p[0]
-	switch m.cluster {
-	case zdoDeviceAnnce:
+	if m.cluster == zdoDeviceAnnce {
 		if len(p) < 12 {
 			return true
 		}
@@ -100,90 +104,19 @@ func (n *Network) coordZDO(m *message) bool {
 		n.log.Info().Str("ieee", ieee.String()).Str("nwk", fmt.Sprintf("0x%04X", short)).Uint8("capabilities", p[11]).Msg("device announce")
 		n.emit(eventAnnounced(short, ieee, p[11]))
 		return true
-	case zdoMatchDescReq:
-		// seq, nwkAddrOfInterest(2), profile(2), numIn(1), in clusters, numOut(1), out clusters
-		if len(p) < 6 {
-			return true
-		}
-		addr := binary.LittleEndian.Uint16(p[1:])
-		profile := binary.LittleEndian.Uint16(p[3:])
-		in, rest, ok := readClusterList(p[5:])
-		if !ok {
-			return true
-		}
-		out, _, ok := readClusterList(rest)
-		if !ok {
-			return true
-		}
-		match := false
-		if profile == zcl.ProfileHomeAutomation || profile == 0xFFFF {
-			for _, c := range in {
-				if c == zcl.ClusterOTA || c == zcl.ClusterBasic {
-					match = true
-				}
-			}
-		}
-		_ = out // the coordinator endpoint has no output clusters
-		if m.broadcast && !match {
-			return true // broadcasts are answered only on a match
-		}
-		if addr != 0x0000 && addr < 0xFFF8 {
-			n.coordSend(d, 0, zdoMatchDescRsp, 0, 0, []byte{seq, zdoStatusNotFound, byte(addr), byte(addr >> 8), 0})
-			return true
-		}
-		rsp := []byte{seq, zdoStatusSuccess, 0x00, 0x00}
-		if match {
-			rsp = append(rsp, 1, 1) // one endpoint: 1
-		} else {
-			rsp = append(rsp, 0)
-		}
-		n.coordSend(d, 0, zdoMatchDescRsp, 0, 0, rsp)
-		return true
-	case zdoIEEEAddrReq:
-		if len(p) < 3 {
-			return true
-		}
-		addr := binary.LittleEndian.Uint16(p[1:])
-		if addr != 0x0000 {
-			n.coordSend(d, 0, zdoIEEEAddrRsp, 0, 0, []byte{seq, zdoStatusNotFound})
-			return true
-		}
-		n.coordSend(d, 0, zdoIEEEAddrRsp, 0, 0, addrRsp(seq, n.cfg.CoordinatorIEEE, 0x0000))
-		return true
-	case zdoNWKAddrReq:
-		if len(p) < 9 {
-			return true
-		}
-		ieee := zcl.IEEE(binary.LittleEndian.Uint64(p[1:]))
-		if ieee != n.cfg.CoordinatorIEEE {
-			if !m.broadcast {
-				n.coordSend(d, 0, zdoNWKAddrRsp, 0, 0, []byte{seq, zdoStatusNotFound})
-			}
-			return true
-		}
-		n.coordSend(d, 0, zdoNWKAddrRsp, 0, 0, addrRsp(seq, n.cfg.CoordinatorIEEE, 0x0000))
-		return true
-	case zdoActiveEPReq:
-		n.coordSend(d, 0, zdoActiveEPRsp, 0, 0, []byte{seq, zdoStatusSuccess, 0, 0, 1, 1})
-		return true
-	case zdoSimpleDescReq:
-		if len(p) < 4 {
-			return true
-		}
-		if p[3] != 1 {
-			n.coordSend(d, 0, zdoSimpleDescRsp, 0, 0, []byte{seq, zdoStatusInvalidE, 0, 0, 0})
-			return true
-		}
-		desc := simpleDescriptor(1, zcl.ProfileHomeAutomation, 0x0005, []uint16{zcl.ClusterBasic, zcl.ClusterOTA}, nil)
-		rsp := append([]byte{seq, zdoStatusSuccess, 0, 0, byte(len(desc))}, desc...)
-		n.coordSend(d, 0, zdoSimpleDescRsp, 0, 0, rsp)
-		return true
-	case zdoNodeDescReq:
-		rsp := append([]byte{seq, zdoStatusSuccess, 0, 0}, nodeDescriptor(0, 0x8F, 0x0000)...)
-		n.coordSend(d, 0, zdoNodeDescRsp, 0, 0, rsp)
+	}
+	if m.cluster&0x8000 != 0 {
+		return false // a response: the host's
+	}
+	req, err := decodeZDORequest(m.cluster, p)
+	if err != nil {
+		n.log.Debug().Str("ieee", d.cfg.IEEE.String()).Err(err).Msg("ZDO request to the coordinator dropped")
 		return true
 	}
-	return false
+	if cluster, rsp, ok := n.coordinatorAnswer(req, m.broadcast); ok {
+		n.coordSend(d, 0, cluster, 0, 0, rsp)
+	}
+	return true
 }
 
 func eventAnnounced(short uint16, ieee zcl.IEEE, caps uint8) ncp.Event {
@@ -214,17 +147,18 @@ func addrRsp(seq uint8, ieee zcl.IEEE, short uint16) []byte {
 	return binary.LittleEndian.AppendUint16(b, short)
 }
 
-// simpleDescriptor encodes a simple descriptor: endpoint, profile, device id, version, clusters.
-func simpleDescriptor(ep uint8, profile, deviceID uint16, in, out []uint16) []byte {
-	b := []byte{ep}
-	b = binary.LittleEndian.AppendUint16(b, profile)
-	b = binary.LittleEndian.AppendUint16(b, deviceID)
-	b = append(b, 1, byte(len(in)))
-	for _, c := range in {
+// simpleDescriptor encodes a simple descriptor (ZigBee spec 2.3.2.5): endpoint, profile, device id,
+// version (low 4 bits), input cluster count and list, output cluster count and list.
+func simpleDescriptor(e EndpointDesc) []byte {
+	b := []byte{e.Endpoint}
+	b = binary.LittleEndian.AppendUint16(b, e.ProfileID)
+	b = binary.LittleEndian.AppendUint16(b, e.DeviceID)
+	b = append(b, e.DeviceVersion&0x0F, byte(len(e.InClusters)))
+	for _, c := range e.InClusters {
 		b = binary.LittleEndian.AppendUint16(b, c)
 	}
-	b = append(b, byte(len(out)))
-	for _, c := range out {
+	b = append(b, byte(len(e.OutClusters)))
+	for _, c := range e.OutClusters {
 		b = binary.LittleEndian.AppendUint16(b, c)
 	}
 	return b
