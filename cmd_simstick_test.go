@@ -31,6 +31,10 @@ radio:
   type: ezsp
   sim_speed: 20
   sim:
+    channel: 20
+    pan_id: 0x4E21
+    extended_pan_id: "0x00124b0000004e21"
+    network_key: "0102030405060708090a0b0c0d0e0f10"
     link: {mode: fast}
     devices:
       - ieee: "0x00124b00000000b2"
@@ -52,7 +56,11 @@ radio:
 	port := strings.TrimSpace(line)
 	assert.Equal(t, link, port)
 
-	drv := ezsp.New(ezsp.Config{Port: port, Baud: 460800}, zerolog.Nop())
+	simCfg, _, err := loadSimConfig(cfgPath)
+	require.NoError(t, err)
+	// The driver forms the network the configured devices are members of.
+	drv := ezsp.New(ezsp.Config{Port: port, Baud: 460800, Network: ezsp.NetworkSettings{Channel: simCfg.Channel, PANID: simCfg.PANID,
+		ExtendedPANID: simCfg.ExtendedPANID, NetworkKey: ezsp.NetworkKey(simCfg.NetworkKey)}}, zerolog.Nop())
 	sctx, scancel := context.WithTimeout(ctx, 20*time.Second)
 	defer scancel()
 	info, err := drv.Start(sctx)

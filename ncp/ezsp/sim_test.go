@@ -50,7 +50,9 @@ func TestSimReadAttributesThroughFakeStick(t *testing.T) {
 			go func() { defer wg.Done(); _ = stick.Serve(ctx, ncpSide) }()
 			return host, nil
 		}
-		drv := ezsp.New(ezsp.Config{Port: "pipe"}, testLog(t), ezsp.WithOpener(open), ezsp.WithTimeouts(fastTimeouts))
+		// The driver forms the network the simulated devices are members of (the stick moves the simulated
+		// coordinator onto whatever network the host forms).
+		drv := ezsp.New(ezsp.Config{Port: "pipe", Network: networkOf(network.Params())}, testLog(t), ezsp.WithOpener(open), ezsp.WithTimeouts(fastTimeouts))
 		defer func() {
 			drv.Close()
 			cancel()
@@ -96,4 +98,9 @@ func TestSimReadAttributesThroughFakeStick(t *testing.T) {
 		assert.Equal(t, "Espressif", rsp.Records[0].Value.String)
 		assert.Equal(t, "ESP32H2-Light", rsp.Records[1].Value.String)
 	})
+}
+
+// networkOf is the driver's network setting for a simulated network.
+func networkOf(p sim.NetworkParams) ezsp.NetworkSettings {
+	return ezsp.NetworkSettings{Channel: p.Channel, PANID: p.PANID, ExtendedPANID: p.ExtendedPANID, NetworkKey: ezsp.NetworkKey(p.NetworkKey)}
 }

@@ -27,6 +27,10 @@ const (
 	StatusMaxMessageLimit
 	StatusNoBuffers
 	StatusNetworkBusy
+	StatusSecurityStateNotSet
+	StatusIndexOutOfRange
+	StatusNotFound
+	StatusLibraryNotPresent
 	numStatusKinds
 )
 
@@ -38,19 +42,23 @@ var statusTable = [numStatusKinds]struct {
 	emberName string
 	slName    string
 }{
-	StatusOK:               {0x00, 0x0000, "SUCCESS", "SL_STATUS_OK"},
-	StatusFail:             {0x01, 0x0001, "ERR_FATAL", "SL_STATUS_FAIL"},
-	StatusInvalidParameter: {0x02, 0x0021, "BAD_ARGUMENT", "SL_STATUS_INVALID_PARAMETER"},
-	StatusInvalidCall:      {0x70, 0x0002, "INVALID_CALL", "SL_STATUS_INVALID_STATE"},
-	StatusNetworkUp:        {0x90, 0x0015, "NETWORK_UP", "SL_STATUS_NETWORK_UP"},
-	StatusNetworkDown:      {0x91, 0x0016, "NETWORK_DOWN", "SL_STATUS_NETWORK_DOWN"},
-	StatusNotJoined:        {0x93, 0x0017, "NOT_JOINED", "SL_STATUS_NOT_JOINED"},
-	StatusNetworkOpened:    {0x9C, 0x0C18, "NETWORK_OPENED", "SL_STATUS_ZIGBEE_NETWORK_OPENED"},
-	StatusNetworkClosed:    {0x9D, 0x0C19, "NETWORK_CLOSED", "SL_STATUS_ZIGBEE_NETWORK_CLOSED"},
-	StatusDeliveryFailed:   {0x66, 0x0C02, "DELIVERY_FAILED", "SL_STATUS_ZIGBEE_DELIVERY_FAILED"},
-	StatusMaxMessageLimit:  {0x72, 0x0C03, "MAX_MESSAGE_LIMIT_REACHED", "SL_STATUS_ZIGBEE_MAX_MESSAGE_LIMIT_REACHED"},
-	StatusNoBuffers:        {0x18, 0x0019, "NO_BUFFERS", "SL_STATUS_ALLOCATION_FAILED"},
-	StatusNetworkBusy:      {0xA1, 0x0004, "NETWORK_BUSY", "SL_STATUS_BUSY"},
+	StatusOK:                  {0x00, 0x0000, "SUCCESS", "SL_STATUS_OK"},
+	StatusFail:                {0x01, 0x0001, "ERR_FATAL", "SL_STATUS_FAIL"},
+	StatusInvalidParameter:    {0x02, 0x0021, "BAD_ARGUMENT", "SL_STATUS_INVALID_PARAMETER"},
+	StatusInvalidCall:         {0x70, 0x0002, "INVALID_CALL", "SL_STATUS_INVALID_STATE"},
+	StatusNetworkUp:           {0x90, 0x0015, "NETWORK_UP", "SL_STATUS_NETWORK_UP"},
+	StatusNetworkDown:         {0x91, 0x0016, "NETWORK_DOWN", "SL_STATUS_NETWORK_DOWN"},
+	StatusNotJoined:           {0x93, 0x0017, "NOT_JOINED", "SL_STATUS_NOT_JOINED"},
+	StatusNetworkOpened:       {0x9C, 0x0C18, "NETWORK_OPENED", "SL_STATUS_ZIGBEE_NETWORK_OPENED"},
+	StatusNetworkClosed:       {0x9D, 0x0C19, "NETWORK_CLOSED", "SL_STATUS_ZIGBEE_NETWORK_CLOSED"},
+	StatusDeliveryFailed:      {0x66, 0x0C02, "DELIVERY_FAILED", "SL_STATUS_ZIGBEE_DELIVERY_FAILED"},
+	StatusMaxMessageLimit:     {0x72, 0x0C03, "MAX_MESSAGE_LIMIT_REACHED", "SL_STATUS_ZIGBEE_MAX_MESSAGE_LIMIT_REACHED"},
+	StatusNoBuffers:           {0x18, 0x0019, "NO_BUFFERS", "SL_STATUS_ALLOCATION_FAILED"},
+	StatusNetworkBusy:         {0xA1, 0x0004, "NETWORK_BUSY", "SL_STATUS_BUSY"},
+	StatusSecurityStateNotSet: {0xA8, 0x0C0B, "SECURITY_STATE_NOT_SET", "SL_STATUS_ZIGBEE_SECURITY_STATE_NOT_SET"},
+	StatusIndexOutOfRange:     {0xB1, 0x0027, "INDEX_OUT_OF_RANGE", "SL_STATUS_INVALID_INDEX"},
+	StatusNotFound:            {0x01, 0x002D, "ERR_FATAL", "SL_STATUS_NOT_FOUND"},
+	StatusLibraryNotPresent:   {0xB5, 0x000E, "LIBRARY_NOT_PRESENT", "SL_STATUS_NOT_AVAILABLE"},
 }
 
 // StatusOf returns the code of a condition in this version's numbering.

@@ -3,6 +3,7 @@ package fakestick
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"sync"
 
@@ -33,8 +34,16 @@ type session struct {
 	lastSeq   uint8
 	config    map[uint8]uint16
 	policies  map[uint8]uint8
+	values    map[uint8][]byte
 	endpoints map[uint8]ezsp.AddEndpoint
 	inFlight  int
+	// What the NCP holds in RAM only (lost on reset): the security state set for the next formNetwork, the
+	// transient link keys, the multicast table, the manufacturer code and counters.
+	security     *ezsp.InitialSecurityState
+	transient    map[zcl.IEEE][16]byte
+	multicast    map[uint8]ezsp.MulticastTableEntry
+	manufacturer uint16
+	counters     [ezsp.EmberCounterCount]uint16
 }
 
 type outFrame struct {
@@ -63,7 +72,13 @@ func (ss *session) clearLocked() {
 	ss.up = false
 	ss.config = make(map[uint8]uint16)
 	ss.policies = make(map[uint8]uint8)
+	ss.values = make(map[uint8][]byte)
 	ss.endpoints = make(map[uint8]ezsp.AddEndpoint)
+	ss.security = nil
+	ss.transient = make(map[zcl.IEEE][16]byte)
+	ss.multicast = make(map[uint8]ezsp.MulticastTableEntry)
+	ss.manufacturer = 0
+	ss.counters = [ezsp.EmberCounterCount]uint16{}
 }
 
 // reset forgets the EZSP state; announce: the stick reset on its own and says so with RSTACK.
@@ -121,6 +136,7 @@ func (ss *session) senderLoop() {
 }
 
 func (ss *session) queue(b []byte) {
+	ss.st.trace.add(false, b)
 	ss.mu.Lock()
 	e := ss.epoch
 	ss.mu.Unlock()
@@ -153,8 +169,12 @@ func (ss *session) commandLoop() {
 	}
 }
 
+// maxEzspFrame is EZSP_MAX_FRAME_LENGTH: a command's fields are read from a buffer of this size.
+const maxEzspFrame = 200
+
 func (ss *session) handle(b []byte) {
 	st := ss.st
+	st.trace.add(true, b)
 	ours := st.cfg.ProtocolVersion
 	vr := ezsp.VersionResponse{ProtocolVersion: ours, StackType: 2, StackVersion: st.cfg.StackVersion}
 	if ezsp.IsLegacyVersionCommand(b) {
@@ -169,15 +189,26 @@ func (ss *session) handle(b []byte) {
 		ss.respond(req, vr.Append(nil))
 		return
 	}
+	if len(b) < 5 {
+		// Shorter than an extended header: the NCP cannot even tell what it is and drops it.
+		st.log.Warn().Hex("frame", b).Msg("EZSP frame shorter than its header from the host: dropped")
+		return
+	}
 	f, err := ezsp.ParseFrame(b, false)
 	if err != nil {
-		st.log.Warn().Err(err).Hex("frame", b).Msg("undecodable EZSP frame from the host")
+		// A header whose frame control the NCP does not support (format version, reserved or security bits).
+		st.log.Warn().Err(err).Hex("frame", b).Msg("unsupported EZSP frame control from the host")
+		ss.invalid(ezsp.Frame{Seq: b[0], FrameID: uint16(b[3]) | uint16(b[4])<<8}, ezsp.EzspErrorUnsupportedControl)
 		return
 	}
 	ss.mu.Lock()
 	ss.lastSeq = f.Seq
 	v := ss.version
 	ss.mu.Unlock()
+	if f.IsResponse() {
+		ss.invalid(f, ezsp.EzspErrorWrongDirection)
+		return
+	}
 	if f.FrameID == ezsp.IDVersion {
 		st.count("version")
 		c, err := ezsp.DecodeVersionCommand(f.Params)
@@ -195,73 +226,127 @@ func (ss *session) handle(b []byte) {
 	}
 	name := ezsp.FrameName(f.FrameID)
 	cmd, err := ezsp.DecodeCommand(f.FrameID, f.Params, v)
+	if errors.Is(err, ezsp.ErrUnknownFrameID) {
+		st.mu.Lock()
+		st.unknown++
+		st.mu.Unlock()
+		st.log.Info().Str("frame", name).Msg("unknown frame id: answering invalidCommand")
+		ss.invalid(f, ezsp.EzspErrorInvalidFrameID)
+		return
+	}
+	if errors.Is(err, ezsp.ErrShort) {
+		// An EmberZNet NCP does not check a command's length: it reads the missing fields past the end of the
+		// frame (zeros here) and runs the command. Hosts rely on it: herdsman's legacy ezsp adapter sends
+		// networkInit without its bitmask.
+		st.log.Debug().Err(err).Str("frame", name).Msg("short command: missing fields read as zeros")
+		cmd, err = ezsp.DecodeCommand(f.FrameID, append(append([]byte(nil), f.Params...), make([]byte, maxEzspFrame)...), v)
+	}
 	if err != nil {
-		if _, known := knownCommands[f.FrameID]; known {
-			st.log.Warn().Err(err).Str("frame", name).Msg("bad parameters from the host")
-			ss.invalid(f, ezsp.EzspErrorInvalidValue)
-		} else {
-			st.mu.Lock()
-			st.unknown++
-			st.mu.Unlock()
-			st.log.Info().Str("frame", name).Msg("unknown frame id: answering invalidCommand")
-			ss.invalid(f, ezsp.EzspErrorInvalidFrameID)
-		}
+		st.log.Warn().Err(err).Str("frame", name).Msg("bad parameters from the host")
+		ss.invalid(f, ezsp.EzspErrorInvalidValue)
 		return
 	}
 	st.count(name)
+	if ss.handleMore(f, cmd, v) {
+		return
+	}
 	ok := v.StatusOf(ezsp.StatusOK)
 	status := func(k ezsp.StatusKind) { ss.respond(f, ezsp.AppendStatusParams(nil, v, v.StatusOf(k))) }
+	// ezspStatus answers the configuration, policy and value commands: EzspStatus up to v13, sl_Status from v14.
+	ezspStatus := func(e uint8, k ezsp.StatusKind) { ss.respond(f, ezsp.AppendStatusParams(nil, v, v.EzspStatusOf(e, k))) }
 	switch c := cmd.(type) {
 	case ezsp.ConfigurationValue:
 		ss.mu.Lock()
 		up := ss.up
-		if !up {
+		_, known := ncpConfigDefaults[c.ID]
+		if !up && known {
 			ss.config[c.ID] = c.Value
 		}
 		ss.mu.Unlock()
-		if up {
-			status(ezsp.StatusInvalidCall)
-		} else {
-			status(ezsp.StatusOK)
+		switch {
+		case !known:
+			ezspStatus(ezsp.EzspErrorInvalidID, ezsp.StatusInvalidParameter)
+		case up:
+			ezspStatus(ezsp.EzspErrorInvalidCall, ezsp.StatusInvalidCall)
+		default:
+			ezspStatus(ezsp.EzspSuccess, ezsp.StatusOK)
 		}
 	case ezsp.Policy:
 		ss.mu.Lock()
 		ss.policies[c.ID] = c.Decision
 		ss.mu.Unlock()
-		status(ezsp.StatusOK)
+		ezspStatus(ezsp.EzspSuccess, ezsp.StatusOK)
 	case ezsp.ValueSetting:
-		status(ezsp.StatusOK)
+		ss.mu.Lock()
+		ss.values[c.ID] = c.Value
+		ss.mu.Unlock()
+		if c.ID == valueNwkFrameCount && len(c.Value) == 4 {
+			st.mu.Lock()
+			st.nv.nwkFrameCounter = binary.LittleEndian.Uint32(c.Value)
+			st.mu.Unlock()
+		}
+		ezspStatus(ezsp.EzspSuccess, ezsp.StatusOK)
 	case ezsp.AddEndpoint:
 		ss.mu.Lock()
 		_, dup := ss.endpoints[c.Endpoint]
 		if !dup {
 			ss.endpoints[c.Endpoint] = c
 		}
+		eps := ss.endpointList()
 		ss.mu.Unlock()
 		if dup {
-			status(ezsp.StatusInvalidCall)
-		} else {
-			status(ezsp.StatusOK)
+			ezspStatus(ezsp.EzspErrorInvalidCall, ezsp.StatusInvalidCall)
+			return
 		}
+		st.setCoordinatorEndpoints(eps)
+		ezspStatus(ezsp.EzspSuccess, ezsp.StatusOK)
 	case ezsp.InitialSecurityState:
-		status(ezsp.StatusOK)
-	case ezsp.NetworkParameters: // formNetwork
 		ss.mu.Lock()
 		up := ss.up
+		if !up {
+			sec := c
+			ss.security = &sec
+		}
 		ss.mu.Unlock()
 		if up {
 			status(ezsp.StatusInvalidCall)
 			return
 		}
+		status(ezsp.StatusOK)
+	case ezsp.NetworkParameters: // formNetwork
+		ss.mu.Lock()
+		up, sec := ss.up, ss.security
+		ss.mu.Unlock()
+		switch {
+		case up:
+			status(ezsp.StatusInvalidCall)
+			return
+		case sec == nil:
+			status(ezsp.StatusSecurityStateNotSet)
+			return
+		case c.RadioChannel < 11 || c.RadioChannel > 26:
+			status(ezsp.StatusInvalidParameter)
+			return
+		}
 		st.mu.Lock()
 		p := c
-		st.stored = &p
+		st.nv.network = &p
+		st.nv.networkKey, st.nv.haveNetworkKey = sec.NetworkKey, sec.Bitmask&ezsp.SecurityHaveNetworkKey != 0
+		st.nv.keySequence = sec.NetworkKeySequence
+		st.nv.tcLinkKey = sec.PreconfiguredKey
+		if sec.Bitmask&ezsp.SecurityNoFrameCounterReset == 0 {
+			st.nv.nwkFrameCounter = 0
+		}
 		st.mu.Unlock()
 		status(ezsp.StatusOK)
 		ss.bringUp()
 	case ezsp.SetConcentrator:
 		status(ezsp.StatusOK)
 	case ezsp.ImportTransientKey:
+		ss.mu.Lock()
+		ss.transient[c.EUI64] = c.Key
+		ss.mu.Unlock()
+		// sl_Status in every version that has the command.
 		ss.respond(f, ezsp.AppendStatusParams(nil, ezsp.WideVersion, ezsp.Status{Wide: true}))
 	case ezsp.SendUnicast:
 		ss.send(f, v, ncp.Frame{DstShort: c.Dest, DstEndpoint: c.Aps.DstEndpoint, SrcEndpoint: c.Aps.SrcEndpoint, ClusterID: c.Aps.ClusterID,
@@ -272,6 +357,10 @@ func (ss *session) handle(b []byte) {
 	case uint8:
 		switch f.FrameID {
 		case ezsp.IDPermitJoining:
+			if !ss.isUp() {
+				status(ezsp.StatusNetworkDown)
+				return
+			}
 			if err := st.net.PermitJoin(ss.ctx, c); err != nil {
 				st.log.Warn().Err(err).Msg("network refused permit join")
 				status(ezsp.StatusFail)
@@ -282,27 +371,30 @@ func (ss *session) handle(b []byte) {
 			ss.mu.Lock()
 			val, have := ss.config[c]
 			ss.mu.Unlock()
-			r := ezsp.GetConfigurationValueResponse{Status: ok, Value: val}
 			if !have {
-				r.Status = v.StatusOf(ezsp.StatusInvalidParameter)
+				val, have = ncpConfigDefaults[c]
+			}
+			r := ezsp.GetConfigurationValueResponse{Status: v.EzspStatusOf(ezsp.EzspSuccess, ezsp.StatusOK), Value: val}
+			if !have {
+				r.Status = v.EzspStatusOf(ezsp.EzspErrorInvalidID, ezsp.StatusInvalidParameter)
 			}
 			ss.respond(f, r.Append(nil, v))
 		case ezsp.IDGetValue:
-			if c == ezsp.ValueVersionInfo {
-				sv := st.cfg.StackVersion
-				val := []byte{0x00, 0x01, byte(sv >> 12), byte(sv >> 8 & 0xF), byte(sv >> 4 & 0xF), byte(sv & 0xF), 0xAA}
-				ss.respond(f, ezsp.GetValueResponse{Status: ok, Value: val}.Append(nil, v))
-				return
+			val, have := ss.value(c)
+			r := ezsp.GetValueResponse{Status: v.EzspStatusOf(ezsp.EzspSuccess, ezsp.StatusOK), Value: val}
+			if !have {
+				r = ezsp.GetValueResponse{Status: v.EzspStatusOf(ezsp.EzspErrorInvalidID, ezsp.StatusInvalidParameter), Value: []byte{}}
 			}
-			ss.respond(f, ezsp.GetValueResponse{Status: v.StatusOf(ezsp.StatusInvalidParameter), Value: []byte{}}.Append(nil, v))
+			ss.respond(f, r.Append(nil, v))
 		case ezsp.IDSetSourceRouteDiscoveryMode:
+			// The time until the next many-to-one route request: the first goes out at once.
 			ss.respond(f, binary.LittleEndian.AppendUint32(nil, 0))
 		}
 	case uint16:
 		switch f.FrameID {
 		case ezsp.IDNetworkInit:
 			st.mu.Lock()
-			stored := st.stored != nil
+			stored := st.nv.network != nil
 			st.mu.Unlock()
 			ss.mu.Lock()
 			up := ss.up
@@ -320,6 +412,9 @@ func (ss *session) handle(b []byte) {
 			st.mu.Lock()
 			ieee, have := st.eui[c]
 			st.mu.Unlock()
+			if c == 0 && ss.isUp() {
+				ieee, have = st.eui64(), true
+			}
 			r := ezsp.LookupEUI64Response{Status: ok, EUI64: ieee}
 			if !have {
 				r.Status = v.StatusOf(ezsp.StatusFail)
@@ -339,12 +434,17 @@ func (ss *session) handle(b []byte) {
 		case ezsp.IDGetEUI64:
 			ss.respond(f, le64(st.eui64()))
 		case ezsp.IDGetNodeID:
-			ss.respond(f, []byte{0, 0})
+			id := uint16(0xFFFE) // EMBER_NULL_NODE_ID until the network is up
+			if ss.isUp() {
+				id = 0x0000
+			}
+			ss.respond(f, binary.LittleEndian.AppendUint16(nil, id))
 		case ezsp.IDGetNetworkParameters:
 			p := st.Stored()
 			r := ezsp.GetNetworkParametersResponse{Status: ok, NodeType: ezsp.NodeTypeCoordinator}
 			if p == nil || !ss.isUp() {
 				r.Status = v.StatusOf(ezsp.StatusNotJoined)
+				r.NodeType = 0 // EMBER_UNKNOWN_DEVICE
 			} else {
 				r.Parameters = *p
 			}
@@ -356,8 +456,12 @@ func (ss *session) handle(b []byte) {
 			}
 			ss.respond(f, []byte{uint8(n)})
 		case ezsp.IDLeaveNetwork:
+			if !ss.isUp() {
+				status(ezsp.StatusInvalidCall)
+				return
+			}
 			st.mu.Lock()
-			st.stored = nil
+			st.nv.network = nil
 			st.mu.Unlock()
 			ss.mu.Lock()
 			ss.up = false
@@ -371,15 +475,32 @@ func (ss *session) handle(b []byte) {
 	}
 }
 
-var knownCommands = map[uint16]struct{}{}
-
-func init() {
-	for _, id := range []uint16{ezsp.IDAddEndpoint, ezsp.IDSetConfigurationValue, ezsp.IDGetConfigurationValue, ezsp.IDGetValue,
-		ezsp.IDPermitJoining, ezsp.IDSetSourceRouteDiscoveryMode, ezsp.IDSetPolicy, ezsp.IDSetValue, ezsp.IDNetworkInit,
-		ezsp.IDLookupEUI64ByNodeID, ezsp.IDFormNetwork, ezsp.IDSetInitialSecurityState, ezsp.IDSetConcentrator,
-		ezsp.IDImportTransientKey, ezsp.IDSendUnicast, ezsp.IDSendBroadcast} {
-		knownCommands[id] = struct{}{}
+// value is what getValue reads: the version info, the node id, what the host set, else the NCP's default.
+func (ss *session) value(id uint8) ([]byte, bool) {
+	st := ss.st
+	switch id {
+	case ezsp.ValueVersionInfo:
+		// EmberVersion: build (u16), major, minor, patch, special, type (0xAA = GA).
+		sv := st.cfg.StackVersion
+		return []byte{0x00, 0x01, byte(sv >> 12), byte(sv >> 8 & 0xF), byte(sv >> 4 & 0xF), byte(sv & 0xF), 0xAA}, true
+	case valueNodeShortID:
+		if ss.isUp() {
+			return []byte{0, 0}, true
+		}
+		return []byte{0xFE, 0xFF}, true
+	case valueNwkFrameCount:
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return binary.LittleEndian.AppendUint32(nil, st.nv.nwkFrameCounter), true
 	}
+	ss.mu.Lock()
+	val, have := ss.values[id]
+	ss.mu.Unlock()
+	if have {
+		return val, true
+	}
+	val, have = ncpValueDefaults[id]
+	return val, have
 }
 
 // invalid answers a frame the stick refuses with invalidCommand and an EzspStatus byte (in every version,
@@ -403,10 +524,15 @@ func (s *Stick) eui64() zcl.IEEE {
 // bringUp starts the network behind the stick (once per stick) and reports NETWORK_UP.
 func (ss *session) bringUp() {
 	st := ss.st
+	v := ss.ver()
+	if err := st.formNetwork(); err != nil {
+		st.log.Error().Err(err).Msg("network behind the stick refused the network the host formed")
+		ss.callback(ezsp.IDStackStatusHandler, ezsp.AppendStatusParams(nil, v, v.StatusOf(ezsp.StatusNetworkDown)))
+		return
+	}
 	st.mu.Lock()
 	started := st.netStarted
 	st.mu.Unlock()
-	v := ss.ver()
 	if !started {
 		info, err := st.net.Start(ss.ctx)
 		if err != nil {
@@ -466,6 +592,14 @@ func (ss *session) finishSend(epoch uint64, m ezsp.MessageSent, v ezsp.Version, 
 		return
 	}
 	m.Status = v.StatusOf(ezsp.StatusOK)
+	switch {
+	case m.Type != ezsp.OutgoingDirect:
+		ss.countUp(counterAPSTxBroadcast)
+	case err != nil:
+		ss.countUp(counterAPSTxUnicastFailed)
+	default:
+		ss.countUp(counterAPSTxUnicastOK)
+	}
 	if err != nil {
 		m.Status = v.StatusOf(ezsp.StatusDeliveryFailed)
 		ss.st.log.Debug().Err(err).Uint16("dest", m.Dest).Msg("send failed in the network")

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,11 +61,13 @@ type Stick struct {
 	log zerolog.Logger
 
 	mu         sync.Mutex
-	stored     *ezsp.NetworkParameters
+	nv         nvram
 	netStarted bool
+	trace      frameRing
 	netInfo    ncp.NetworkInfo
 	sess       *session
 	eui        map[uint16]zcl.IEEE
+	children   []zcl.IEEE
 	commands   map[string]int
 	unknown    int
 	resets     int
@@ -99,8 +102,11 @@ func New(net Network, cfg Config) *Stick {
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 16
 	}
-	s := &Stick{cfg: cfg, net: net, log: cfg.Log.With().Str("component", "fakestick").Logger(), stored: cfg.Stored,
+	s := &Stick{cfg: cfg, net: net, log: cfg.Log.With().Str("component", "fakestick").Logger(),
 		eui: make(map[uint16]zcl.IEEE), commands: make(map[string]int), stop: make(chan struct{}), serving: make(chan struct{}, 1)}
+	s.nv.network = cfg.Stored
+	s.nv.keyTable = make([]keyTableEntry, keyTableSize)
+	s.trace.init(64)
 	s.wg.Add(1)
 	go s.pumpNetworkEvents()
 	return s
@@ -117,10 +123,10 @@ func (s *Stick) Close() error {
 func (s *Stick) Stored() *ezsp.NetworkParameters {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.stored == nil {
+	if s.nv.network == nil {
 		return nil
 	}
-	p := *s.stored
+	p := *s.nv.network
 	return &p
 }
 
@@ -329,6 +335,9 @@ func (s *Stick) onNetworkEvent(ev ncp.Event) {
 		typ := ezsp.IncomingUnicast
 		if in.Broadcast {
 			typ = ezsp.IncomingBroadcast
+			ss.countUp(counterAPSRxBroadcast)
+		} else {
+			ss.countUp(counterAPSRxUnicast)
 		}
 		m := ezsp.IncomingMessage{Type: typ, Aps: ezsp.ApsFrame{ProfileID: in.ProfileID, ClusterID: in.ClusterID, SrcEndpoint: in.SrcEndpoint,
 			DstEndpoint: in.DstEndpoint, Sequence: uint8(s.apsSeq.Add(1))}, LQI: in.LQI, RSSI: in.RSSI, Sender: in.SrcShort,
@@ -339,8 +348,18 @@ func (s *Stick) onNetworkEvent(ev ncp.Event) {
 		}
 		ss.callback(ezsp.IDIncomingMessageHandler, m.Append(nil, v))
 	case ncp.EventJoined:
-		ss.callback(ezsp.IDTrustCenterJoinHandler, ezsp.TrustCenterJoin{NodeID: ev.Short, EUI64: ev.IEEE, Status: ezsp.DeviceUnsecuredJoin,
-			Decision: ezsp.JoinUsePreconfiguredKey}.Append(nil))
+		// The trust center admits the device (it sends it the network key under the well-known link key) ...
+		tc := ezsp.TrustCenterJoin{NodeID: ev.Short, EUI64: ev.IEEE, Status: ezsp.DeviceUnsecuredJoin, Decision: ezsp.JoinUsePreconfiguredKey,
+			ParentID: ev.Parent}
+		if ev.Rejoin {
+			tc.Status, tc.Decision = ezsp.DeviceSecuredRejoin, ezsp.JoinNoAction
+		}
+		ss.callback(ezsp.IDTrustCenterJoinHandler, tc.Append(nil))
+		// ... and an end device that associated with the coordinator itself becomes its child.
+		if ev.Parent == 0x0000 && ev.Capabilities&capDeviceTypeFFD == 0 && !ev.Rejoin {
+			ss.callback(ezsp.IDChildJoinHandler, ezsp.ChildJoin{Index: s.childIndex(ev.IEEE), Joining: true, ChildID: ev.Short, EUI64: ev.IEEE,
+				NodeType: childNodeType(ev.Capabilities)}.Append(nil))
+		}
 	case ncp.EventLeft:
 		ss.callback(ezsp.IDTrustCenterJoinHandler, ezsp.TrustCenterJoin{NodeID: ev.Short, EUI64: ev.IEEE, Status: ezsp.DeviceLeft,
 			Decision: ezsp.JoinNoAction}.Append(nil))
@@ -359,6 +378,31 @@ func (s *Stick) onNetworkEvent(ev ncp.Event) {
 		// The simulated coordinator reset: the stick resets.
 		ss.reset(ash.ResetWatchdog, true)
 	}
+}
+
+// MAC capability bits of a joining device.
+const (
+	capDeviceTypeFFD uint8 = 0x02 // a router
+	capRxOnWhenIdle  uint8 = 0x08
+)
+
+// childNodeType is the EmberNodeType of an end device child: 3 end device (rx on), 4 sleepy end device.
+func childNodeType(capabilities uint8) uint8 {
+	if capabilities&capRxOnWhenIdle != 0 {
+		return 3
+	}
+	return 4
+}
+
+// childIndex is the coordinator's child table slot of a device (the first free one when it is new).
+func (s *Stick) childIndex(ieee zcl.IEEE) uint8 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := slices.Index(s.children, ieee); i >= 0 {
+		return uint8(i)
+	}
+	s.children = append(s.children, ieee)
+	return uint8(len(s.children) - 1)
 }
 
 func le64(v zcl.IEEE) []byte {
