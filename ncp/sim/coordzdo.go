@@ -183,7 +183,7 @@ func (n *Network) coordinatorAnswer(r zdoRequest, broadcast bool) (cluster uint1
 			rsp = append(addr(descriptorError(), r.NWKAddr), 0)
 			break
 		}
-		if r.Endpoint == 0 || r.Endpoint > 240 {
+		if r.Endpoint == 0 || r.Endpoint == 0xFF { // valid range 0x01..0xFE (Green Power is 242)
 			rsp = append(addr(zdoStatusInvalidE, 0x0000), 0)
 			break
 		}

@@ -83,8 +83,8 @@ func checkDevice(d *Device) error {
 	return nil
 }
 
-// FuzzDeviceHandleFrame feeds random ZCL frames (on the OTA or Basic cluster, unicast or broadcast) to a
-// device in each client phase and profile: no panic, and the device's state stays consistent while the
+// FuzzDeviceHandleFrame feeds random ZCL frames (on the OTA or Basic cluster, unicast or broadcast), and the
+// same bytes as ZDO responses and requests, to a device in each client phase and profile: no panic, and the device's state stays consistent while the
 // simulation runs on.
 func FuzzDeviceHandleFrame(f *testing.F) {
 	seeds := [][]byte{
@@ -109,6 +109,7 @@ func FuzzDeviceHandleFrame(f *testing.F) {
 	}
 	f.Add(uint8(4), uint8(2), true, []byte{0x19, 0x01, 0x00, 0x01, 0x01, 0x1B, 0x13})
 	f.Add(uint8(2), uint8(5), false, []byte{0x19, 0x05, 0x05, 0x00, 0x1B, 0x13, 0x01, 0x00, 6, 0, 0, 0, 0, 0, 0, 0, 64})
+	f.Add(uint8(2), uint8(0x34), false, []byte{0x07, 0x01, 0, 0, 0, 0, 0x4B, 0x12, 0x00, 0x80}) // Mgmt_Leave_req, rejoin
 	f.Fuzz(func(t *testing.T, state, selector uint8, broadcast bool, frame []byte) {
 		profile := profiles[int(selector)%len(profiles)]
 		n, d := fuzzDevice(t, profile, state)
@@ -130,6 +131,12 @@ func FuzzDeviceHandleFrame(f *testing.F) {
 		runBounded(t, n, time.Minute)
 		if err := checkDevice(d); err != nil {
 			t.Fatalf("after ZDO: %v", err)
+		}
+		// and as a ZDO request (0x0000..0x003F: address, descriptor, Mgmt_Leave_req)
+		d.handleZDO(uint16(selector)&0x3F, frame, broadcast)
+		runBounded(t, n, time.Minute)
+		if err := checkDevice(d); err != nil {
+			t.Fatalf("after ZDO request: %v", err)
 		}
 	})
 }
@@ -186,4 +193,37 @@ func runBounded(t *testing.T, n *Network, d time.Duration) {
 		t.Fatalf("more than 100000 events in %s of virtual time (now %s)", d, n.clk.Now().Sub(clock.Epoch))
 	}
 	n.clk.RunFor(0)
+}
+
+// FuzzCoordinatorZDO feeds any ZDO request to the coordinator's decoder and answer: no panic; an answer is
+// the request's response cluster, starts with its sequence number and fits one APS frame.
+func FuzzCoordinatorZDO(f *testing.F) {
+	f.Add(uint16(0x0002), []byte{0x11, 0x00, 0x00}, false)
+	f.Add(uint16(0x0001), []byte{0x19, 0x00, 0x00, 0x01, 0x00}, false)
+	f.Add(uint16(0x0000), []byte{0x1D, 0xDE, 0xC0, 0xDE, 0xC0, 0x00, 0x4B, 0x12, 0x00, 0x01, 0x00}, true)
+	f.Add(uint16(0x0004), []byte{0x15, 0x00, 0x00, 0x01}, false)
+	f.Add(uint16(0x0005), []byte{0x14, 0x00, 0x00}, false)
+	f.Add(uint16(0x0006), []byte{0x1F, 0xFD, 0xFF, 0x04, 0x01, 0x01, 0x19, 0x00, 0x00}, true)
+	f.Add(uint16(0x0006), []byte{0x1F, 0x00, 0x00, 0x04, 0x01, 0xFF, 0x19}, false)
+	f.Add(uint16(0x0036), []byte{0x01, 0xFE, 0x01}, false)
+	f.Add(uint16(0x8002), []byte{0x01, 0x00}, false)
+	n, _ := fuzzDevice(f, ProfileManual, 0)
+	n.SetCoordinatorEndpoints([]EndpointDesc{
+		{Endpoint: 1, ProfileID: 0x0104, InClusters: []uint16{0, 0x19}, OutClusters: []uint16{6}},
+		{Endpoint: 242, ProfileID: 0xA1E0, OutClusters: []uint16{0x21}},
+	})
+	f.Fuzz(func(t *testing.T, cluster uint16, payload []byte, broadcast bool) {
+		req, err := decodeZDORequest(cluster, payload)
+		if err != nil {
+			return
+		}
+		rc, rsp, ok := n.coordinatorAnswer(req, broadcast)
+		if !ok {
+			return
+		}
+		if rc != cluster|0x8000 || len(rsp) < 2 || rsp[0] != payload[0] || len(rsp) > MaxAPSPayload {
+			t.Fatalf("request 0x%04x % x: answer 0x%04x % x", cluster, payload, rc, rsp)
+		}
+		n.setPermit(0, "fuzz") // keep the network closed for the next input
+	})
 }

@@ -74,6 +74,9 @@ func (n *Network) Form(p NetworkParams) error {
 	n.clk.AfterFunc(0, func() {
 		if !n.closed.Load() {
 			n.permitOpen, n.permitUntil = false, time.Time{} // forming or resuming closes permit join
+			for _, d := range n.devices {
+				d.publish() // Joined follows the coordinator's network
+			}
 		}
 	})
 	return nil
