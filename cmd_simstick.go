@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/rs/zerolog"
@@ -31,6 +32,8 @@ type simStickOptions struct {
 	baud        int
 	link        string
 	debug       bool
+	// ready, when set, is called with the stick once it serves (tests reach its frame ring and counters).
+	ready func(stick *fakestick.Stick)
 }
 
 // cmdSimStick is `otabridge simstick`: it serves the simulated network of a configuration file through a
@@ -42,7 +45,7 @@ func cmdSimStick(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.protocol, "protocol", "ezsp", "stick protocol to speak: `ezsp` (Silicon Labs EmberZNet NCP over ASH)")
 	fs.StringVar(&o.configPath, "config", "config.yaml", "configuration `FILE` whose radio.sim section describes the network")
 	fs.Float64Var(&o.speed, "speed", 0, "simulation speed `N` (1 = real time; default: radio.sim_speed of the file, else 1)")
-	fs.UintVar(&o.ezspVersion, "ezsp-version", 13, "EZSP protocol version `N` the stick speaks (13: EmberZNet 7.4, 14: 8.0)")
+	fs.UintVar(&o.ezspVersion, "ezsp-version", 13, "EZSP protocol version `N` the stick speaks (13: EmberZNet 7.4.1; 14: 8.0.0; 15-18: later 8.x layouts)")
 	fs.IntVar(&o.baud, "baud", 115200, "model a UART of `N` baud in the stick's transmissions (0: as fast as the pty goes)")
 	fs.StringVar(&o.link, "link", "", "also make a symlink at `PATH` to the pseudo-terminal (a stable port name)")
 	fs.BoolVar(&o.debug, "debug", false, "log every frame")
@@ -67,6 +70,28 @@ func cmdSimStick(args []string, stdout, stderr io.Writer) error {
 	log := zerolog.New(zerolog.ConsoleWriter{Out: stderr}).Level(level).With().Timestamp().Logger()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGUSR1 dumps the last EZSP frames the stick received and sent to stderr (to explain a host's failure).
+	dump := make(chan os.Signal, 1)
+	signal.Notify(dump, syscall.SIGUSR1)
+	defer signal.Stop(dump)
+	var dumper sync.WaitGroup
+	defer dumper.Wait()
+	dumpCtx, endDump := context.WithCancel(ctx)
+	defer endDump()
+	o.ready = func(stick *fakestick.Stick) {
+		dumper.Add(1)
+		go func() {
+			defer dumper.Done()
+			for {
+				select {
+				case <-dumpCtx.Done():
+					return
+				case <-dump:
+					stick.DumpFrames(stderr)
+				}
+			}
+		}()
+	}
 	return runSimStick(ctx, o, stdout, log)
 }
 
@@ -162,6 +187,9 @@ func runSimStick(ctx context.Context, o simStickOptions, stdout io.Writer, log z
 	}()
 	defer func() { cancel(); <-paced }()
 
+	if o.ready != nil {
+		o.ready(stick)
+	}
 	log.Info().Str("port", port).Str("stick", stick.String()).Int("devices", len(network.Devices())).
 		Float64("speed", speed).Int("baud", o.baud).Msg("simulated EZSP stick ready")
 	fmt.Fprintln(stdout, port)

@@ -902,7 +902,7 @@ func DecodeCommand(id uint16, b []byte, v Version) (any, error) {
 	case IDBroadcastNextNetworkKey:
 		r := newReader(name, b)
 		return done(r, r.key("key"))
-	case IDEraseKeyTableEntry, IDSetRadioIeee802154CcaMode, IDSetRadioPower, IDSetLogicalAndRadioChannel,
+	case IDEraseKeyTableEntry, IDGetMulticastTableEntry, IDSetRadioIeee802154CcaMode, IDSetRadioPower, IDSetLogicalAndRadioChannel,
 		IDGetTokenInfo, IDExportLinkKeyByIndex:
 		return DecodeU8(b, name, "value")
 	case IDSetExtendedTimeout:

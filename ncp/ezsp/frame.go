@@ -67,6 +67,7 @@ const (
 	IDSendMulticast             uint16 = 0x0038
 	IDSendRawMessage            uint16 = 0x0051
 	IDLookupNodeIDByEUI64       uint16 = 0x0060
+	IDGetMulticastTableEntry    uint16 = 0x0063
 	IDSetMulticastTableEntry    uint16 = 0x0064
 	IDReadAndClearCounters      uint16 = 0x0065
 	IDClearTransientLinkKeys    uint16 = 0x006B
@@ -107,7 +108,7 @@ var frameNames = map[uint16]string{
 	IDGetValue: "getValue", IDSetValue: "setValue", IDImportTransientKey: "importTransientKey",
 	IDGetExtendedValue: "getExtendedValue", IDCallback: "callback", IDSetManufacturerCode: "setManufacturerCode",
 	IDSendMulticast: "sendMulticast", IDSendRawMessage: "sendRawMessage", IDLookupNodeIDByEUI64: "lookupNodeIdByEui64",
-	IDSetMulticastTableEntry: "setMulticastTableEntry", IDReadAndClearCounters: "readAndClearCounters",
+	IDGetMulticastTableEntry: "getMulticastTableEntry", IDSetMulticastTableEntry: "setMulticastTableEntry", IDReadAndClearCounters: "readAndClearCounters",
 	IDClearTransientLinkKeys: "clearTransientLinkKeys", IDBroadcastNextNetworkKey: "broadcastNextNetworkKey",
 	IDBroadcastNetworkKeySwitch: "broadcastNetworkKeySwitch", IDEraseKeyTableEntry: "eraseKeyTableEntry",
 	IDTokenFactoryReset: "tokenFactoryReset", IDSetExtendedTimeout: "setExtendedTimeout",

@@ -62,6 +62,16 @@ func (ss *session) endpointList() []ezsp.AddEndpoint {
 	return eps
 }
 
+// multicastTableSize is EZSP_CONFIG_MULTICAST_TABLE_SIZE as configured; ss.mu held.
+func (ss *session) multicastTableSize() uint16 {
+	if c, set := ss.config[configMulticastTableSize]; set {
+		return c
+	}
+	return ncpConfigDefaults[configMulticastTableSize]
+}
+
+const configMulticastTableSize uint8 = 0x06
+
 // Counter indexes (EmberCounterType) the stick counts.
 const (
 	counterAPSRxBroadcast     = 6
@@ -110,14 +120,22 @@ func (ss *session) handleMore(f ezsp.Frame, cmd any, v ezsp.Version) bool {
 		ss.manufacturer = cmd.(uint16)
 		ss.mu.Unlock()
 		ss.respond(f, nil)
+	case ezsp.IDGetMulticastTableEntry:
+		i := cmd.(uint8)
+		ss.mu.Lock()
+		inRange := uint16(i) < ss.multicastTableSize()
+		e := ss.multicast[i]
+		ss.mu.Unlock()
+		if !inRange {
+			ss.respond(f, append(ezsp.AppendStatusParams(nil, v, v.StatusOf(ezsp.StatusIndexOutOfRange)), 0, 0, 0, 0))
+			return true
+		}
+		// EmberMulticastTableEntry: multicastId, endpoint (0: unused), networkIndex.
+		ss.respond(f, append(binary.LittleEndian.AppendUint16(ezsp.AppendStatusParams(nil, v, v.StatusOf(ezsp.StatusOK)), e.MulticastID), e.Endpoint, e.NetworkIndex))
 	case ezsp.IDSetMulticastTableEntry:
 		e := cmd.(ezsp.MulticastTableEntry)
-		size, _ := ncpConfigDefaults[0x06]
 		ss.mu.Lock()
-		if c, set := ss.config[0x06]; set {
-			size = c
-		}
-		inRange := uint16(e.Index) < size
+		inRange := uint16(e.Index) < ss.multicastTableSize()
 		if inRange {
 			ss.multicast[e.Index] = e
 		}
