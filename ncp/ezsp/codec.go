@@ -885,7 +885,7 @@ func DecodeCommand(id uint16, b []byte, v Version) (any, error) {
 		return DecodeSendBroadcast(b, v)
 	case IDNop, IDNetworkState, IDGetEUI64, IDGetNodeID, IDGetNetworkParameters, IDMaximumPayloadLength, IDLeaveNetwork,
 		IDCallback, IDReadAndClearCounters, IDClearTransientLinkKeys, IDBroadcastNetworkKeySwitch, IDClearKeyTable,
-		IDGetTokenCount, IDResetNode, IDGetNetworkKeyInfo:
+		IDGetTokenCount, IDResetNode, IDGetNetworkKeyInfo, IDGetCurrentSecurityState:
 		return struct{}{}, nil
 	case IDGetExtendedValue:
 		return DecodeExtendedValueQuery(b)

@@ -76,6 +76,7 @@ const (
 	IDEraseKeyTableEntry        uint16 = 0x0076
 	IDTokenFactoryReset         uint16 = 0x0077
 	IDSetExtendedTimeout        uint16 = 0x007E
+	IDGetCurrentSecurityState   uint16 = 0x0069
 	IDSetRadioIeee802154CcaMode uint16 = 0x0095
 	IDSetRadioPower             uint16 = 0x0099
 	IDClearKeyTable             uint16 = 0x00B1
@@ -112,7 +113,7 @@ var frameNames = map[uint16]string{
 	IDClearTransientLinkKeys: "clearTransientLinkKeys", IDBroadcastNextNetworkKey: "broadcastNextNetworkKey",
 	IDBroadcastNetworkKeySwitch: "broadcastNetworkKeySwitch", IDEraseKeyTableEntry: "eraseKeyTableEntry",
 	IDTokenFactoryReset: "tokenFactoryReset", IDSetExtendedTimeout: "setExtendedTimeout",
-	IDSetRadioIeee802154CcaMode: "setRadioIeee802154CcaMode", IDSetRadioPower: "setRadioPower",
+	IDGetCurrentSecurityState: "getCurrentSecurityState", IDSetRadioIeee802154CcaMode: "setRadioIeee802154CcaMode", IDSetRadioPower: "setRadioPower",
 	IDClearKeyTable: "clearKeyTable", IDSetLogicalAndRadioChannel: "setLogicalAndRadioChannel",
 	IDGetTokenCount: "getTokenCount", IDGetTokenInfo: "getTokenInfo", IDGetTokenData: "getTokenData",
 	IDSetTokenData: "setTokenData", IDResetNode: "resetNode", IDGetApsKeyInfo: "getApsKeyInfo",

@@ -17,7 +17,7 @@ var fuzzIDs = []uint16{
 	IDGetExtendedValue, IDSetManufacturerCode, IDSendMulticast, IDSendRawMessage, IDLookupNodeIDByEUI64,
 	IDSetMulticastTableEntry, IDBroadcastNextNetworkKey, IDEraseKeyTableEntry, IDTokenFactoryReset,
 	IDSetExtendedTimeout, IDGetTokenData, IDSetTokenData, IDGetApsKeyInfo, IDExportKey, IDImportLinkKey, IDImportKey,
-	IDSetRadioPower, IDExportLinkKeyByIndex, IDGetMulticastTableEntry,
+	IDSetRadioPower, IDExportLinkKeyByIndex, IDGetMulticastTableEntry, IDGetCurrentSecurityState,
 }
 
 // FuzzDecode runs a whole EZSP frame through ParseFrame and then the parameters through the response decoder

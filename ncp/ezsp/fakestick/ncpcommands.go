@@ -161,6 +161,14 @@ func (ss *session) handleMore(f ezsp.Frame, cmd any, v ezsp.Version) bool {
 			KeyFrameCounter: st.nv.nwkFrameCounter}
 		st.mu.Unlock()
 		ss.respond(f, info.Append(binary.LittleEndian.AppendUint32(nil, 0)))
+	case ezsp.IDGetCurrentSecurityState:
+		// EmberCurrentSecurityState: bitmask (GLOBAL_LINK_KEY | HAVE_TRUST_CENTER_LINK_KEY), trust center EUI64.
+		if !ss.isUp() {
+			ss.respond(f, append(ezsp.AppendStatusParams(nil, v, v.StatusOf(ezsp.StatusNotJoined)), make([]byte, 10)...))
+			return true
+		}
+		b := binary.LittleEndian.AppendUint16(ezsp.AppendStatusParams(nil, v, v.StatusOf(ezsp.StatusOK)), 0x0014)
+		ss.respond(f, binary.LittleEndian.AppendUint64(b, uint64(st.eui64())))
 	case ezsp.IDExportKey:
 		ctx := cmd.(ezsp.ExportKey).Context
 		r := ezsp.ExportKeyResponse{Context: ctx}
