@@ -266,3 +266,49 @@ func BenchmarkDecodeIncomingMessage(b *testing.B) {
 		}
 	}
 }
+
+// TestEzspStatusCodes checks the EzspStatus enum against ezsp-enum.h (as herdsman 10.9.5 carries it).
+func TestEzspStatusCodes(t *testing.T) {
+	for code, name := range map[uint8]string{0x00: "EZSP_SUCCESS", 0x30: "EZSP_ERROR_VERSION_NOT_SET", 0x31: "EZSP_ERROR_INVALID_FRAME_ID",
+		0x32: "EZSP_ERROR_WRONG_DIRECTION", 0x33: "EZSP_ERROR_TRUNCATED", 0x34: "EZSP_ERROR_OVERFLOW", 0x35: "EZSP_ERROR_OUT_OF_MEMORY",
+		0x36: "EZSP_ERROR_INVALID_VALUE", 0x37: "EZSP_ERROR_INVALID_ID", 0x38: "EZSP_ERROR_INVALID_CALL", 0x39: "EZSP_ERROR_NO_RESPONSE",
+		0x40: "EZSP_ERROR_COMMAND_TOO_LONG", 0x41: "EZSP_ERROR_QUEUE_FULL", 0x42: "EZSP_ERROR_COMMAND_FILTERED",
+		0x49: "EZSP_ERROR_UNSUPPORTED_CONTROL", 0x4A: "EZSP_ERROR_UNSECURE_FRAME"} {
+		assert.Equal(t, name, EzspStatusName(code), "0x%02x", code)
+	}
+	assert.Equal(t, uint8(0x36), EzspErrorInvalidValue)
+	assert.Equal(t, uint8(0x37), EzspErrorInvalidID)
+	// The status the configuration commands carry: the EzspStatus byte in v13, an sl_Status from v14.
+	assert.Equal(t, Status{Value: 0x37}, v13.EzspStatusOf(EzspErrorInvalidID, StatusInvalidParameter))
+	assert.Equal(t, Status{Value: 0x21, Wide: true}, v14.EzspStatusOf(EzspErrorInvalidID, StatusInvalidParameter))
+	assert.Equal(t, Status{Wide: true}, v14.EzspStatusOf(EzspSuccess, StatusOK))
+}
+
+// TestImportTransientKeyLayout: eui64, key and a flags byte in v13; no flags byte from v14 (EmberZNet 8.x).
+func TestImportTransientKeyLayout(t *testing.T) {
+	c := ImportTransientKey{EUI64: 0x0102030405060708, Key: WellKnownLinkKey}
+	want := append([]byte{8, 7, 6, 5, 4, 3, 2, 1}, WellKnownLinkKey[:]...)
+	assert.Equal(t, append(append([]byte{}, want...), 0x00), c.Append(nil, v13))
+	assert.Equal(t, want, c.Append(nil, v14))
+	assert.Equal(t, want, c.Append(nil, 18))
+	got, err := DecodeImportTransientKey(want, v14)
+	require.NoError(t, err)
+	assert.Equal(t, c, got)
+	_, err = DecodeImportTransientKey(want, v13)
+	assert.ErrorIs(t, err, ErrShort, "v13 needs the flags byte")
+}
+
+// TestSecurityManagerLayouts: exportKey's and exportLinkKeyByIndex's answers moved the status first in v14.
+func TestSecurityManagerLayouts(t *testing.T) {
+	ctx := SecManContext{CoreKeyType: SecManKeyNetwork, KeyIndex: 0, DerivedType: 0, EUI64: 0x1122334455667788, MultiNetworkIndex: 0, Flags: 0x02, PSAKeyAlgPermission: 0x01020304}
+	assert.Equal(t, []byte{1, 0, 0, 0, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, 0, 2, 4, 3, 2, 1}, ctx.Append(nil))
+	dec, err := DecodeSecManContextCommand(ctx.Append(nil), "exportKey")
+	require.NoError(t, err)
+	assert.Equal(t, ctx, dec.Context)
+	key := [16]byte{0xAA, 15: 0xBB}
+	r := ExportKeyResponse{Status: 0x2D, Key: key, Context: ctx}
+	assert.Equal(t, append(key[:], 0x2D, 0, 0, 0), r.Append(nil, v13))
+	assert.Equal(t, ctx.Append(append([]byte{0x2D, 0, 0, 0}, key[:]...)), r.Append(nil, v14))
+	info := NetworkKeyInfo{KeySet: true, KeySequence: 3, KeyFrameCounter: 0x01020304}
+	assert.Equal(t, []byte{1, 0, 3, 0, 4, 3, 2, 1}, info.Append(nil))
+}

@@ -3,6 +3,7 @@ package fakestick
 import (
 	"context"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,21 +20,32 @@ type host struct {
 	conn *ash.Conn
 	in   chan []byte
 	seq  uint8
+
+	detachOnce sync.Once
+	detach     func()
 }
 
 func newHost(t *testing.T, cfg Config) (*host, *Stick, *MemNetwork) {
 	memnet := NewMemNetwork(ncp.NetworkInfo{})
 	st := New(memnet, cfg)
+	t.Cleanup(func() { st.Close(); memnet.Close() })
+	return attach(t, st), st, memnet
+}
+
+// attach starts a host session on the stick (a new port, as when the host software restarts); end it with
+// detach.
+func attach(t *testing.T, st *Stick) *host {
 	a, b := net.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = st.Serve(ctx, b) }()
 	h := &host{t: t, in: make(chan []byte, 64)}
 	h.conn = ash.NewConn(a, ash.Config{Role: ash.RoleHost, OnData: func(d []byte) { h.in <- d }})
-	t.Cleanup(func() { h.conn.Close(); cancel(); <-done; st.Close(); memnet.Close() })
+	h.detach = func() { h.detachOnce.Do(func() { h.conn.Close(); cancel(); <-done }) }
+	t.Cleanup(h.detach)
 	_, err := h.conn.Reset(context.Background())
 	require.NoError(t, err)
-	return h, st, memnet
+	return h
 }
 
 func (h *host) call(legacy bool, id uint16, params []byte) ezsp.Frame {
