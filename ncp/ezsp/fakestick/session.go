@@ -570,8 +570,9 @@ func (ss *session) send(req ezsp.Frame, v ezsp.Version, fr ncp.Frame, aps ezsp.A
 	aps.Sequence = uint8(st.apsSeq.Add(1))
 	ss.respond(req, ezsp.SendResponse{Status: v.StatusOf(ezsp.StatusOK), Sequence: aps.Sequence}.Append(nil, v))
 	sent := ezsp.MessageSent{Type: typ, Dest: fr.DstShort, Aps: aps, Tag: tag, Message: []byte{}}
-	// The ZDO permit-join broadcast only opens routers; the network behind the stick opened already.
-	if fr.ProfileID == 0 && fr.ClusterID == 0x0036 {
+	// The ZDO permit-join broadcast only opens routers; the network behind the stick opened already. A
+	// multicast goes on the air, but the simulated devices are members of no group.
+	if (fr.ProfileID == 0 && fr.ClusterID == 0x0036) || typ == ezsp.OutgoingMulticast {
 		ss.finishSend(epoch, sent, v, nil)
 		return
 	}
