@@ -48,12 +48,15 @@ type conformanceDevice struct {
 	FileVersion  uint32 `json:"fileVersion"`
 	SWBuildID    string `json:"swBuildId"`
 	DateCode     string `json:"dateCode"`
+	Type         string `json:"type"` // herdsman's device type after the interview
 	power        string
+	poll         string // poll interval of a battery (sleepy end) device
 }
 
 var conformanceDevices = []conformanceDevice{
-	{IEEE: "0x00124b00000000c1", Model: "ConformanceLight", Manufacturer: "Acme", FileVersion: 0x00000101, SWBuildID: "1.0.1", DateCode: "20250101", power: "mains"},
-	{IEEE: "0x00124b00000000c2", Model: "ConformancePlug", Manufacturer: "Globex", FileVersion: 0x01020304, SWBuildID: "2.3.4", DateCode: "20240615", power: "mains"},
+	{IEEE: "0x00124b00000000c1", Model: "ConformanceLight", Manufacturer: "Acme", FileVersion: 0x00000101, SWBuildID: "1.0.1", DateCode: "20250101", Type: "Router", power: "mains"},
+	{IEEE: "0x00124b00000000c2", Model: "ConformancePlug", Manufacturer: "Globex", FileVersion: 0x01020304, SWBuildID: "2.3.4", DateCode: "20240615", Type: "Router", power: "mains"},
+	{IEEE: "0x00124b00000000c3", Model: "ConformanceSensor", Manufacturer: "Initech", FileVersion: 0x00000007, SWBuildID: "0.0.7", DateCode: "20231130", Type: "EndDevice", power: "battery", poll: "1s"},
 }
 
 func conformanceConfig(t *testing.T) string {
@@ -61,8 +64,12 @@ func conformanceConfig(t *testing.T) string {
 	fmt.Fprintf(&b, "radio:\n  type: ezsp\n  sim_speed: 10\n  sim:\n    channel: %d\n    pan_id: 0x%04X\n    extended_pan_id: \"%s\"\n    network_key: \"%s\"\n    link: {mode: fast}\n    devices:\n",
 		11, 0x1A62, "0x00124b0000001a62", "0f0e0d0c0b0a09080706050403020100")
 	for _, d := range conformanceDevices {
-		fmt.Fprintf(&b, "      - {ieee: \"%s\", model: %s, manufacturer: %s, power: %s, joined: false, file_version: %d, sw_build_id: \"%s\", date_code: \"%s\"}\n",
-			d.IEEE, d.Model, d.Manufacturer, d.power, d.FileVersion, d.SWBuildID, d.DateCode)
+		poll := ""
+		if d.poll != "" {
+			poll = ", poll_interval: " + d.poll
+		}
+		fmt.Fprintf(&b, "      - {ieee: \"%s\", model: %s, manufacturer: %s, power: %s%s, joined: false, file_version: %d, sw_build_id: \"%s\", date_code: \"%s\"}\n",
+			d.IEEE, d.Model, d.Manufacturer, d.power, poll, d.FileVersion, d.SWBuildID, d.DateCode)
 	}
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(b.String()), 0o600))

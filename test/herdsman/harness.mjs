@@ -7,7 +7,7 @@
 // usage: node harness.mjs --port PATH --adapter ember|ezsp --dir DIR --channel N --pan-id N
 //        --ext-pan-id HEX16 --network-key HEX32 --devices JSON
 // --devices is a JSON array of {"ieee": "0x…", "model": "...", "manufacturer": "...", "fileVersion": N,
-// "swBuildId": "...", "dateCode": "..."}: the devices that must join, be interviewed and answer reads.
+// "swBuildId": "...", "dateCode": "...", "type": "Router"|"EndDevice"}: the devices that must join, be interviewed and answer reads.
 
 import {createRequire} from "node:module";
 import {parseArgs} from "node:util";
@@ -149,6 +149,7 @@ async function main() {
             await until(() => ["successful", "failed"].includes(interviewed.get(d.ieee)), 90, `interview of ${d.ieee}`);
             if (interviewed.get(d.ieee) !== "successful") throw new Error(`interview ${interviewed.get(d.ieee)}`);
             const dev = controller.getDeviceByIeeeAddr(d.ieee);
+            if (d.type && dev.type !== d.type) throw new Error(`interviewed as ${dev.type}, want ${d.type}`);
             return `${dev.type} ${dev.manufacturerName}/${dev.modelID} endpoints ${dev.endpoints.map((e) => e.ID).join(",")}`;
         });
     }
