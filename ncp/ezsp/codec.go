@@ -331,6 +331,10 @@ type SetConcentrator struct {
 	MaxHops                  uint8
 }
 
+// AnyEUI64 is the wildcard EUI64 (all ones) a transient link key is imported for when any joining device may
+// use it (herdsman's ember adapter imports the well-known key this way before permit join).
+const AnyEUI64 zcl.IEEE = 0xFFFFFFFFFFFFFFFF
+
 // ImportTransientKey is importTransientKey's parameters (v13+). Flags (sl_zb_sec_man_flags_t) is on the wire
 // in v13 only: EmberZNet 8.x (EZSP v14+) dropped it.
 type ImportTransientKey struct {

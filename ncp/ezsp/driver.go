@@ -547,7 +547,7 @@ func (d *Driver) Send(ctx context.Context, f ncp.Frame) error {
 const MaxDataLenForSend = 100
 
 // PermitJoin opens (seconds > 0) or closes (0) the network for joining: the trust-center policy, the well-known
-// link key as transient key (v13+), permitJoining on the coordinator, and a broadcast ZDO
+// link key as transient key for any EUI64 (v13+), permitJoining on the coordinator, and a broadcast ZDO
 // Mgmt_Permit_Joining_req so that routers open too (EZSP has no network-wide permit command).
 func (d *Driver) PermitJoin(ctx context.Context, seconds uint8) error {
 	s, err := d.readySession()
@@ -556,7 +556,7 @@ func (d *Driver) PermitJoin(ctx context.Context, seconds uint8) error {
 	}
 	decision := DecisionAllowUnsecuredRejoins
 	if seconds > 0 {
-		if _, err := s.statusCommand(ctx, IDImportTransientKey, ImportTransientKey{Key: WellKnownLinkKey}.Append(nil, s.ver())); err != nil {
+		if _, err := s.statusCommand(ctx, IDImportTransientKey, ImportTransientKey{EUI64: AnyEUI64, Key: WellKnownLinkKey}.Append(nil, s.ver())); err != nil {
 			d.log.Warn().Err(err).Msg("importTransientKey failed; joining relies on the trust-center policy")
 		}
 		decision |= DecisionAllowJoins

@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -195,6 +197,14 @@ func TestJoinSendReceive(t *testing.T) {
 		r.net.AddJoiner(joiner)
 		require.NoError(t, r.drv.PermitJoin(context.Background(), 120))
 		assert.Equal(t, uint8(120), r.net.Permitted())
+		// The well-known key went in as a transient key for any EUI64 (all ones), with the flags byte only in v13.
+		params := "ff ff ff ff ff ff ff ff 5a 69 67 42 65 65 41 6c 6c 69 61 6e 63 65 30 39"
+		if version == 13 {
+			params += " 00"
+		}
+		assert.True(t, slices.ContainsFunc(r.stick.RecentFrames(), func(l string) bool {
+			return strings.Contains(l, "host -> stick importTransientKey") && strings.HasSuffix(l, " 11 01 "+params)
+		}), "importTransientKey(%s) in\n%s", params, strings.Join(r.stick.RecentFrames(), "\n"))
 		ev := r.waitEvent(ncp.EventJoined)
 		assert.Equal(t, joiner.Short, ev.Short)
 		assert.Equal(t, joiner.IEEE, ev.IEEE)
