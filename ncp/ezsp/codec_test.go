@@ -279,7 +279,10 @@ func TestEzspStatusCodes(t *testing.T) {
 	assert.Equal(t, uint8(0x36), EzspErrorInvalidValue)
 	assert.Equal(t, uint8(0x37), EzspErrorInvalidID)
 	// The status the configuration commands carry: the EzspStatus byte in v13, an sl_Status from v14.
-	assert.Equal(t, Status{Value: 0x37}, v13.EzspStatusOf(EzspErrorInvalidID, StatusInvalidParameter))
+	assert.Equal(t, Status{Value: 0x37, Ezsp: true}, v13.EzspStatusOf(EzspErrorInvalidID, StatusInvalidParameter))
+	assert.Equal(t, "EZSP_ERROR_INVALID_ID (0x37)", v13.EzspStatusOf(EzspErrorInvalidID, StatusInvalidParameter).String())
+	assert.Equal(t, "EZSP_ERROR_INVALID_CALL (0x38)", StatusOfFrame(IDSetConfigurationValue, Status{Value: 0x38}).String())
+	assert.Equal(t, "EMBER_INVALID_CALL (0x70)", StatusOfFrame(IDFormNetwork, Status{Value: 0x70}).String())
 	assert.Equal(t, Status{Value: 0x21, Wide: true}, v14.EzspStatusOf(EzspErrorInvalidID, StatusInvalidParameter))
 	assert.Equal(t, Status{Wide: true}, v14.EzspStatusOf(EzspSuccess, StatusOK))
 }

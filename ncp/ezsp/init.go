@@ -78,6 +78,7 @@ func (d *Driver) initialize(ctx context.Context, s *session) error {
 			return fmt.Errorf("configure the stack: %w", err)
 		}
 		if st, err := DecodeStatus(f.Params, v, "setConfigurationValue"); err != nil || !st.OK() {
+			st = StatusOfFrame(IDSetConfigurationValue, st)
 			d.log.Warn().Uint8("config_id", c.ID).Uint16("value", c.Value).Str("status", st.String()).Msg("stick refused a configuration value")
 		}
 	}

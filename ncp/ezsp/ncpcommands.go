@@ -303,5 +303,5 @@ func (v Version) EzspStatusOf(ezsp uint8, sl StatusKind) Status {
 		}
 		return v.StatusOf(sl)
 	}
-	return Status{Value: uint32(ezsp)}
+	return Status{Value: uint32(ezsp), Ezsp: true}
 }

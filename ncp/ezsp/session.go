@@ -163,6 +163,7 @@ func (s *session) statusCommand(ctx context.Context, id uint16, params []byte) (
 	if err != nil {
 		return Status{}, err
 	}
+	st = StatusOfFrame(id, st)
 	if !st.OK() {
 		return st, fmt.Errorf("EZSP %s: %s", FrameName(id), st)
 	}

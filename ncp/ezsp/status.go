@@ -7,6 +7,21 @@ import "fmt"
 type Status struct {
 	Value uint32
 	Wide  bool // an sl_Status
+	// Ezsp marks an EzspStatus byte: what the configuration, policy, value and endpoint commands return up to
+	// v13 (EZSP_ERROR_INVALID_ID 0x37 …), not an EmberStatus.
+	Ezsp bool
+}
+
+// ezspStatusCommands answer with an EzspStatus up to v13.
+var ezspStatusCommands = map[uint16]bool{IDSetConfigurationValue: true, IDGetConfigurationValue: true, IDSetPolicy: true,
+	IDSetValue: true, IDGetValue: true, IDGetExtendedValue: true, IDAddEndpoint: true}
+
+// StatusOfFrame marks a status decoded from a frame's answer as an EzspStatus where the frame carries one.
+func StatusOfFrame(id uint16, s Status) Status {
+	if !s.Wide && ezspStatusCommands[id] {
+		s.Ezsp = true
+	}
+	return s
 }
 
 // StatusKind is a condition otabridge cares about, independent of the version's numbering.
@@ -87,6 +102,9 @@ func (s Status) Is(k StatusKind) bool {
 }
 
 func (s Status) String() string {
+	if s.Ezsp {
+		return fmt.Sprintf("%s (0x%02x)", EzspStatusName(uint8(s.Value)), s.Value)
+	}
 	for _, e := range statusTable {
 		if s.Wide && s.Value == e.sl {
 			return fmt.Sprintf("%s (0x%04x)", e.slName, s.Value)
