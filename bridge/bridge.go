@@ -339,7 +339,8 @@ func (b *Bridge) handleEvent(ev ncp.Event) {
 			return
 		}
 		d, created := b.registry.Seen(ev.IEEE, ev.Short, 0)
-		b.log.Info().Stringer("ieee", ev.IEEE).Str("nwk", hex16(ev.Short)).Bool("new", created).Msg("device joined")
+		b.log.Info().Stringer("ieee", ev.IEEE).Str("nwk", hex16(ev.Short)).Str("parent", hex16(ev.Parent)).
+			Bool("rejoin", ev.Rejoin).Bool("new", created).Msg("device joined")
 		b.publishEvent("device_joined", d, nil)
 	case ncp.EventAnnounced:
 		if ev.IEEE == 0 {

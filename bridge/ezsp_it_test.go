@@ -132,7 +132,11 @@ devices:
 		go func() { defer wg.Done(); _ = stick.Serve(ctx, ncpSide) }()
 		return host, nil
 	}
-	drv := ezsp.New(ezsp.Config{Port: "pipe"}, log, ezsp.WithOpener(open))
+	// The driver forms the network the simulated device is a member of (the sim's configured one), as when
+	// a network moves to a new stick with its settings; on any other network the device would not be heard.
+	drv := ezsp.New(ezsp.Config{Port: "pipe", Network: ezsp.NetworkSettings{Channel: sim.DefaultChannel,
+		PANID: sim.DefaultPANID, ExtendedPANID: sim.DefaultExtendedPANID, NetworkKey: ezsp.NetworkKey(sim.DefaultNetworkKey)}},
+		log, ezsp.WithOpener(open))
 
 	dir := t.TempDir()
 	images := filepath.Join(dir, "images")

@@ -143,3 +143,36 @@ func TestConfigValidateNamesTheKey(t *testing.T) {
 	_, err = sim.ParseConfig(nil)
 	assert.NoError(t, err, "an empty section is a network without devices")
 }
+
+func TestConfigJoining(t *testing.T) {
+	c, err := sim.ParseConfig([]byte(`
+network_key: "0x000102030405060708090a0b0c0d0e0f"
+devices:
+  - ieee: "0x00124b0000000001"
+  - ieee: "0x00124b0000000002"
+    joined: false
+    rejoin: true
+    parent: "0x00124b0000000001"
+`))
+	require.NoError(t, err)
+	assert.Equal(t, sim.NetworkKey{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, c.NetworkKey)
+	d := c.WithDefaults().Devices
+	assert.True(t, *d[0].Joined, "joined defaults to true")
+	assert.False(t, *d[1].Joined)
+	assert.True(t, d[1].Rejoin)
+	assert.Equal(t, zcl.IEEE(0x00124b0000000001), d[1].Parent)
+	e, err := sim.ParseConfig([]byte(`network_key: ""`))
+	require.NoError(t, err)
+	assert.Equal(t, sim.DefaultNetworkKey, e.WithDefaults().NetworkKey)
+
+	for yaml, want := range map[string]string{
+		`network_key: "0102"`: "want 32 hex digits",
+		"devices:\n  - ieee: \"0x00124b0000000001\"\n    parent: \"0x00124b0000000001\"\n": "radio.sim.devices[0].parent: a device cannot be its own parent",
+		"devices:\n  - ieee: \"0x00124b0000000001\"\n    parent: \"0x00124b0000000009\"\n": "radio.sim.devices[0].parent: 0x00124b0000000009 is not a device of this configuration",
+		"devices:\n  - ieee: \"0x00124b0000000001\"\n    power: battery\n  - ieee: \"0x00124b0000000002\"\n    parent: \"0x00124b0000000001\"\n": "radio.sim.devices[1].parent: devices[0] is a battery end device, not a router",
+	} {
+		_, err := sim.ParseConfig([]byte(yaml))
+		require.Error(t, err, yaml)
+		assert.Contains(t, err.Error(), want)
+	}
+}

@@ -24,10 +24,14 @@ type NetworkKey [16]byte
 // MarshalText writes the key as 32 lower-case hex digits.
 func (k NetworkKey) MarshalText() ([]byte, error) { return []byte(hex.EncodeToString(k[:])), nil }
 
-// UnmarshalText reads 32 hex digits.
+// UnmarshalText reads 32 hex digits; "" is the zero key (the default).
 func (k *NetworkKey) UnmarshalText(b []byte) error {
 	t := strings.TrimPrefix(strings.TrimPrefix(strings.TrimSpace(string(b)), "0x"), "0X")
 	t = strings.ReplaceAll(t, ":", "")
+	if t == "" {
+		*k = NetworkKey{}
+		return nil
+	}
 	if len(t) != 32 {
 		return fmt.Errorf("network key %q: want 32 hex digits", string(b))
 	}
