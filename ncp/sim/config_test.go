@@ -167,8 +167,8 @@ devices:
 
 	for yaml, want := range map[string]string{
 		`network_key: "0102"`: "want 32 hex digits",
-		"devices:\n  - ieee: \"0x00124b0000000001\"\n    parent: \"0x00124b0000000001\"\n": "radio.sim.devices[0].parent: a device cannot be its own parent",
-		"devices:\n  - ieee: \"0x00124b0000000001\"\n    parent: \"0x00124b0000000009\"\n": "radio.sim.devices[0].parent: 0x00124b0000000009 is not a device of this configuration",
+		"devices:\n  - ieee: \"0x00124b0000000001\"\n    parent: \"0x00124b0000000001\"\n":                                                       "radio.sim.devices[0].parent: a device cannot be its own parent",
+		"devices:\n  - ieee: \"0x00124b0000000001\"\n    parent: \"0x00124b0000000009\"\n":                                                       "radio.sim.devices[0].parent: 0x00124b0000000009 is not a device of this configuration",
 		"devices:\n  - ieee: \"0x00124b0000000001\"\n    power: battery\n  - ieee: \"0x00124b0000000002\"\n    parent: \"0x00124b0000000001\"\n": "radio.sim.devices[1].parent: devices[0] is a battery end device, not a router",
 	} {
 		_, err := sim.ParseConfig([]byte(yaml))
