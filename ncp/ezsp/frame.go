@@ -1,7 +1,8 @@
 // Package ezsp owns the Silicon Labs EmberZNet Serial Protocol host side for otabridge: EZSP frames and the
 // subset of commands and callbacks a coordinator that serves OTA needs (version 13 and later, with the v14
 // layout changes), and Driver, the ncp.Radio that brings an EZSP stick up over ASH (package ash) and moves
-// APS frames through it. The NCP side used by the fake stick (package fakestick) shares these codecs.
+// APS frames through it. The NCP side used by the fake stick (package fakestick) shares these codecs, and the
+// layouts of the further commands other hosts send (ncpcommands.go) live here too.
 package ezsp
 
 import (

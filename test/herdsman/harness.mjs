@@ -65,7 +65,7 @@ async function step(name, fn) {
 const withTimeout = (p, seconds, what) =>
     Promise.race([p, new Promise((_, rej) => setTimeout(() => rej(new Error(`${what}: no answer in ${seconds} s`)), seconds * 1000))]);
 
-function newController() {
+function newController(transmitPower) {
     const c = new Controller({
         network: {
             panID: Number(opt["pan-id"]),
@@ -77,7 +77,9 @@ function newController() {
         databasePath: path.join(opt.dir, "database.db"),
         databaseBackupPath: path.join(opt.dir, "database.db.backup"),
         backupPath: path.join(opt.dir, "coordinator_backup.json"),
-        adapter: {disableLED: true, concurrent: 4},
+        // The second start asks for another transmit power than the network was formed with: the adapters
+        // then set it with setRadioPower.
+        adapter: {disableLED: true, concurrent: 4, transmitPower},
         acceptJoiningDeviceHandler: async () => true,
     });
     c.on("adapterDisconnected", () => remember("error", "adapter disconnected", "harness"));
@@ -85,7 +87,7 @@ function newController() {
 }
 
 async function main() {
-    let controller = newController();
+    let controller = newController(8);
     await step("start+form", async () => {
         const r = await withTimeout(controller.start(), 60, "start");
         if (r !== "reset") throw new Error(`start returned ${r}, want reset (a fresh stick forms the network)`);
@@ -98,7 +100,7 @@ async function main() {
     });
     await step("stop", async () => withTimeout(controller.stop(), 30, "stop"));
 
-    controller = newController();
+    controller = newController(10);
     const joined = new Map();
     const interviewed = new Map();
     let waiters = [];
@@ -173,6 +175,10 @@ async function main() {
             return JSON.stringify(got);
         });
     }
+    await step("group command (multicast)", async () => {
+        // A ZCL command to a group goes out as an EZSP multicast (sendMulticast); the stick confirms it.
+        await withTimeout(controller.createGroup(0x0007).command("genOnOff", "off", {}), 30, "group command");
+    });
     await step("permit join closed", async () => {
         await withTimeout(controller.permitJoin(0), 30, "permitJoin(0)");
         if (controller.getPermitJoin()) throw new Error("permit join still reported open");

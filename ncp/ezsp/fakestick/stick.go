@@ -1,10 +1,15 @@
-// Package fakestick owns otabridge's fake Silicon Labs EZSP stick: the NCP side of ASH and EZSP (versions 13
-// and 14 layouts, and an old version to test the refusal), written in Go, serving a network behind it (any
-// ncp.Radio-like Network; in production the simulated network of ncp/sim). It speaks real bytes on an
-// io.ReadWriteCloser: one end of a pseudo-terminal (otabridge simstick) or an in-memory pipe in tests. It
-// answers the host subset otabridge uses like an EmberZNet 7.4+/8.x NCP, answers unknown frame ids with
-// invalidCommand(EZSP_ERROR_INVALID_FRAME_ID), and injects faults on request: a reset mid-traffic, the
-// network going down and up, corrupted bytes, the port vanishing.
+// Package fakestick owns otabridge's fake Silicon Labs EZSP stick: the NCP side of ASH and EZSP, written in Go,
+// serving a network behind it (in production the simulated network of ncp/sim, which formNetwork and
+// networkInit move onto the host's network). It speaks real bytes on an io.ReadWriteCloser: one end of a
+// pseudo-terminal (otabridge simstick) or an in-memory pipe in tests. It is an EmberZNet NCP as other hosts
+// see it too — 7.4.1 at EZSP v13, 8.x at v14 to v18 (and an old version to test the refusal): the commands
+// zigbee-herdsman's ember and ezsp adapters send (start-up configuration with a 7.4 NCP's defaults, form and
+// resume, backup and the key table, permit join with the trust-center and child join callbacks, ZDO and ZCL
+// traffic, multicast, counters, radio settings, reset) with the NCP's semantics and statuses; an "NVRAM"
+// (network, keys, key table) that outlives host sessions; invalidCommand for unknown frame ids, commands
+// before the version handshake, wrong direction and unsupported frame control; and a ring of its last frames
+// to explain a host's failure. It injects faults on request: a reset mid-traffic, the network going down and
+// up, corrupted bytes, the port vanishing.
 package fakestick
 
 import (
