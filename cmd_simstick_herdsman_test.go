@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -129,7 +130,7 @@ func scenarioSteps(herdsman bool) []string {
 	if herdsman {
 		steps = append(steps, multicastStep)
 	}
-	return append(steps, "permit join closed", "stop")
+	return append(steps, "leave "+conformanceDevices[len(conformanceDevices)-1].IEEE, "permit join closed", "stop")
 }
 
 // conformanceTable collects the steps each host reached, printed at the end of the suite.
@@ -447,6 +448,28 @@ func runDriverScenario(t *testing.T, port string) []stepResult {
 		}) {
 			return results
 		}
+	}
+	// Leave: ZDO Mgmt_Leave_req (0x0034, without rejoin) to the last device; the trust center reports it gone.
+	leaving := conformanceDevices[len(conformanceDevices)-1]
+	if !step("leave "+leaving.IEEE, func() (string, error) {
+		ieee, _ := zcl.ParseIEEE(leaving.IEEE)
+		short := shorts[ieee]
+		req := binary.LittleEndian.AppendUint64([]byte{0x13}, uint64(ieee))
+		if _, err := driverRequest(ctx, drv, ncp.Frame{DstShort: short, ClusterID: 0x0034, Payload: append(req, 0x00)}, 0x8034, 0x13); err != nil {
+			return "", fmt.Errorf("Mgmt_Leave_req: %w", err)
+		}
+		for {
+			select {
+			case ev := <-drv.Events():
+				if ev.Kind == ncp.EventLeft && ev.IEEE == ieee {
+					return fmt.Sprintf("nwk 0x%04x left", ev.Short), nil
+				}
+			case <-ctx.Done():
+				return "", fmt.Errorf("no leave of %s: %w", leaving.IEEE, ctx.Err())
+			}
+		}
+	}) {
+		return results
 	}
 	if !step("permit join closed", func() (string, error) { return "", drv.PermitJoin(ctx, 0) }) {
 		return results

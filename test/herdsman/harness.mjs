@@ -36,8 +36,15 @@ const hexBytes = (h) => Array.from(Buffer.from(h.replace(/^0x/, ""), "hex"));
 
 // The last log lines herdsman's EZSP/ASH layers wrote: on a failure they show the frames it sent and got.
 const ring = [];
+const leftDevices = new Set(); // devices whose leave the adapter reported (trust-center DEVICE_LEFT)
+let wakeWaiters = () => {};
 const remember = (level, msg, ns) => {
     const text = typeof msg === "function" ? msg() : msg;
+    const left = /^Device leave '(0x[0-9a-f]{16})'/.exec(text);
+    if (left) {
+        leftDevices.add(left[1]);
+        wakeWaiters();
+    }
     ring.push(`${new Date().toISOString().slice(11, 23)} ${level} [${ns}] ${text}`);
     if (ring.length > 40) ring.shift();
     if (opt.verbose) process.stderr.write(`${level} [${ns}] ${text}\n`);
@@ -107,6 +114,7 @@ async function main() {
     const wake = () => {
         for (const w of waiters) w();
     };
+    wakeWaiters = wake;
     controller.on("deviceJoined", (e) => {
         joined.set(e.device.ieeeAddr, e.device);
         wake();
@@ -178,6 +186,15 @@ async function main() {
     await step("group command (multicast)", async () => {
         // A ZCL command to a group goes out as an EZSP multicast (sendMulticast); the stick confirms it.
         await withTimeout(controller.createGroup(0x0007).command("genOnOff", "off", {}), 30, "group command");
+    });
+    const leaving = devices[devices.length - 1];
+    await step(`leave ${leaving.ieee}`, async () => {
+        // ZDO Mgmt_Leave_req without rejoin: the device answers, leaves, and the trust center reports it.
+        // herdsman deletes the device on the Mgmt_Leave_rsp, so the trust center's DEVICE_LEFT that follows only
+        // shows in its log ("Device leave '<ieee>'"), not as a deviceLeave event.
+        await withTimeout(controller.getDeviceByIeeeAddr(leaving.ieee).removeFromNetwork(), 30, "removeFromNetwork");
+        if (controller.getDeviceByIeeeAddr(leaving.ieee)) throw new Error("device still known after removeFromNetwork");
+        await until(() => leftDevices.has(leaving.ieee), 30, `trust-center leave report of ${leaving.ieee}`);
     });
     await step("permit join closed", async () => {
         await withTimeout(controller.permitJoin(0), 30, "permitJoin(0)");

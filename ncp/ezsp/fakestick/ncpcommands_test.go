@@ -211,3 +211,22 @@ func TestJoinCallbacks(t *testing.T) {
 	f = h.callback(ezsp.IDTrustCenterJoinHandler)
 	assert.Equal(t, []byte{ezsp.DeviceSecuredRejoin, ezsp.JoinNoAction}, f.Params[10:12])
 }
+
+// TestLeaveCallbacks: a child's leave is a trust-center DEVICE_LEFT and frees its child table slot.
+func TestLeaveCallbacks(t *testing.T) {
+	h, _, memnet := newHost(t, Config{ProtocolVersion: 13})
+	h.call(false, ezsp.IDVersion, []byte{13})
+	h.call(false, ezsp.IDSetInitialSecurityState, ezsp.InitialSecurityState{Bitmask: ezsp.SecurityHaveNetworkKey, NetworkKey: testNetworkKey}.Append(nil))
+	h.call(false, ezsp.IDFormNetwork, ezsp.NetworkParameters{PANID: 0x1A62, RadioChannel: 15}.Append(nil))
+	h.callback(ezsp.IDStackStatusHandler)
+	ieee := zcl.IEEE(0x00124B00000000E3)
+	le := binary.LittleEndian.AppendUint64(nil, uint64(ieee))
+	memnet.Emit(ncp.Event{Kind: ncp.EventJoined, Short: 0x4321, IEEE: ieee, Capabilities: 0x88})
+	f := h.callback(ezsp.IDChildJoinHandler)
+	assert.Equal(t, append(append([]byte{0, 1, 0x21, 0x43}, le...), 3), f.Params, "child 0, joining, end device with rx on")
+	memnet.Emit(ncp.Event{Kind: ncp.EventLeft, Short: 0x4321, IEEE: ieee})
+	f = h.callback(ezsp.IDTrustCenterJoinHandler)
+	assert.Equal(t, append(append([]byte{0x21, 0x43}, le...), ezsp.DeviceLeft, ezsp.JoinNoAction, 0, 0), f.Params)
+	f = h.callback(ezsp.IDChildJoinHandler)
+	assert.Equal(t, append(append([]byte{0, 0, 0x21, 0x43}, le...), 0), f.Params, "child 0 left")
+}

@@ -368,6 +368,10 @@ func (s *Stick) onNetworkEvent(ev ncp.Event) {
 	case ncp.EventLeft:
 		ss.callback(ezsp.IDTrustCenterJoinHandler, ezsp.TrustCenterJoin{NodeID: ev.Short, EUI64: ev.IEEE, Status: ezsp.DeviceLeft,
 			Decision: ezsp.JoinNoAction}.Append(nil))
+		// A child of the coordinator leaves its child table.
+		if i, ok := s.removeChild(ev.IEEE); ok {
+			ss.callback(ezsp.IDChildJoinHandler, ezsp.ChildJoin{Index: i, Joining: false, ChildID: ev.Short, EUI64: ev.IEEE}.Append(nil))
+		}
 	case ncp.EventAnnounced:
 		// The NCP passes ZDO up as an incoming message (APPLICATION_ZDO_FLAGS): Device_annce on profile 0.
 		msg := []byte{uint8(s.apsSeq.Add(1)), byte(ev.Short), byte(ev.Short >> 8)}
@@ -406,8 +410,24 @@ func (s *Stick) childIndex(ieee zcl.IEEE) uint8 {
 	if i := slices.Index(s.children, ieee); i >= 0 {
 		return uint8(i)
 	}
+	if i := slices.Index(s.children, 0); i >= 0 {
+		s.children[i] = ieee
+		return uint8(i)
+	}
 	s.children = append(s.children, ieee)
 	return uint8(len(s.children) - 1)
+}
+
+// removeChild frees a device's child table slot; it reports the slot and whether the device was a child.
+func (s *Stick) removeChild(ieee zcl.IEEE) (uint8, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := slices.Index(s.children, ieee)
+	if i < 0 {
+		return 0, false
+	}
+	s.children[i] = 0
+	return uint8(i), true
 }
 
 func le64(v zcl.IEEE) []byte {
