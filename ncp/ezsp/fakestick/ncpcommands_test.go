@@ -186,11 +186,7 @@ func (h *host) nextAnswer() ezsp.Frame {
 // that joined through the coordinator also childJoinHandler; a router only the former; a rejoin is a secured
 // rejoin with no policy action.
 func TestJoinCallbacks(t *testing.T) {
-	h, _, memnet := newHost(t, Config{ProtocolVersion: 14})
-	h.call(false, ezsp.IDVersion, []byte{14})
-	h.call(false, ezsp.IDSetInitialSecurityState, ezsp.InitialSecurityState{Bitmask: ezsp.SecurityHaveNetworkKey, NetworkKey: testNetworkKey}.Append(nil))
-	h.call(false, ezsp.IDFormNetwork, ezsp.NetworkParameters{PANID: 0x1A62, RadioChannel: 15}.Append(nil))
-	h.callback(ezsp.IDStackStatusHandler)
+	h, memnet := formedHost(t, 14)
 
 	ieee := zcl.IEEE(0x00124B00000000E1)
 	le := binary.LittleEndian.AppendUint64(nil, uint64(ieee))
@@ -214,11 +210,7 @@ func TestJoinCallbacks(t *testing.T) {
 
 // TestLeaveCallbacks: a child's leave is a trust-center DEVICE_LEFT and frees its child table slot.
 func TestLeaveCallbacks(t *testing.T) {
-	h, _, memnet := newHost(t, Config{ProtocolVersion: 13})
-	h.call(false, ezsp.IDVersion, []byte{13})
-	h.call(false, ezsp.IDSetInitialSecurityState, ezsp.InitialSecurityState{Bitmask: ezsp.SecurityHaveNetworkKey, NetworkKey: testNetworkKey}.Append(nil))
-	h.call(false, ezsp.IDFormNetwork, ezsp.NetworkParameters{PANID: 0x1A62, RadioChannel: 15}.Append(nil))
-	h.callback(ezsp.IDStackStatusHandler)
+	h, memnet := formedHost(t, 13)
 	ieee := zcl.IEEE(0x00124B00000000E3)
 	le := binary.LittleEndian.AppendUint64(nil, uint64(ieee))
 	memnet.Emit(ncp.Event{Kind: ncp.EventJoined, Short: 0x4321, IEEE: ieee, Capabilities: 0x88})
@@ -229,4 +221,14 @@ func TestLeaveCallbacks(t *testing.T) {
 	assert.Equal(t, append(append([]byte{0x21, 0x43}, le...), ezsp.DeviceLeft, ezsp.JoinNoAction, 0, 0), f.Params)
 	f = h.callback(ezsp.IDChildJoinHandler)
 	assert.Equal(t, append(append([]byte{0, 0, 0x21, 0x43}, le...), 0), f.Params, "child 0 left")
+}
+
+// formedHost is a host session of a stick of the version whose network is formed and up.
+func formedHost(t *testing.T, version uint8) (*host, *MemNetwork) {
+	h, _, memnet := newHost(t, Config{ProtocolVersion: version})
+	h.call(false, ezsp.IDVersion, []byte{version})
+	h.call(false, ezsp.IDSetInitialSecurityState, ezsp.InitialSecurityState{Bitmask: ezsp.SecurityHaveNetworkKey, NetworkKey: testNetworkKey}.Append(nil))
+	h.call(false, ezsp.IDFormNetwork, ezsp.NetworkParameters{PANID: 0x1A62, RadioChannel: 15}.Append(nil))
+	h.callback(ezsp.IDStackStatusHandler)
+	return h, memnet
 }
