@@ -3,6 +3,7 @@ package ezsp_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -145,8 +146,8 @@ func otaFrame(payload ...byte) ncp.Frame {
 }
 
 func forVersions(t *testing.T, f func(t *testing.T, version uint8)) {
-	for _, v := range []uint8{13, 14} {
-		t.Run(map[uint8]string{13: "v13", 14: "v14"}[v], func(t *testing.T) { f(t, v) })
+	for _, v := range []uint8{13, 14, 18} {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) { f(t, v) })
 	}
 }
 
@@ -159,7 +160,7 @@ func TestFormThenResume(t *testing.T) {
 		assert.Equal(t, uint8(20), info.Channel)
 		assert.Equal(t, uint16(0x1A2B), info.PANID)
 		assert.Equal(t, zcl.IEEE(0x00124B00FA4E0001), info.IEEE)
-		assert.Contains(t, info.Firmware, "EZSP v"+map[uint8]string{13: "13", 14: "14"}[version])
+		assert.Contains(t, info.Firmware, fmt.Sprintf("EZSP v%d", version))
 		got := r.drv.Network()
 		assert.Equal(t, want.Channel, got.Channel)
 		assert.Equal(t, want.PANID, got.PANID)
