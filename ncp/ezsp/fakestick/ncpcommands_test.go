@@ -7,6 +7,7 @@ import (
 
 	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/ncp/ezsp"
+	"github.com/otabridge/otabridge/ncp/ezsp/ash"
 	"github.com/otabridge/otabridge/zcl"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -231,4 +232,62 @@ func formedHost(t *testing.T, version uint8) (*host, *MemNetwork) {
 	h.call(false, ezsp.IDFormNetwork, ezsp.NetworkParameters{PANID: 0x1A62, RadioChannel: 15}.Append(nil))
 	h.callback(ezsp.IDStackStatusHandler)
 	return h, memnet
+}
+
+// TestChannelPowerAndReset: setLogicalAndRadioChannel and setRadioPower change the network in NVRAM;
+// resetNode reboots the NCP (RSTACK, no answer) and keeps the network; tokenFactoryReset erases it.
+func TestChannelPowerAndReset(t *testing.T) {
+	h, _ := formedHost(t, 13)
+	st := h.stick
+	f := h.call(false, ezsp.IDSetLogicalAndRadioChannel, []byte{27})
+	assert.Equal(t, []byte{0x02}, f.Params, "EMBER_BAD_ARGUMENT for channel 27")
+	f = h.call(false, ezsp.IDSetLogicalAndRadioChannel, []byte{25})
+	assert.Equal(t, []byte{0x00}, f.Params)
+	f = h.call(false, ezsp.IDSetRadioPower, []byte{0xFD}) // -3 dBm
+	assert.Equal(t, []byte{0x00}, f.Params)
+	f = h.call(false, ezsp.IDGetNetworkParameters, nil)
+	np, err := ezsp.DecodeGetNetworkParametersResponse(f.Params, 13)
+	require.NoError(t, err)
+	assert.Equal(t, uint8(25), np.Parameters.RadioChannel)
+	assert.Equal(t, int8(-3), np.Parameters.RadioTxPower)
+
+	// resetNode: the NCP reboots and says so with an unasked RSTACK (software reset); the host resets the
+	// link and starts again, and the network is still there.
+	h.sendUnanswered(ezsp.IDResetNode, nil)
+	h.expectNCPReset()
+	h.call(false, ezsp.IDVersion, []byte{13})
+	f = h.call(false, ezsp.IDNetworkInit, []byte{0, 0})
+	assert.Equal(t, []byte{0x00}, f.Params, "the network survived the reboot")
+	h.callback(ezsp.IDStackStatusHandler)
+
+	// tokenFactoryReset erases the stack tokens and reboots: nothing to resume.
+	h.sendUnanswered(ezsp.IDTokenFactoryReset, []byte{0, 0})
+	h.expectNCPReset()
+	h.call(false, ezsp.IDVersion, []byte{13})
+	f = h.call(false, ezsp.IDNetworkInit, []byte{0, 0})
+	assert.Equal(t, []byte{0x93}, f.Params, "EMBER_NOT_JOINED after the factory reset")
+	assert.Nil(t, st.Stored())
+}
+
+// sendUnanswered sends a command the NCP answers with a reboot instead of a response.
+func (h *host) sendUnanswered(id uint16, params []byte) {
+	h.t.Helper()
+	h.seq++
+	require.NoError(h.t, h.conn.Send(h.t.Context(), ezsp.Frame{Seq: h.seq, FrameID: id, Params: params}.Append(nil)))
+}
+
+// expectNCPReset waits for the NCP's unasked RSTACK (software reset) and resets the link from the host side.
+func (h *host) expectNCPReset() {
+	h.t.Helper()
+	select {
+	case err := <-h.down:
+		var rerr *ash.ResetError
+		require.ErrorAs(h.t, err, &rerr)
+		assert.False(h.t, rerr.Failed)
+		assert.Equal(h.t, uint8(ash.ResetSoftware), rerr.Code)
+	case <-time.After(5 * time.Second):
+		h.t.Fatal("no RSTACK from the NCP")
+	}
+	_, err := h.conn.Reset(h.t.Context())
+	require.NoError(h.t, err)
 }

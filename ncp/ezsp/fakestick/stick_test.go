@@ -16,10 +16,12 @@ import (
 
 // host is a bare ASH host for talking to the stick frame by frame.
 type host struct {
-	t    *testing.T
-	conn *ash.Conn
-	in   chan []byte
-	seq  uint8
+	t     *testing.T
+	conn  *ash.Conn
+	in    chan []byte
+	seq   uint8
+	stick *Stick
+	down  chan error // the NCP reset on its own (OnLinkDown)
 
 	detachOnce sync.Once
 	detach     func()
@@ -39,8 +41,8 @@ func attach(t *testing.T, st *Stick) *host {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = st.Serve(ctx, b) }()
-	h := &host{t: t, in: make(chan []byte, 64)}
-	h.conn = ash.NewConn(a, ash.Config{Role: ash.RoleHost, OnData: func(d []byte) { h.in <- d }})
+	h := &host{t: t, in: make(chan []byte, 64), stick: st, down: make(chan error, 4)}
+	h.conn = ash.NewConn(a, ash.Config{Role: ash.RoleHost, OnData: func(d []byte) { h.in <- d }, OnLinkDown: func(err error) { h.down <- err }})
 	h.detach = func() { h.detachOnce.Do(func() { h.conn.Close(); cancel(); <-done }) }
 	t.Cleanup(h.detach)
 	_, err := h.conn.Reset(context.Background())
