@@ -228,12 +228,13 @@ func (d *Device) startLife(announce bool) {
 }
 
 // stopLife ends everything the device does in its network: timers of this life do nothing any more, frames
-// its parent holds for it are dropped (an unacknowledged one fails with status), the OTA client stops.
-func (d *Device) stopLife(status string) {
+// its parent holds for it are dropped (with failStatus, one sent without APS ack is confirmed as failed; a
+// reboot drops them silently, as before joining existed), the OTA client stops.
+func (d *Device) stopLife(failStatus string) {
 	d.epoch++
 	for _, m := range d.held {
-		if !m.up && !m.needAck {
-			m.finish(&ncp.SendError{DstShort: m.dstShort, Status: status})
+		if failStatus != "" && !m.up && !m.needAck {
+			m.finish(&ncp.SendError{DstShort: m.dstShort, Status: failStatus})
 		}
 	}
 	d.held = nil
@@ -251,7 +252,7 @@ func (d *Device) stopLife(status string) {
 // reboot takes the device off the air for reboot_time; then it boots (with newVersion applied when not nil)
 // and announces itself.
 func (d *Device) reboot(reason string, newVersion *uint32) {
-	d.stopLife("device rebooted")
+	d.stopLife("")
 	d.online = false
 	d.joining = false
 	d.counters.reboots++
