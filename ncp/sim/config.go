@@ -119,7 +119,8 @@ const (
 //	link: mode realistic, mac_retries 3
 //	device:
 //	  nwk                  derived from the IEEE (low 16 bits, moved out of 0x0000 and 0xFFF8..0xFFFF
-//	                       and away from other devices' addresses)
+//	                       and away from other devices' addresses); a joined: false device gets it from
+//	                       the coordinator when it joins, and keeps it when it rejoins
 //	  endpoint             1
 //	  model                "sim-device", manufacturer "otabridge-sim"
 //	  power                mains
