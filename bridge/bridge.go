@@ -582,8 +582,7 @@ func (b *Bridge) onDiscoveryConfig(topic string, payload []byte) {
 	if !b.staleScan || len(payload) == 0 {
 		return
 	}
-	prefix := b.cfg.MQTT.DiscoveryPrefix + "/device/" + discovery.ObjectID(b.cfg.MQTT.BaseTopic+"_")
-	if strings.HasPrefix(topic, prefix) {
+	if _, own := b.disc.OwnsConfigTopic(topic); own {
 		b.staleConfigs[topic] = true
 	}
 }
