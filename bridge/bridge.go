@@ -176,7 +176,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 
 	// MQTT: connecting runs in the background, so OTA transfers go on while the broker is away.
 	b.mqtt.OnConnect(b.onConnect)
-	if err := b.mqtt.Subscribe(b.topic("bridge/request/#"), b.onRequest); err != nil {
+	if err := b.mqtt.SubscribeMessages(b.topic("bridge/request/#"), b.onRequest); err != nil {
 		return err
 	}
 	if b.cfg.MQTT.Discovery {
@@ -547,9 +547,13 @@ func (b *Bridge) writeHealth() {
 
 // onRequest runs a request on its own goroutine: a long one (an interview, a download) never holds up the
 // others.
-func (b *Bridge) onRequest(topic string, payload []byte) {
-	path := strings.TrimPrefix(topic, b.topic("bridge/request/"))
-	payload = bytes.Clone(payload)
+func (b *Bridge) onRequest(msg Message) {
+	path := strings.TrimPrefix(msg.Topic, b.topic("bridge/request/"))
+	payload := bytes.Clone(msg.Payload)
+	if msg.Retained {
+		b.refuseRetainedRequest(path, payload)
+		return
+	}
 	b.goRun(func() {
 		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Minute)
 		defer cancel()

@@ -72,7 +72,16 @@ type MQTT struct {
 
 type subscription struct {
 	filter  string
-	handler func(topic string, payload []byte)
+	handler func(Message)
+}
+
+// Message is one message the broker delivered to a subscription.
+type Message struct {
+	Topic   string
+	Payload []byte
+	// Retained is the message's retain flag: set when the broker delivers a stored retained message (on
+	// subscribing, so after every start and reconnect), clear for a message published while subscribed.
+	Retained bool
 }
 
 type pendingPublish struct {
@@ -81,9 +90,8 @@ type pendingPublish struct {
 }
 
 type inboxMessage struct {
-	handler func(topic string, payload []byte)
-	topic   string
-	payload []byte
+	handler func(Message)
+	msg     Message
 }
 
 // NewMQTT returns a client for cfg (already validated by LoadConfig); nothing happens until Connect.
@@ -455,6 +463,11 @@ func (m *MQTT) flush() {
 // Subscribe subscribes filter now (when connected) and again after every reconnect; handler gets the
 // messages (see MQTT for the goroutine it runs on). Subscribing a filter again replaces its handler.
 func (m *MQTT) Subscribe(filter string, handler func(topic string, payload []byte)) error {
+	return m.SubscribeMessages(filter, func(msg Message) { handler(msg.Topic, msg.Payload) })
+}
+
+// SubscribeMessages is Subscribe with a handler that also sees the retain flag.
+func (m *MQTT) SubscribeMessages(filter string, handler func(Message)) error {
 	if err := checkFilter(filter); err != nil {
 		return fmt.Errorf("subscribe %q: %w", filter, err)
 	}
@@ -484,7 +497,7 @@ func (m *MQTT) Subscribe(filter string, handler func(topic string, payload []byt
 
 func (m *MQTT) subscribe(client paho.Client, s subscription) error {
 	tok := client.Subscribe(s.filter, byte(m.cfg.QoS), func(_ paho.Client, msg paho.Message) {
-		m.enqueue(inboxMessage{handler: s.handler, topic: msg.Topic(), payload: msg.Payload()})
+		m.enqueue(inboxMessage{handler: s.handler, msg: Message{Topic: msg.Topic(), Payload: msg.Payload(), Retained: msg.Retained()}})
 	})
 	if err := waitToken(tok, m.publishTimeout); err != nil {
 		return fmt.Errorf("subscribe %q: %w", s.filter, err)
@@ -550,8 +563,8 @@ func (m *MQTT) dispatch() {
 			m.inbox[0] = inboxMessage{}
 			m.inbox = m.inbox[1:]
 			m.mu.Unlock()
-			m.log.Trace().Str("topic", msg.topic).Bytes("payload", msg.payload).Msg("MQTT message")
-			msg.handler(msg.topic, msg.payload)
+			m.log.Trace().Str("topic", msg.msg.Topic).Bool("retained", msg.msg.Retained).Bytes("payload", msg.msg.Payload).Msg("MQTT message")
+			msg.handler(msg.msg)
 		}
 	}
 }
