@@ -70,6 +70,8 @@ type Bridge struct {
 	iv       *Interviewer
 	saver    *Saver
 	disc     discovery.Instance
+	health   *Health
+	dirLock  *dataDirLock
 
 	ctx context.Context
 	wg  sync.WaitGroup
@@ -111,6 +113,9 @@ func New(cfg Config, opts Options) (*Bridge, error) {
 	b := &Bridge{cfg: cfg, opts: opts, log: opts.Log, names: map[zcl.IEEE]string{}, otaStates: map[zcl.IEEE]ota.State{}, fetching: map[string]bool{},
 		interviewing: map[zcl.IEEE]bool{}, infoDirty: make(chan struct{}, 1), devicesDirty: make(chan struct{}, 1), radioState: "starting"}
 	b.disc = discovery.Instance{BaseTopic: cfg.MQTT.BaseTopic, DiscoveryPrefix: cfg.MQTT.DiscoveryPrefix, Version: opts.Version}
+	b.health = NewHealth(b.healthChanged)
+	b.health.Down(HealthMQTT, "not connected yet")
+	b.health.Down(HealthRadio, "not started yet")
 	return b, nil
 }
 
@@ -127,6 +132,12 @@ func (b *Bridge) Run(ctx context.Context) error {
 	if err := os.MkdirAll(b.cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data directory %s: %w", b.cfg.DataDir, err)
 	}
+	lock, err := lockDataDir(b.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	b.dirLock = lock
+	defer lock.release()
 	var state persistedState
 	statePath := filepath.Join(b.cfg.DataDir, StateFile)
 	if _, err := LoadJSON(statePath, &state, b.log); err != nil {
@@ -176,6 +187,13 @@ func (b *Bridge) Run(ctx context.Context) error {
 
 	// MQTT: connecting runs in the background, so OTA transfers go on while the broker is away.
 	b.mqtt.OnConnect(b.onConnect)
+	b.mqtt.OnStatus(func(up bool, reason string) {
+		if up {
+			b.health.Up(HealthMQTT)
+		} else {
+			b.health.Down(HealthMQTT, reason)
+		}
+	})
 	if err := b.mqtt.SubscribeMessages(b.topic("bridge/request/#"), b.onRequest); err != nil {
 		return err
 	}
@@ -204,6 +222,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.mu.Lock()
 	b.info, b.radioState, b.started = info, "online", true
 	b.mu.Unlock()
+	b.health.Up(HealthRadio)
 	b.send.start()
 	b.log.Info().Str("radio", info.Type).Str("port", info.Port).Str("firmware", info.Firmware).
 		Uint8("channel", info.Channel).Str("pan_id", hex16(info.PANID)).Stringer("ieee", info.IEEE).Msg("radio up")
@@ -367,6 +386,11 @@ func (b *Bridge) handleEvent(ev ncp.Event) {
 		b.mu.Lock()
 		b.radioState = state
 		b.mu.Unlock()
+		if ev.Kind == ncp.EventDisconnected {
+			b.health.Down(HealthRadio, "disconnected: "+ev.Reason)
+		} else {
+			b.health.Up(HealthRadio)
+		}
 		b.log.Warn().Str("event", ev.Kind.String()).Str("reason", ev.Reason).Msg("radio")
 		typ := map[ncp.EventKind]string{ncp.EventRadioReset: "radio_reset", ncp.EventDisconnected: "radio_disconnected",
 			ncp.EventReconnected: "radio_reconnected"}[ev.Kind]
@@ -540,8 +564,19 @@ func (b *Bridge) housekeeping() {
 }
 
 func (b *Bridge) writeHealth() {
-	if err := WriteHealth(b.cfg.DataDir, time.Now()); err != nil {
+	if err := WriteHealthStatus(b.cfg.DataDir, time.Now(), b.health.Problems()); err != nil {
 		b.log.Warn().Err(err).Msg("health file")
+	}
+}
+
+// healthChanged writes the heartbeat at once when a component goes up or down (once the bridge runs), so
+// `otabridge health` does not wait for the next beat to tell.
+func (b *Bridge) healthChanged() {
+	b.mu.Lock()
+	started := b.started
+	b.mu.Unlock()
+	if started && b.opts.HealthInterval > 0 {
+		b.writeHealth()
 	}
 }
 

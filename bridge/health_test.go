@@ -66,3 +66,46 @@ func TestHealthBadFile(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "write health")
 }
+
+// A heartbeat that names a component that is down is unhealthy, with the reason; when it comes back up the
+// next beat is healthy again.
+func TestHealthComponentsDown(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	writes := 0
+	h := NewHealth(func() { writes++ })
+	h.Down(HealthMQTT, "embedded broker: listen on 127.0.0.1:1883: address already in use")
+	h.Down(HealthMQTT, "embedded broker: listen on 127.0.0.1:1883: address already in use") // no change
+	h.Down(HealthRadio, "disconnected: serial port gone")
+	assert.Equal(t, 2, writes)
+	require.NoError(t, WriteHealthStatus(dir, now, h.Problems()))
+	err := CheckHealth(dir, time.Minute, now)
+	require.Error(t, err)
+	assert.Equal(t, "unhealthy: mqtt: embedded broker: listen on 127.0.0.1:1883: address already in use; "+
+		"radio: disconnected: serial port gone", err.Error())
+
+	h.Up(HealthRadio)
+	require.NoError(t, WriteHealthStatus(dir, now, h.Problems()))
+	err = CheckHealth(dir, time.Minute, now)
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "radio")
+
+	h.Up(HealthMQTT)
+	assert.Empty(t, h.Problems())
+	require.NoError(t, WriteHealthStatus(dir, now, h.Problems()))
+	assert.NoError(t, CheckHealth(dir, time.Minute, now))
+}
+
+func TestDataDirLock(t *testing.T) {
+	dir := t.TempDir()
+	l, err := lockDataDir(dir)
+	require.NoError(t, err)
+	_, err = lockDataDir(dir)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), dir)
+	assert.Contains(t, err.Error(), "in use by another otabridge (pid ")
+	l.release()
+	l2, err := lockDataDir(dir)
+	require.NoError(t, err)
+	l2.release()
+}
