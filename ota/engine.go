@@ -274,7 +274,12 @@ type device struct {
 	verifyTimer clock.Timer
 	verifies    int
 
-	from, to   uint32
+	from, to uint32
+	// awaited is the image of an approved update restored from the state file that the store does not
+	// have (yet): the folder may not be mounted, the cache unwritable. The approval is kept; Refresh picks
+	// the image up when it is back. requeue: the update was queued or running, so it queues again then.
+	awaited    *DurableImage
+	requeue    bool
 	lastError  string
 	startedAt  time.Time
 	finishedAt time.Time
