@@ -43,6 +43,10 @@ type Options struct {
 // StateFile is the name of the bridge's state file in the data directory.
 const StateFile = "state.json"
 
+// stateVersion is the version of the state file this bridge writes; it refuses newer ones (written by a
+// newer otabridge) rather than dropping what it does not understand.
+const stateVersion = 1
+
 // persistedState is the content of the state file.
 type persistedState struct {
 	Version  int              `json:"version"`
@@ -88,6 +92,7 @@ type Bridge struct {
 	started       bool
 	staleScan     bool
 	staleConfigs  map[string]bool
+	stateCorrupt  *CorruptFile // the state file refused at start, told on bridge/event after connecting
 	tsn           uint8
 	lastInfo      []byte
 	infoDirty     chan struct{}
@@ -140,9 +145,11 @@ func (b *Bridge) Run(ctx context.Context) error {
 	defer lock.release()
 	var state persistedState
 	statePath := filepath.Join(b.cfg.DataDir, StateFile)
-	if _, err := LoadJSON(statePath, &state, b.log); err != nil {
+	_, corrupt, err := LoadJSONStrict(statePath, &state, state.check, b.log)
+	if err != nil {
 		b.log.Error().Err(err).Msg("state file unreadable: starting empty")
 	}
+	b.stateCorrupt = corrupt
 
 	// Images.
 	storeCfg := b.cfg.Images
@@ -332,8 +339,38 @@ func (b *Bridge) nextTSN() uint8 {
 	return b.tsn
 }
 
+// check refuses a state file this bridge must not load: no version (`{}`, `null`), a version from a newer
+// otabridge, an OTA state it does not know.
+func (s *persistedState) check() error {
+	switch {
+	case s.Version == 0:
+		return errors.New(`no "version": not an otabridge state file`)
+	case s.Version < 0 || s.Version > stateVersion:
+		return fmt.Errorf("version %d is not one this otabridge reads (it reads %d; a newer otabridge wrote it?)", s.Version, stateVersion)
+	}
+	for _, d := range s.OTA.Devices {
+		if !d.State.Valid() {
+			return fmt.Errorf("device %s: unknown OTA state %q", d.IEEE, d.State)
+		}
+	}
+	return nil
+}
+
+// publishStateCorrupt tells bridge/event (once, after the first connect) that the state file was refused.
+func (b *Bridge) publishStateCorrupt() {
+	b.mu.Lock()
+	c := b.stateCorrupt
+	b.stateCorrupt = nil
+	b.mu.Unlock()
+	if c == nil {
+		return
+	}
+	b.pub.event(b.topic("bridge/event"), mustJSON(map[string]any{"type": "state_corrupt",
+		"data": map[string]any{"path": c.Path, "moved_to": c.MovedTo, "reason": c.Reason.Error()}}))
+}
+
 func (b *Bridge) snapshot() any {
-	return persistedState{Version: 1, SavedAt: time.Now().UTC(), Registry: b.registry.Snapshot(), OTA: b.engine.Snapshot()}
+	return persistedState{Version: stateVersion, SavedAt: time.Now().UTC(), Registry: b.registry.Snapshot(), OTA: b.engine.Snapshot()}
 }
 
 func (b *Bridge) saveSoon() {
@@ -629,6 +666,7 @@ func (b *Bridge) onDiscoveryConfig(topic string, payload []byte) {
 // onConnect publishes everything retained after every (re)connect.
 func (b *Bridge) onConnect() {
 	b.publishAll()
+	b.publishStateCorrupt()
 	b.mu.Lock()
 	scan := b.staleScan
 	b.mu.Unlock()

@@ -2,6 +2,7 @@ package ota
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -31,6 +32,9 @@ const (
 // States lists every state, in lifecycle order (the HA sensor's options).
 var States = []State{StateIdle, StateAvailable, StateApprovalPending, StateScheduled, StateQueued,
 	StateUpdating, StateWaitingReboot, StateVerifying, StateFailed}
+
+// Valid reports whether s is one of States.
+func (s State) Valid() bool { return slices.Contains(States, s) }
 
 // Event types published on `<base>/bridge/event`.
 const (
