@@ -172,7 +172,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 
 	// Registry, interview, engine, persistence.
-	b.registry = NewRegistry(b.clk, func() { b.saveSoon(); b.devicesChanged() })
+	// Everything users see (last_seen, changed_at, started_at, finished_at) is wall-clock time, also on the
+	// simulated network whose clock is virtual; the engine keeps b.clk for its timers and rates.
+	b.registry = NewRegistry(clock.Real{}, func() { b.saveSoon(); b.devicesChanged() })
 	// The MQTT client exists (not yet connected) before anything can publish: retained state published
 	// before the first connection is held and sent when it comes.
 	b.mqtt = NewMQTT(b.cfg.MQTT, b.log)
@@ -182,6 +184,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		b.log.With().Str("component", "interview").Logger())
 	b.engine = ota.NewEngine(b.cfg.OTA, store, &engineOutput{b: b}, b.clk, b.log)
 	b.engine.SetMaxAPSPayload(b.radio.MaxAPSPayload())
+	b.engine.SetWallClock(time.Now)
 	b.saver = NewSaver(SaverConfig{Path: statePath, Snapshot: b.snapshot, Log: b.log})
 	restored := b.registry.Restore(state.Registry)
 	b.engine.Restore(state.OTA)

@@ -100,7 +100,7 @@ func (e *Engine) Restore(s Durable) {
 		d.info.FileVersionKnown, d.info.HasHardwareVersion = dd.FileKnown, dd.HWKnown
 		d.state, d.approved, d.retries = dd.State, dd.Approved, dd.Retries
 		d.queued, d.notBef, d.from, d.to = dd.Queued, dd.NotBefore, dd.From, dd.To
-		d.lastError, d.startedAt, d.finishedAt, d.changedAt = dd.LastError, dd.StartedAt, dd.FinishedAt, now
+		d.lastError, d.startedAt, d.finishedAt, d.changedAt = dd.LastError, dd.StartedAt, dd.FinishedAt, e.wall()
 		d.target, d.pending = e.lookupDurable(dd.Target), e.lookupDurable(dd.Pending)
 		if len(dd.Rejected) > 0 {
 			d.rejected = make(map[zcl.ImageID]bool, len(dd.Rejected))

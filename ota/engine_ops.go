@@ -359,7 +359,7 @@ func (e *Engine) Reject(ieee zcl.IEEE) error {
 	e.log.Info().Stringer("ieee", ieee).Str("image", d.pending.ID).Msg("update rejected")
 	d.pending = nil
 	d.state = StateIdle
-	d.changedAt = e.clk.Now()
+	d.changedAt = e.wall()
 	e.out.DurableChanged()
 	e.refreshAvailableLocked(d)
 	e.publishLocked(d)
@@ -384,7 +384,7 @@ func (e *Engine) Abort(ieee zcl.IEEE) error {
 		e.releaseSlotLocked(d)
 		d.approved = false
 		d.lastError = "aborted"
-		d.finishedAt = e.clk.Now()
+		d.finishedAt = e.wall()
 		e.setStateLocked(d, StateFailed)
 		e.eventLocked(EventAborted, d, nil)
 		e.pumpLocked()
@@ -407,7 +407,7 @@ func (e *Engine) cancelLocked(d *device) {
 	d.approved, d.target, d.pending, d.notBef, d.queued = false, nil, nil, time.Time{}, time.Time{}
 	d.awaited, d.requeue = nil, false
 	d.state = StateIdle
-	d.changedAt = e.clk.Now()
+	d.changedAt = e.wall()
 	e.out.DurableChanged()
 	e.refreshAvailableLocked(d)
 	e.publishLocked(d)
@@ -467,9 +467,8 @@ func (e *Engine) versionReportedLocked(d *device, judge bool) {
 
 func (e *Engine) succeedLocked(d *device) {
 	d.stopTimers()
-	now := e.clk.Now()
-	took := now.Sub(d.startedAt)
-	d.finishedAt = now
+	took := e.since(d.startedAt)
+	d.finishedAt = e.wall()
 	d.lastError = ""
 	d.approved, d.target, d.retries, d.awaited = false, nil, 0, nil
 	d.available = nil
@@ -491,7 +490,7 @@ func (e *Engine) failLocked(d *device, reason string) {
 	e.releaseSlotLocked(d)
 	d.approved, d.awaited, d.requeue = false, nil, false
 	d.lastError = reason
-	d.finishedAt = e.clk.Now()
+	d.finishedAt = e.wall()
 	e.log.Warn().Stringer("ieee", d.info.IEEE).Str("reason", reason).Msg("update failed")
 	e.setStateLocked(d, StateFailed)
 	data := map[string]any{"reason": reason}
