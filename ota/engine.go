@@ -94,13 +94,13 @@ const readAhead = 4096
 
 // Engine is the OTA Upgrade Server. All methods are safe for concurrent use.
 type Engine struct {
-	cfg   EngineConfig
-	cat   Catalog
-	out   Output
-	clk   clock.Clock
+	cfg EngineConfig
+	cat Catalog
+	out Output
+	clk clock.Clock
 	// wall tells the time users see (changed_at, started_at, finished_at and durations): the wall clock in
 	// the bridge even when clk is the simulated network's virtual clock (SetWallClock); clk by default.
-	wall func() time.Time
+	wall  func() time.Time
 	log   zerolog.Logger
 	quirk map[uint16]int
 
