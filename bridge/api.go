@@ -293,7 +293,10 @@ func (b *Bridge) ensureVersionKnown(ctx context.Context, d *Device) error {
 	if d.FileVersionKnown {
 		return nil
 	}
-	if err := b.interviewNow(ctx, d.IEEE); err != nil {
+	if err := b.interviewShared(ctx, d.IEEE, true); err != nil {
+		if err == errRadioBusy {
+			return err
+		}
 		return fmt.Errorf("%s: installed version unknown and the device did not answer: %w", d.FriendlyName, err)
 	}
 	nd, _ := b.registry.Lookup(d.IEEE.String())
@@ -463,7 +466,7 @@ func (b *Bridge) apiInterview(ctx context.Context, req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := b.interviewNow(ctx, d.IEEE); err != nil {
+	if err := b.interviewShared(ctx, d.IEEE, true); err != nil {
 		return nil, err
 	}
 	nd, _ := b.registry.Lookup(d.IEEE.String())

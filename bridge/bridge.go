@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -88,7 +89,8 @@ type Bridge struct {
 	names         map[zcl.IEEE]string // friendly name last used in state topics, to clear them on rename
 	otaStates     map[zcl.IEEE]ota.State
 	fetching      map[string]bool // images being downloaded by prefetch
-	interviewing  map[zcl.IEEE]bool
+	jobs          *radioJobs      // interviews and reads, bounded (radiowork.go)
+	requests      atomic.Int32    // requests being handled
 	started       bool
 	staleScan     bool
 	staleConfigs  map[string]bool
@@ -116,7 +118,7 @@ func New(cfg Config, opts Options) (*Bridge, error) {
 		opts.BirthDelay = 5 * time.Second
 	}
 	b := &Bridge{cfg: cfg, opts: opts, log: opts.Log, names: map[zcl.IEEE]string{}, otaStates: map[zcl.IEEE]ota.State{}, fetching: map[string]bool{},
-		interviewing: map[zcl.IEEE]bool{}, infoDirty: make(chan struct{}, 1), devicesDirty: make(chan struct{}, 1), radioState: "starting"}
+		jobs: newRadioJobs(maxRadioJobs), infoDirty: make(chan struct{}, 1), devicesDirty: make(chan struct{}, 1), radioState: "starting"}
 	b.disc = discovery.Instance{BaseTopic: cfg.MQTT.BaseTopic, DiscoveryPrefix: cfg.MQTT.DiscoveryPrefix, Version: opts.Version}
 	b.health = NewHealth(b.healthChanged)
 	b.health.Down(HealthMQTT, "not connected yet")
@@ -180,7 +182,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.mqtt = NewMQTT(b.cfg.MQTT, b.log)
 	b.pub = newPublisher(b.publishNow, b.log.With().Str("component", "publisher").Logger())
 	b.send = newSender(b.radio, b.log.With().Str("component", "send").Logger())
-	b.iv = NewInterviewer(b.radio, b.clk, InterviewConfig{MaxAPSPayload: b.radio.MaxAPSPayload(), NextTSN: b.nextTSN},
+	b.iv = NewInterviewer(newLowPrioritySender(b.radio, b.send), b.clk, InterviewConfig{MaxAPSPayload: b.radio.MaxAPSPayload(), NextTSN: b.nextTSN},
 		b.log.With().Str("component", "interview").Logger())
 	b.engine = ota.NewEngine(b.cfg.OTA, store, &engineOutput{b: b}, b.clk, b.log)
 	b.engine.SetMaxAPSPayload(b.radio.MaxAPSPayload())
@@ -493,25 +495,27 @@ func (b *Bridge) removeDevice(d Device) {
 	b.publishEvent("device_left", d, nil)
 }
 
-// interviewAsync interviews a device in the background (one at a time per device).
+// interviewAsync interviews a device in the background (one at a time per device; never refused busy).
 func (b *Bridge) interviewAsync(ieee zcl.IEEE) {
-	b.mu.Lock()
-	if b.interviewing[ieee] {
-		b.mu.Unlock()
+	if b.jobs.active(ieee) {
 		return
 	}
-	b.interviewing[ieee] = true
-	b.mu.Unlock()
 	b.goRun(func() {
-		defer func() {
-			b.mu.Lock()
-			delete(b.interviewing, ieee)
-			b.mu.Unlock()
-		}()
-		if err := b.interviewNow(b.ctx, ieee); err != nil && b.ctx.Err() == nil {
+		err, joined := b.jobs.do(b.ctx, ieee, false, func() error { return b.interviewNow(b.ctx, ieee) })
+		if err != nil && !joined && b.ctx.Err() == nil {
 			b.log.Warn().Stringer("ieee", ieee).Err(err).Msg("interview failed")
 		}
 	})
+}
+
+// interviewShared interviews a device for a request: it joins the device's interview when one runs, and
+// with refusable set it is refused (errRadioBusy) when enough devices are being interviewed already.
+func (b *Bridge) interviewShared(ctx context.Context, ieee zcl.IEEE, refusable bool) error {
+	err, joined := b.jobs.do(ctx, ieee, refusable, func() error { return b.interviewNow(ctx, ieee) })
+	if joined {
+		b.log.Debug().Stringer("ieee", ieee).Msg("request joined the running interview")
+	}
+	return err
 }
 
 // interviewNow reads the device's Basic and OTA attributes and tells the engine.
@@ -629,7 +633,15 @@ func (b *Bridge) onRequest(msg Message) {
 		b.refuseRetainedRequest(path, payload)
 		return
 	}
+	if b.requests.Add(1) > maxRequestsInFlight {
+		b.requests.Add(-1)
+		_, txn, _ := parseRequest(path, payload)
+		b.log.Warn().Str("request", path).Int("in_flight", maxRequestsInFlight).Msg("request refused: busy")
+		b.respond(path, txn, nil, errRequestsBusy)
+		return
+	}
 	b.goRun(func() {
+		defer b.requests.Add(-1)
 		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Minute)
 		defer cancel()
 		b.handleRequest(ctx, path, payload)
