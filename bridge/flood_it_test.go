@@ -27,17 +27,8 @@ const (
 // frames go out only in the gaps of the firmware traffic.
 func TestITInterviewFloodDuringTransfer(t *testing.T) {
 	skipShort(t)
-	cfg := bridgetest.RepoConfig(t)
-	cfg.OTA.MaxBlockSize = 32
-	h := bridgetest.Start(t, nil, cfg, bridgetest.Options{Speed: 20})
+	h, mark := startLightTransfer(t, bridgetest.RepoConfig(t), 5)
 	light := bridgetest.LightIEEE
-	waitDiscovery(t, h.Rec, deviceConfigTopic(light), 0)
-
-	mark := h.Rec.Mark()
-	ok(t, h.Request("device/ota_update/update", map[string]any{"id": light}))
-	waitOTA(t, h, light, "progress past 5%", mark, func(st otaState) bool {
-		return st.State == "updating" && st.Progress != nil && *st.Progress > 5
-	})
 	heapBefore, rssBefore := heapAndRSS()
 
 	// The flood, from a client of its own.
