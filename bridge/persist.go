@@ -105,23 +105,27 @@ func (c *CorruptFile) Error() string {
 // must accept what was decoded (a version it knows, states it knows …). A refused file is moved aside like
 // a corrupt one; corrupt says why and where it went (nil when the file loaded or did not exist).
 func LoadJSONStrict(path string, v any, check func() error, log zerolog.Logger) (found bool, corrupt *CorruptFile, err error) {
-	return loadJSON(path, v, func(b []byte) error {
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.DisallowUnknownFields()
-		if t := bytes.TrimSpace(b); len(t) == 0 || t[0] != '{' {
-			return errors.New("not a JSON object")
-		}
-		if err := dec.Decode(v); err != nil {
-			return err
-		}
-		if _, err := dec.Token(); err != io.EOF {
-			return errors.New("data after the JSON object")
-		}
-		if check != nil {
-			return check()
-		}
-		return nil
-	}, log)
+	return loadJSON(path, v, func(b []byte) error { return decodeStrict(b, v, check) }, log)
+}
+
+// decodeStrict decodes b into v: a JSON object with only the keys of v's type and nothing after it, which
+// check (when set) accepts.
+func decodeStrict(b []byte, v any, check func() error) error {
+	if t := bytes.TrimSpace(b); len(t) == 0 || t[0] != '{' {
+		return errors.New("not a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the JSON object")
+	}
+	if check != nil {
+		return check()
+	}
+	return nil
 }
 
 // loadJSON reads path and decodes it with decode; what decode refuses is moved aside (see LoadJSON).

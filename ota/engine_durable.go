@@ -147,7 +147,7 @@ func (e *Engine) Restore(s Durable) {
 	}
 	// The transfers that ran before the restart get their slots back first, in start order.
 	sort.Slice(running, func(i, j int) bool { return running[i].startedAt.Before(running[j].startedAt) })
-	for _, d := range running {
+	for i, d := range running {
 		if e.active < e.cfg.MaxConcurrent {
 			d.slot = true
 			e.active++
@@ -155,7 +155,8 @@ func (e *Engine) Restore(s Durable) {
 		}
 		d.state = StateQueued
 		if d.queued.IsZero() {
-			d.queued = d.startedAt
+			// The queue runs on the engine's clock (startedAt is wall-clock time); keep the start order.
+			d.queued = now.Add(time.Duration(i))
 		}
 	}
 	for _, d := range e.devices {
