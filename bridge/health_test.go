@@ -95,17 +95,3 @@ func TestHealthComponentsDown(t *testing.T) {
 	require.NoError(t, WriteHealthStatus(dir, now, h.Problems()))
 	assert.NoError(t, CheckHealth(dir, time.Minute, now))
 }
-
-func TestDataDirLock(t *testing.T) {
-	dir := t.TempDir()
-	l, err := lockDataDir(dir)
-	require.NoError(t, err)
-	_, err = lockDataDir(dir)
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), dir)
-	assert.Contains(t, err.Error(), "in use by another otabridge (pid ")
-	l.release()
-	l2, err := lockDataDir(dir)
-	require.NoError(t, err)
-	l2.release()
-}
