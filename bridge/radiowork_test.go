@@ -5,9 +5,12 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 
+	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/zcl"
 )
 
@@ -57,4 +60,51 @@ func TestRadioJobsCoalesceAndRefuse(t *testing.T) {
 	mu.Lock()
 	assert.Equal(t, 3, runs, "device 1 once, device 2, device 4")
 	mu.Unlock()
+}
+
+// gateRadio records the order frames reach the radio; a frame to gated waits for release.
+type gateRadio struct {
+	mu      sync.Mutex
+	order   []uint16
+	gated   uint16
+	release chan struct{}
+	entered chan struct{}
+}
+
+func (g *gateRadio) Send(ctx context.Context, f ncp.Frame) error {
+	g.mu.Lock()
+	g.order = append(g.order, f.DstShort)
+	g.mu.Unlock()
+	if f.DstShort == g.gated {
+		g.entered <- struct{}{}
+		<-g.release
+	}
+	return nil
+}
+
+// An interview frame waits while a firmware frame is queued or being sent, and goes out after it.
+func TestLowPriorityFramesWaitForFirmwareFrames(t *testing.T) {
+	radio := &gateRadio{gated: 0x0001, release: make(chan struct{}), entered: make(chan struct{}, 1)}
+	s := newSender(radio, zerolog.Nop())
+	s.start()
+	defer s.close()
+	low := newLowPrioritySender(radio, s)
+	low.maxWait = time.Hour // only the firmware traffic ending lets it through
+
+	s.enqueue(1, ncp.Frame{DstShort: 0x0001}) // a block response, held in the radio
+	<-radio.entered
+	sent := make(chan error, 1)
+	go func() { sent <- low.Send(context.Background(), ncp.Frame{DstShort: 0x0002}) }()
+	select {
+	case <-sent:
+		t.Fatal("the interview frame went out while a firmware frame was in flight")
+	case <-time.After(50 * time.Millisecond): // gives a wrong implementation the chance to send
+	}
+	close(radio.release)
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	radio.mu.Lock()
+	defer radio.mu.Unlock()
+	assert.Equal(t, []uint16{0x0001, 0x0002}, radio.order)
 }
