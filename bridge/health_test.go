@@ -6,8 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/otabridge/otabridge/ncp"
 )
 
 func TestHealthHeartbeat(t *testing.T) {
@@ -94,4 +97,26 @@ func TestHealthComponentsDown(t *testing.T) {
 	assert.Empty(t, h.Problems())
 	require.NoError(t, WriteHealthStatus(dir, now, h.Problems()))
 	assert.NoError(t, CheckHealth(dir, time.Minute, now))
+}
+
+// The radio going away marks it down in the health set (so the heartbeat is unhealthy) until it is back.
+func TestRadioDisconnectMarksUnhealthy(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	b, err := New(cfg, Options{Log: zerolog.Nop()})
+	require.NoError(t, err)
+	b.pub = newPublisher(func(string, []byte, bool) error { return nil }, zerolog.Nop())
+	defer b.pub.close()
+	b.health.Up(HealthMQTT)
+	b.health.Up(HealthRadio)
+
+	b.handleEvent(ncp.Event{Kind: ncp.EventDisconnected, Reason: "serial port gone"})
+	assert.Equal(t, []string{"radio: disconnected: serial port gone"}, b.health.Problems())
+	require.NoError(t, WriteHealthStatus(cfg.DataDir, time.Now(), b.health.Problems()))
+	err = CheckHealth(cfg.DataDir, time.Minute, time.Now())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "radio: disconnected: serial port gone")
+
+	b.handleEvent(ncp.Event{Kind: ncp.EventReconnected})
+	assert.Empty(t, b.health.Problems())
 }
