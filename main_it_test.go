@@ -241,6 +241,7 @@ func TestITKillMidTransfer(t *testing.T) {
 	}
 	const base, light = bridgetest.BaseTopic, bridgetest.LightIEEE
 	otaTopic, updateTopic := base+"/"+light+"/ota", base+"/"+light+"/update"
+	testStart := time.Now()
 
 	first := startBinary(t, dir, "first", nil, "run", "--config", cfgPath)
 	rec.WaitFor("the light's update state", updateTopic, 0, func(m bridgetest.Message) bool {
@@ -301,6 +302,13 @@ func TestITKillMidTransfer(t *testing.T) {
 	if fin.Data["from_version"] != "0x01000000" || fin.Data["to_version"] != "0x01010000" {
 		t.Errorf("ota_finished data %v", fin.Data)
 	}
+	// The duration spans the restart and is never negative, though the simulated network's virtual clock
+	// started again at its epoch.
+	if secs, ok := fin.Data["seconds"].(float64); !ok || secs < 0 {
+		t.Errorf("ota_finished seconds %v: want a duration ≥ 0", fin.Data["seconds"])
+	}
+	// What users see is wall-clock time, not the simulated network's virtual clock.
+	checkWallClockTimes(t, rec, base, light, testStart)
 	rec.WaitFor("the new version", updateTopic, restart, func(m bridgetest.Message) bool {
 		us, err := bridgetest.CheckUpdateState(m.Payload)
 		return err == nil && us.InstalledVersion == "0x01010000" && us.LatestVersion == "0x01010000" && !us.InProgress
@@ -378,4 +386,43 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// checkWallClockTimes checks the timestamps of the device's last OTA state (changed_at, started_at,
+// finished_at) and of bridge/devices (last_seen): each must lie between the test's start and now.
+func checkWallClockTimes(t *testing.T, rec *bridgetest.Recorder, base, ieee string, testStart time.Time) {
+	t.Helper()
+	now := time.Now()
+	check := func(where, s string) {
+		ts, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil || ts.Before(testStart.Add(-time.Second)) || ts.After(now.Add(time.Second)) {
+			t.Errorf("%s = %q: want a wall-clock time between %s and %s", where, s,
+				testStart.Format(time.RFC3339), now.Format(time.RFC3339))
+		}
+	}
+	m, ok := rec.Last(base + "/" + ieee + "/ota")
+	if !ok {
+		t.Fatalf("no OTA state of %s", ieee)
+	}
+	var st map[string]any
+	if err := json.Unmarshal(m.Payload, &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"changed_at", "started_at", "finished_at"} {
+		s, _ := st[k].(string)
+		check(ieee+"/ota "+k, s)
+	}
+	if m, ok = rec.Last(base + "/bridge/devices"); !ok || !strings.Contains(string(m.Payload), ieee) {
+		t.Fatalf("no bridge/devices naming %s", ieee)
+	}
+	var devs []map[string]any
+	if err := json.Unmarshal(m.Payload, &devs); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range devs {
+		if d["ieee"] == ieee {
+			s, _ := d["last_seen"].(string)
+			check("bridge/devices last_seen", s)
+		}
+	}
 }

@@ -206,13 +206,23 @@ func (b *Bridge) apiRoutes() map[string]requestHandler {
 	}
 }
 
+// errRetainedRequest answers a request published with the retain flag.
+var errRetainedRequest = &apiError{"request ignored: it was published with the retain flag, and a retained " +
+	"request would run again on every start and reconnect; publish requests without retain (clear the " +
+	"retained one with an empty retained message)"}
+
+// refuseRetainedRequest answers a request the broker delivered as a retained message without running it
+// (as zigbee2mqtt does): a retained device/rename or permit_join must not run again on every start.
+func (b *Bridge) refuseRetainedRequest(path string, payload []byte) {
+	_, txn, _ := parseRequest(path, payload)
+	b.log.Warn().Str("request", path).Int("bytes", len(payload)).
+		Msg("retained request ignored: requests must be published without the retain flag")
+	b.respond(path, txn, nil, errRetainedRequest)
+}
+
 // handleRequest runs one request and publishes its response.
 func (b *Bridge) handleRequest(ctx context.Context, path string, payload []byte) {
-	resp := map[string]any{"status": "ok", "data": map[string]any{}}
 	req, txn, err := parseRequest(path, payload)
-	if txn != nil {
-		resp["transaction"] = txn
-	}
 	var data any
 	if err == nil {
 		h, ok := b.apiRoutes()[path]
@@ -221,6 +231,15 @@ func (b *Bridge) handleRequest(ctx context.Context, path string, payload []byte)
 		} else {
 			data, err = h(ctx, req)
 		}
+	}
+	b.respond(path, txn, data, err)
+}
+
+// respond publishes the response to a request: data on success, err's sentence otherwise.
+func (b *Bridge) respond(path string, txn json.RawMessage, data any, err error) {
+	resp := map[string]any{"status": "ok", "data": map[string]any{}}
+	if txn != nil {
+		resp["transaction"] = txn
 	}
 	if err != nil {
 		resp["status"] = "error"
@@ -274,7 +293,10 @@ func (b *Bridge) ensureVersionKnown(ctx context.Context, d *Device) error {
 	if d.FileVersionKnown {
 		return nil
 	}
-	if err := b.interviewNow(ctx, d.IEEE); err != nil {
+	if err := b.interviewShared(ctx, d.IEEE, true); err != nil {
+		if err == errRadioBusy {
+			return err
+		}
 		return fmt.Errorf("%s: installed version unknown and the device did not answer: %w", d.FriendlyName, err)
 	}
 	nd, _ := b.registry.Lookup(d.IEEE.String())
@@ -444,7 +466,7 @@ func (b *Bridge) apiInterview(ctx context.Context, req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := b.interviewNow(ctx, d.IEEE); err != nil {
+	if err := b.interviewShared(ctx, d.IEEE, true); err != nil {
 		return nil, err
 	}
 	nd, _ := b.registry.Lookup(d.IEEE.String())

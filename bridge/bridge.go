@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -43,6 +44,10 @@ type Options struct {
 // StateFile is the name of the bridge's state file in the data directory.
 const StateFile = "state.json"
 
+// stateVersion is the version of the state file this bridge writes; it refuses newer ones (written by a
+// newer otabridge) rather than dropping what it does not understand.
+const stateVersion = 1
+
 // persistedState is the content of the state file.
 type persistedState struct {
 	Version  int              `json:"version"`
@@ -70,6 +75,8 @@ type Bridge struct {
 	iv       *Interviewer
 	saver    *Saver
 	disc     discovery.Instance
+	health   *Health
+	dirLock  *dataDirLock
 
 	ctx context.Context
 	wg  sync.WaitGroup
@@ -82,10 +89,12 @@ type Bridge struct {
 	names         map[zcl.IEEE]string // friendly name last used in state topics, to clear them on rename
 	otaStates     map[zcl.IEEE]ota.State
 	fetching      map[string]bool // images being downloaded by prefetch
-	interviewing  map[zcl.IEEE]bool
+	jobs          *radioJobs      // interviews and reads, bounded (radiowork.go)
+	requests      atomic.Int32    // requests being handled
 	started       bool
 	staleScan     bool
 	staleConfigs  map[string]bool
+	stateCorrupt  *CorruptFile // the state file refused at start, told on bridge/event after connecting
 	tsn           uint8
 	lastInfo      []byte
 	infoDirty     chan struct{}
@@ -109,8 +118,11 @@ func New(cfg Config, opts Options) (*Bridge, error) {
 		opts.BirthDelay = 5 * time.Second
 	}
 	b := &Bridge{cfg: cfg, opts: opts, log: opts.Log, names: map[zcl.IEEE]string{}, otaStates: map[zcl.IEEE]ota.State{}, fetching: map[string]bool{},
-		interviewing: map[zcl.IEEE]bool{}, infoDirty: make(chan struct{}, 1), devicesDirty: make(chan struct{}, 1), radioState: "starting"}
+		jobs: newRadioJobs(maxRadioJobs), infoDirty: make(chan struct{}, 1), devicesDirty: make(chan struct{}, 1), radioState: "starting"}
 	b.disc = discovery.Instance{BaseTopic: cfg.MQTT.BaseTopic, DiscoveryPrefix: cfg.MQTT.DiscoveryPrefix, Version: opts.Version}
+	b.health = NewHealth(b.healthChanged)
+	b.health.Down(HealthMQTT, "not connected yet")
+	b.health.Down(HealthRadio, "not started yet")
 	return b, nil
 }
 
@@ -127,11 +139,19 @@ func (b *Bridge) Run(ctx context.Context) error {
 	if err := os.MkdirAll(b.cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data directory %s: %w", b.cfg.DataDir, err)
 	}
+	lock, err := lockDataDir(b.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	b.dirLock = lock
+	defer lock.release()
 	var state persistedState
 	statePath := filepath.Join(b.cfg.DataDir, StateFile)
-	if _, err := LoadJSON(statePath, &state, b.log); err != nil {
+	_, corrupt, err := LoadJSONStrict(statePath, &state, state.check, b.log)
+	if err != nil {
 		b.log.Error().Err(err).Msg("state file unreadable: starting empty")
 	}
+	b.stateCorrupt = corrupt
 
 	// Images.
 	storeCfg := b.cfg.Images
@@ -154,16 +174,19 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 
 	// Registry, interview, engine, persistence.
-	b.registry = NewRegistry(b.clk, func() { b.saveSoon(); b.devicesChanged() })
+	// Everything users see (last_seen, changed_at, started_at, finished_at) is wall-clock time, also on the
+	// simulated network whose clock is virtual; the engine keeps b.clk for its timers and rates.
+	b.registry = NewRegistry(clock.Real{}, func() { b.saveSoon(); b.devicesChanged() })
 	// The MQTT client exists (not yet connected) before anything can publish: retained state published
 	// before the first connection is held and sent when it comes.
 	b.mqtt = NewMQTT(b.cfg.MQTT, b.log)
 	b.pub = newPublisher(b.publishNow, b.log.With().Str("component", "publisher").Logger())
 	b.send = newSender(b.radio, b.log.With().Str("component", "send").Logger())
-	b.iv = NewInterviewer(b.radio, b.clk, InterviewConfig{MaxAPSPayload: b.radio.MaxAPSPayload(), NextTSN: b.nextTSN},
+	b.iv = NewInterviewer(newLowPrioritySender(b.radio, b.send), b.clk, InterviewConfig{MaxAPSPayload: b.radio.MaxAPSPayload(), NextTSN: b.nextTSN},
 		b.log.With().Str("component", "interview").Logger())
 	b.engine = ota.NewEngine(b.cfg.OTA, store, &engineOutput{b: b}, b.clk, b.log)
 	b.engine.SetMaxAPSPayload(b.radio.MaxAPSPayload())
+	b.engine.SetWallClock(time.Now)
 	b.saver = NewSaver(SaverConfig{Path: statePath, Snapshot: b.snapshot, Log: b.log})
 	restored := b.registry.Restore(state.Registry)
 	b.engine.Restore(state.OTA)
@@ -176,7 +199,14 @@ func (b *Bridge) Run(ctx context.Context) error {
 
 	// MQTT: connecting runs in the background, so OTA transfers go on while the broker is away.
 	b.mqtt.OnConnect(b.onConnect)
-	if err := b.mqtt.Subscribe(b.topic("bridge/request/#"), b.onRequest); err != nil {
+	b.mqtt.OnStatus(func(up bool, reason string) {
+		if up {
+			b.health.Up(HealthMQTT)
+		} else {
+			b.health.Down(HealthMQTT, reason)
+		}
+	})
+	if err := b.mqtt.SubscribeMessages(b.topic("bridge/request/#"), b.onRequest); err != nil {
 		return err
 	}
 	if b.cfg.MQTT.Discovery {
@@ -204,6 +234,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.mu.Lock()
 	b.info, b.radioState, b.started = info, "online", true
 	b.mu.Unlock()
+	b.health.Up(HealthRadio)
 	b.send.start()
 	b.log.Info().Str("radio", info.Type).Str("port", info.Port).Str("firmware", info.Firmware).
 		Uint8("channel", info.Channel).Str("pan_id", hex16(info.PANID)).Stringer("ieee", info.IEEE).Msg("radio up")
@@ -313,8 +344,38 @@ func (b *Bridge) nextTSN() uint8 {
 	return b.tsn
 }
 
+// check refuses a state file this bridge must not load: no version (`{}`, `null`), a version from a newer
+// otabridge, an OTA state it does not know.
+func (s *persistedState) check() error {
+	switch {
+	case s.Version == 0:
+		return errors.New(`no "version": not an otabridge state file`)
+	case s.Version < 0 || s.Version > stateVersion:
+		return fmt.Errorf("version %d is not one this otabridge reads (it reads %d; a newer otabridge wrote it?)", s.Version, stateVersion)
+	}
+	for _, d := range s.OTA.Devices {
+		if !d.State.Valid() {
+			return fmt.Errorf("device %s: unknown OTA state %q", d.IEEE, d.State)
+		}
+	}
+	return nil
+}
+
+// publishStateCorrupt tells bridge/event (once, after the first connect) that the state file was refused.
+func (b *Bridge) publishStateCorrupt() {
+	b.mu.Lock()
+	c := b.stateCorrupt
+	b.stateCorrupt = nil
+	b.mu.Unlock()
+	if c == nil {
+		return
+	}
+	b.pub.event(b.topic("bridge/event"), mustJSON(map[string]any{"type": "state_corrupt",
+		"data": map[string]any{"path": c.Path, "moved_to": c.MovedTo, "reason": c.Reason.Error()}}))
+}
+
 func (b *Bridge) snapshot() any {
-	return persistedState{Version: 1, SavedAt: time.Now().UTC(), Registry: b.registry.Snapshot(), OTA: b.engine.Snapshot()}
+	return persistedState{Version: stateVersion, SavedAt: time.Now().UTC(), Registry: b.registry.Snapshot(), OTA: b.engine.Snapshot()}
 }
 
 func (b *Bridge) saveSoon() {
@@ -368,6 +429,11 @@ func (b *Bridge) handleEvent(ev ncp.Event) {
 		b.mu.Lock()
 		b.radioState = state
 		b.mu.Unlock()
+		if ev.Kind == ncp.EventDisconnected {
+			b.health.Down(HealthRadio, "disconnected: "+ev.Reason)
+		} else {
+			b.health.Up(HealthRadio)
+		}
 		b.log.Warn().Str("event", ev.Kind.String()).Str("reason", ev.Reason).Msg("radio")
 		typ := map[ncp.EventKind]string{ncp.EventRadioReset: "radio_reset", ncp.EventDisconnected: "radio_disconnected",
 			ncp.EventReconnected: "radio_reconnected"}[ev.Kind]
@@ -430,25 +496,27 @@ func (b *Bridge) removeDevice(d Device) {
 	b.publishEvent("device_left", d, nil)
 }
 
-// interviewAsync interviews a device in the background (one at a time per device).
+// interviewAsync interviews a device in the background (one at a time per device; never refused busy).
 func (b *Bridge) interviewAsync(ieee zcl.IEEE) {
-	b.mu.Lock()
-	if b.interviewing[ieee] {
-		b.mu.Unlock()
+	if b.jobs.active(ieee) {
 		return
 	}
-	b.interviewing[ieee] = true
-	b.mu.Unlock()
 	b.goRun(func() {
-		defer func() {
-			b.mu.Lock()
-			delete(b.interviewing, ieee)
-			b.mu.Unlock()
-		}()
-		if err := b.interviewNow(b.ctx, ieee); err != nil && b.ctx.Err() == nil {
+		err, joined := b.jobs.do(b.ctx, ieee, false, func() error { return b.interviewNow(b.ctx, ieee) })
+		if err != nil && !joined && b.ctx.Err() == nil {
 			b.log.Warn().Stringer("ieee", ieee).Err(err).Msg("interview failed")
 		}
 	})
+}
+
+// interviewShared interviews a device for a request: it joins the device's interview when one runs, and
+// with refusable set it is refused (errRadioBusy) when enough devices are being interviewed already.
+func (b *Bridge) interviewShared(ctx context.Context, ieee zcl.IEEE, refusable bool) error {
+	err, joined := b.jobs.do(ctx, ieee, refusable, func() error { return b.interviewNow(ctx, ieee) })
+	if joined {
+		b.log.Debug().Stringer("ieee", ieee).Msg("request joined the running interview")
+	}
+	return err
 }
 
 // interviewNow reads the device's Basic and OTA attributes and tells the engine.
@@ -541,17 +609,40 @@ func (b *Bridge) housekeeping() {
 }
 
 func (b *Bridge) writeHealth() {
-	if err := WriteHealth(b.cfg.DataDir, time.Now()); err != nil {
+	if err := WriteHealthStatus(b.cfg.DataDir, time.Now(), b.health.Problems()); err != nil {
 		b.log.Warn().Err(err).Msg("health file")
+	}
+}
+
+// healthChanged writes the heartbeat at once when a component goes up or down (once the bridge runs), so
+// `otabridge health` does not wait for the next beat to tell.
+func (b *Bridge) healthChanged() {
+	b.mu.Lock()
+	started := b.started
+	b.mu.Unlock()
+	if started && b.opts.HealthInterval > 0 {
+		b.writeHealth()
 	}
 }
 
 // onRequest runs a request on its own goroutine: a long one (an interview, a download) never holds up the
 // others.
-func (b *Bridge) onRequest(topic string, payload []byte) {
-	path := strings.TrimPrefix(topic, b.topic("bridge/request/"))
-	payload = bytes.Clone(payload)
+func (b *Bridge) onRequest(msg Message) {
+	path := strings.TrimPrefix(msg.Topic, b.topic("bridge/request/"))
+	payload := bytes.Clone(msg.Payload)
+	if msg.Retained {
+		b.refuseRetainedRequest(path, payload)
+		return
+	}
+	if b.requests.Add(1) > maxRequestsInFlight {
+		b.requests.Add(-1)
+		_, txn, _ := parseRequest(path, payload)
+		b.log.Warn().Str("request", path).Int("in_flight", maxRequestsInFlight).Msg("request refused: busy")
+		b.respond(path, txn, nil, errRequestsBusy)
+		return
+	}
 	b.goRun(func() {
+		defer b.requests.Add(-1)
 		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Minute)
 		defer cancel()
 		b.handleRequest(ctx, path, payload)
@@ -583,8 +674,7 @@ func (b *Bridge) onDiscoveryConfig(topic string, payload []byte) {
 	if !b.staleScan || len(payload) == 0 {
 		return
 	}
-	prefix := b.cfg.MQTT.DiscoveryPrefix + "/device/" + discovery.ObjectID(b.cfg.MQTT.BaseTopic+"_")
-	if strings.HasPrefix(topic, prefix) {
+	if _, own := b.disc.OwnsConfigTopic(topic); own {
 		b.staleConfigs[topic] = true
 	}
 }
@@ -592,6 +682,7 @@ func (b *Bridge) onDiscoveryConfig(topic string, payload []byte) {
 // onConnect publishes everything retained after every (re)connect.
 func (b *Bridge) onConnect() {
 	b.publishAll()
+	b.publishStateCorrupt()
 	b.mu.Lock()
 	scan := b.staleScan
 	b.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otabridge/otabridge/bridge"
 	"github.com/otabridge/otabridge/bridge/bridgetest"
 	"github.com/otabridge/otabridge/bridge/brokertest"
 	"github.com/otabridge/otabridge/discovery"
@@ -206,17 +207,30 @@ func TestITStaleDiscoveryCleared(t *testing.T) {
 	pre := bridgetest.NewRecorder(t, broker.URL())
 	stale := bridgetest.HAPrefix + "/device/" + bridgetest.BaseTopic + "_0x00124b00deadbeef/config"
 	other := bridgetest.HAPrefix + "/device/otherbridge_0x00124b00deadbeef/config"
+	// An instance whose base topic starts with ours ("<base>_garage"): its configs are not ours either.
+	garage := bridgetest.HAPrefix + "/device/" + bridgetest.BaseTopic + "_garage_0x00124b00deadbeef/config"
+	garageBridge := bridgetest.HAPrefix + "/device/" + bridgetest.BaseTopic + "_garage_bridge/config"
 	pre.Publish(stale, []byte(`{"dev":{"ids":["x"]},"o":{"name":"otabridge"},"cmps":{}}`), true)
 	pre.Publish(other, []byte(`{"dev":{"ids":["y"]},"o":{"name":"otabridge"},"cmps":{}}`), true)
+	pre.Publish(garage, []byte(`{"dev":{"ids":["z"]},"o":{"name":"otabridge"},"cmps":{}}`), true)
+	pre.Publish(garageBridge, []byte(`{"dev":{"ids":["g"]},"o":{"name":"otabridge"},"cmps":{}}`), true)
 
 	cfg := bridgetest.RepoConfig(t)
 	bridgetest.KeepDevices(t, &cfg, bridgetest.LightIEEE)
 	h := bridgetest.Start(t, broker, cfg, bridgetest.Options{})
 	h.Rec.WaitFor("the stale config cleared", stale, 0, func(m bridgetest.Message) bool { return len(m.Payload) == 0 })
 	waitDiscovery(t, h.Rec, deviceConfigTopic(bridgetest.LightIEEE), 0)
-	for _, m := range h.Rec.Messages(other, 0) {
-		if len(m.Payload) == 0 {
-			t.Errorf("the other instance's discovery config was cleared")
+	// Stopping drains everything the bridge queued; its offline state is the last thing it publishes.
+	mark := len(h.Rec.Messages("", 0))
+	h.Stop()
+	h.Rec.WaitFor("the offline state", h.Topic("bridge/state"), mark, func(m bridgetest.Message) bool {
+		return string(m.Payload) == string(bridge.StateOffline)
+	})
+	for _, topic := range []string{other, garage, garageBridge} {
+		for _, m := range h.Rec.Messages(topic, 0) {
+			if len(m.Payload) == 0 {
+				t.Errorf("the other instance's discovery config %s was cleared", topic)
+			}
 		}
 	}
 }

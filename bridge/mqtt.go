@@ -62,6 +62,7 @@ type MQTT struct {
 	connects  int
 	subs      []subscription
 	hooks     []func()
+	status    func(up bool, reason string)
 	pending   map[string]pendingPublish // retained messages held while disconnected
 	seq       map[string]uint64         // latest Publish per retained topic
 	inbox     []inboxMessage
@@ -72,7 +73,16 @@ type MQTT struct {
 
 type subscription struct {
 	filter  string
-	handler func(topic string, payload []byte)
+	handler func(Message)
+}
+
+// Message is one message the broker delivered to a subscription.
+type Message struct {
+	Topic   string
+	Payload []byte
+	// Retained is the message's retain flag: set when the broker delivers a stored retained message (on
+	// subscribing, so after every start and reconnect), clear for a message published while subscribed.
+	Retained bool
 }
 
 type pendingPublish struct {
@@ -81,9 +91,8 @@ type pendingPublish struct {
 }
 
 type inboxMessage struct {
-	handler func(topic string, payload []byte)
-	topic   string
-	payload []byte
+	handler func(Message)
+	msg     Message
 }
 
 // NewMQTT returns a client for cfg (already validated by LoadConfig); nothing happens until Connect.
@@ -142,9 +151,27 @@ func (m *MQTT) OnConnect(f func()) {
 	}
 }
 
-// Connect starts the embedded broker when mqtt.server is "embedded", then connects. The first connection is
-// retried with back-off (1 s doubling to 30 s) until it succeeds or ctx ends, and every failure is logged
-// with its reason; after that paho reconnects by itself. Connect can be called once.
+// OnStatus registers f to hear whether the client is connected (up) or not, and why not (the last connect
+// error, the embedded broker that could not start, the lost connection). Call it before Connect.
+func (m *MQTT) OnStatus(f func(up bool, reason string)) {
+	m.mu.Lock()
+	m.status = f
+	m.mu.Unlock()
+}
+
+func (m *MQTT) reportStatus(up bool, reason string) {
+	m.mu.Lock()
+	f := m.status
+	m.mu.Unlock()
+	if f != nil {
+		f(up, reason)
+	}
+}
+
+// Connect starts the embedded broker when mqtt.server is "embedded", then connects. Both are retried with
+// back-off (1 s doubling to 30 s) until they succeed or ctx ends — the embedded broker's port may be taken
+// for a while, the broker may not be up yet — and every failure is logged with its reason and reported to
+// OnStatus; after the first connection paho reconnects by itself. Connect can be called once.
 func (m *MQTT) Connect(ctx context.Context) error {
 	m.mu.Lock()
 	if m.closed {
@@ -161,7 +188,14 @@ func (m *MQTT) Connect(ctx context.Context) error {
 	m.wg.Add(1)
 	go m.dispatch()
 
-	serverURL, tlsCfg, err := m.prepare()
+	var (
+		serverURL string
+		tlsCfg    *tls.Config
+	)
+	err := m.retry(ctx, "MQTT setup failed", "", func() (err error) {
+		serverURL, tlsCfg, err = m.prepare()
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -196,32 +230,51 @@ func (m *MQTT) Connect(ctx context.Context) error {
 	m.serverURL = serverURL
 	m.mu.Unlock()
 
-	backoff := time.Second
-	for attempt := 1; ; attempt++ {
+	return m.retry(ctx, "MQTT connect failed", serverURL, func() error {
 		tok := client.Connect()
 		select {
 		case <-tok.Done():
 		case <-ctx.Done():
-			return fmt.Errorf("connect to MQTT %s: %w", serverURL, ctx.Err())
+			return ctx.Err()
 		}
-		if tok.Error() == nil {
-			// paho runs the OnConnect handler on its own goroutine; mark the connection now so that what the
-			// caller publishes right after Connect goes out instead of being held.
-			m.mu.Lock()
-			if !m.closed && client.IsConnectionOpen() {
-				m.connected = true
-			}
-			m.mu.Unlock()
+		if tok.Error() != nil {
+			return tok.Error()
+		}
+		// paho runs the OnConnect handler on its own goroutine; mark the connection now so that what the
+		// caller publishes right after Connect goes out instead of being held.
+		m.mu.Lock()
+		if !m.closed && client.IsConnectionOpen() {
+			m.connected = true
+		}
+		m.mu.Unlock()
+		return nil
+	})
+}
+
+// retry runs attempt until it succeeds or ctx ends, waiting 1 s doubling to retryMax between attempts;
+// every failure is logged (msg, the reason, the next wait) and reported to OnStatus as down.
+func (m *MQTT) retry(ctx context.Context, msg, server string, attempt func() error) error {
+	backoff := time.Second
+	for n := 1; ; n++ {
+		err := attempt()
+		if err == nil {
 			return nil
 		}
-		m.log.Warn().Err(tok.Error()).Str("server", serverURL).Int("attempt", attempt).
-			Dur("retry_in", backoff).Msg("MQTT connect failed")
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w (last error: %v)", msg, ctx.Err(), err)
+		}
+		ev := m.log.Warn().Err(err).Int("attempt", n).Dur("retry_in", backoff)
+		if server != "" {
+			ev = ev.Str("server", server)
+		}
+		ev.Msg(msg)
+		m.reportStatus(false, err.Error())
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("connect to MQTT %s: %w (last error: %v)", serverURL, ctx.Err(), tok.Error())
+			return fmt.Errorf("%s: %w (last error: %v)", msg, ctx.Err(), err)
 		}
 		backoff = min(backoff*2, m.retryMax)
 	}
@@ -328,6 +381,7 @@ func (m *MQTT) onConnect(client paho.Client) {
 	server := m.serverURL
 	m.mu.Unlock()
 	m.log.Info().Str("server", server).Str("client_id", m.cfg.ClientID).Int("connects", n).Msg("MQTT connected")
+	m.reportStatus(true, "")
 
 	if err := m.Publish(m.StateTopic(), StateOnline, true); err != nil {
 		m.log.Warn().Err(err).Msg("publishing online state failed")
@@ -350,6 +404,7 @@ func (m *MQTT) onConnectionLost(_ paho.Client, err error) {
 	m.mu.Unlock()
 	if !closed {
 		m.log.Warn().Err(err).Msg("MQTT connection lost; reconnecting")
+		m.reportStatus(false, fmt.Sprintf("connection lost: %v", err))
 	}
 }
 
@@ -455,6 +510,11 @@ func (m *MQTT) flush() {
 // Subscribe subscribes filter now (when connected) and again after every reconnect; handler gets the
 // messages (see MQTT for the goroutine it runs on). Subscribing a filter again replaces its handler.
 func (m *MQTT) Subscribe(filter string, handler func(topic string, payload []byte)) error {
+	return m.SubscribeMessages(filter, func(msg Message) { handler(msg.Topic, msg.Payload) })
+}
+
+// SubscribeMessages is Subscribe with a handler that also sees the retain flag.
+func (m *MQTT) SubscribeMessages(filter string, handler func(Message)) error {
 	if err := checkFilter(filter); err != nil {
 		return fmt.Errorf("subscribe %q: %w", filter, err)
 	}
@@ -484,7 +544,7 @@ func (m *MQTT) Subscribe(filter string, handler func(topic string, payload []byt
 
 func (m *MQTT) subscribe(client paho.Client, s subscription) error {
 	tok := client.Subscribe(s.filter, byte(m.cfg.QoS), func(_ paho.Client, msg paho.Message) {
-		m.enqueue(inboxMessage{handler: s.handler, topic: msg.Topic(), payload: msg.Payload()})
+		m.enqueue(inboxMessage{handler: s.handler, msg: Message{Topic: msg.Topic(), Payload: msg.Payload(), Retained: msg.Retained()}})
 	})
 	if err := waitToken(tok, m.publishTimeout); err != nil {
 		return fmt.Errorf("subscribe %q: %w", s.filter, err)
@@ -550,8 +610,8 @@ func (m *MQTT) dispatch() {
 			m.inbox[0] = inboxMessage{}
 			m.inbox = m.inbox[1:]
 			m.mu.Unlock()
-			m.log.Trace().Str("topic", msg.topic).Bytes("payload", msg.payload).Msg("MQTT message")
-			msg.handler(msg.topic, msg.payload)
+			m.log.Trace().Str("topic", msg.msg.Topic).Bool("retained", msg.msg.Retained).Bytes("payload", msg.msg.Payload).Msg("MQTT message")
+			msg.handler(msg.msg)
 		}
 	}
 }

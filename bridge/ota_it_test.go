@@ -1,9 +1,11 @@
 package bridge_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/otabridge/otabridge/bridge"
 	"github.com/otabridge/otabridge/bridge/bridgetest"
 	"github.com/otabridge/otabridge/discovery"
 	"github.com/otabridge/otabridge/ncp/sim"
@@ -234,20 +236,28 @@ func TestITAbort(t *testing.T) {
 	}
 }
 
+// startLightTransfer starts the bridge on cfg (32-byte blocks, 20× real time), starts the light's update and
+// returns once its progress is past pct; mark is where the update request began.
+func startLightTransfer(t *testing.T, cfg bridge.Config, pct float64) (h *bridgetest.Harness, mark int) {
+	t.Helper()
+	cfg.OTA.MaxBlockSize = 32
+	h = bridgetest.Start(t, nil, cfg, bridgetest.Options{Speed: 20})
+	light := bridgetest.LightIEEE
+	waitDiscovery(t, h.Rec, deviceConfigTopic(light), 0)
+	mark = h.Rec.Mark()
+	ok(t, h.Request("device/ota_update/update", map[string]any{"id": light}))
+	waitOTA(t, h, light, fmt.Sprintf("progress past %g%%", pct), mark, func(st otaState) bool {
+		return st.State == "updating" && st.Progress != nil && *st.Progress > pct
+	})
+	return h, mark
+}
+
 func TestITBrokerRestartMidTransfer(t *testing.T) {
 	skipShort(t)
 	cfg := bridgetest.RepoConfig(t)
 	bridgetest.KeepDevices(t, &cfg, bridgetest.LightIEEE)
-	cfg.OTA.MaxBlockSize = 32
-	h := bridgetest.Start(t, nil, cfg, bridgetest.Options{Speed: 20})
+	h, mark := startLightTransfer(t, cfg, 20)
 	light := bridgetest.LightIEEE
-	waitDiscovery(t, h.Rec, deviceConfigTopic(light), 0)
-
-	mark := h.Rec.Mark()
-	ok(t, h.Request("device/ota_update/update", map[string]any{"id": light}))
-	waitOTA(t, h, light, "progress past 20%", mark, func(st otaState) bool {
-		return st.State == "updating" && st.Progress != nil && *st.Progress > 20
-	})
 
 	// The broker goes away: the OTA traffic does not depend on MQTT, the download goes on meanwhile.
 	h.Broker.Stop()

@@ -1,9 +1,11 @@
 package bridge
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -83,25 +85,70 @@ func SaveJSON(path string, v any) error {
 // empty instead of refusing to start; the corrupt copy is kept for inspection. Only I/O failures (reading,
 // moving aside) are errors.
 func LoadJSON(path string, v any, log zerolog.Logger) (found bool, err error) {
+	found, _, err = loadJSON(path, v, func(b []byte) error { return json.Unmarshal(b, v) }, log)
+	return found, err
+}
+
+// CorruptFile says why a file was refused and where the copy was kept.
+type CorruptFile struct {
+	Path    string // the file that was refused
+	MovedTo string // the `.corrupt-<timestamp>` copy
+	Reason  error
+}
+
+func (c *CorruptFile) Error() string {
+	return fmt.Sprintf("%s refused (%v); kept as %s", c.Path, c.Reason, c.MovedTo)
+}
+
+// LoadJSONStrict is LoadJSON for files whose shape is known: the content must be a JSON object with only
+// the keys of v's type and nothing after it (`{"foo":1}`, `null`, `[]` are refused), and check, when set,
+// must accept what was decoded (a version it knows, states it knows …). A refused file is moved aside like
+// a corrupt one; corrupt says why and where it went (nil when the file loaded or did not exist).
+func LoadJSONStrict(path string, v any, check func() error, log zerolog.Logger) (found bool, corrupt *CorruptFile, err error) {
+	return loadJSON(path, v, func(b []byte) error { return decodeStrict(b, v, check) }, log)
+}
+
+// decodeStrict decodes b into v: a JSON object with only the keys of v's type and nothing after it, which
+// check (when set) accepts.
+func decodeStrict(b []byte, v any, check func() error) error {
+	if t := bytes.TrimSpace(b); len(t) == 0 || t[0] != '{' {
+		return errors.New("not a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the JSON object")
+	}
+	if check != nil {
+		return check()
+	}
+	return nil
+}
+
+// loadJSON reads path and decodes it with decode; what decode refuses is moved aside (see LoadJSON).
+func loadJSON(path string, v any, decode func([]byte) error, log zerolog.Logger) (bool, *CorruptFile, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
+		return false, nil, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("load %s: %w", path, err)
+		return false, nil, fmt.Errorf("load %s: %w", path, err)
 	}
-	decodeErr := json.Unmarshal(b, v)
+	decodeErr := decode(b)
 	if decodeErr == nil {
-		return true, nil
+		return true, nil, nil
 	}
 	aside := path + ".corrupt-" + time.Now().UTC().Format("20060102T150405.000Z")
 	if err := os.Rename(path, aside); err != nil {
-		return false, fmt.Errorf("load %s: corrupt (%v), and moving it aside failed: %w", path, decodeErr, err)
+		return false, nil, fmt.Errorf("load %s: corrupt (%v), and moving it aside failed: %w", path, decodeErr, err)
 	}
 	resetToZero(v)
 	log.Error().Err(decodeErr).Str("path", path).Str("moved_to", aside).Int("bytes", len(b)).
 		Msg("state file is corrupt; moved aside, starting with empty state")
-	return false, nil
+	return false, &CorruptFile{Path: path, MovedTo: aside, Reason: decodeErr}, nil
 }
 
 // resetToZero sets *v to its zero value when v is a non-nil pointer (json.Unmarshal may have filled part of

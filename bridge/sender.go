@@ -37,6 +37,9 @@ type sender struct {
 
 	// failures counts frames the radio could not deliver (for bridge/info and tests).
 	failures int
+	// inFlight counts frames queued or being sent; idle is closed while it is 0 (see waitIdle).
+	inFlight int
+	idle     chan struct{}
 }
 
 type sendQueue struct {
@@ -49,8 +52,10 @@ const maxQueued = 256
 
 func newSender(radio frameSender, log zerolog.Logger) *sender {
 	ctx, cancel := context.WithCancel(context.Background())
+	idle := make(chan struct{})
+	close(idle)
 	return &sender{radio: radio, log: log, timeout: 15 * time.Second, queues: map[uint64]*sendQueue{},
-		ctx: ctx, cancel: cancel, paused: true}
+		ctx: ctx, cancel: cancel, paused: true, idle: idle}
 }
 
 // start sends what was queued while paused, and everything after.
@@ -87,8 +92,13 @@ func (s *sender) enqueue(dst zcl.IEEE, f ncp.Frame) {
 	if len(q.frames) >= maxQueued {
 		s.log.Warn().Stringer("ieee", dst).Msg("send queue full: oldest frame dropped")
 		q.frames = q.frames[1:]
+		s.doneLocked(1)
 	}
 	q.frames = append(q.frames, f)
+	if s.inFlight == 0 {
+		s.idle = make(chan struct{})
+	}
+	s.inFlight++
 }
 
 func (s *sender) run(key uint64, q *sendQueue) {
@@ -96,6 +106,7 @@ func (s *sender) run(key uint64, q *sendQueue) {
 	for {
 		s.mu.Lock()
 		if len(q.frames) == 0 || s.closed {
+			s.doneLocked(len(q.frames))
 			delete(s.queues, key)
 			s.mu.Unlock()
 			return
@@ -107,10 +118,13 @@ func (s *sender) run(key uint64, q *sendQueue) {
 		ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
 		err := s.radio.Send(ctx, f)
 		cancel()
+		s.mu.Lock()
+		s.doneLocked(1)
 		if err != nil {
-			s.mu.Lock()
 			s.failures++
-			s.mu.Unlock()
+		}
+		s.mu.Unlock()
+		if err != nil {
 			lvl := s.log.Debug()
 			if !errors.As(err, new(*ncp.SendError)) {
 				lvl = s.log.Warn()
@@ -119,6 +133,33 @@ func (s *sender) run(key uint64, q *sendQueue) {
 				Uint16("cluster", f.ClusterID).Msg("frame not delivered")
 		}
 	}
+}
+
+// doneLocked counts n frames as sent or dropped.
+func (s *sender) doneLocked(n int) {
+	if n <= 0 || s.inFlight == 0 {
+		return
+	}
+	s.inFlight = max(s.inFlight-n, 0)
+	if s.inFlight == 0 {
+		close(s.idle)
+	}
+}
+
+// waitIdle waits until no frame is queued or being sent, at most maxWait; only ctx ending is an error.
+func (s *sender) waitIdle(ctx context.Context, maxWait time.Duration) error {
+	s.mu.Lock()
+	idle := s.idle
+	s.mu.Unlock()
+	t := time.NewTimer(maxWait)
+	defer t.Stop()
+	select {
+	case <-idle:
+	case <-t.C:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
 }
 
 // close drops what is queued and waits for the sending goroutines.

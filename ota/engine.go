@@ -2,6 +2,7 @@ package ota
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -31,6 +32,9 @@ const (
 // States lists every state, in lifecycle order (the HA sensor's options).
 var States = []State{StateIdle, StateAvailable, StateApprovalPending, StateScheduled, StateQueued,
 	StateUpdating, StateWaitingReboot, StateVerifying, StateFailed}
+
+// Valid reports whether s is one of States.
+func (s State) Valid() bool { return slices.Contains(States, s) }
 
 // Event types published on `<base>/bridge/event`.
 const (
@@ -90,10 +94,13 @@ const readAhead = 4096
 
 // Engine is the OTA Upgrade Server. All methods are safe for concurrent use.
 type Engine struct {
-	cfg   EngineConfig
-	cat   Catalog
-	out   Output
-	clk   clock.Clock
+	cfg EngineConfig
+	cat Catalog
+	out Output
+	clk clock.Clock
+	// wall tells the time users see (changed_at, started_at, finished_at and durations): the wall clock in
+	// the bridge even when clk is the simulated network's virtual clock (SetWallClock); clk by default.
+	wall  func() time.Time
 	log   zerolog.Logger
 	quirk map[uint16]int
 
@@ -213,6 +220,7 @@ func NewEngine(cfg EngineConfig, cat Catalog, out Output, clk clock.Clock, log z
 		cat:     cat,
 		out:     out,
 		clk:     clk,
+		wall:    clk.Now,
 		log:     log.With().Str("component", "ota").Logger(),
 		quirk:   blockSizeQuirks,
 		devices: make(map[zcl.IEEE]*device),
@@ -222,6 +230,23 @@ func NewEngine(cfg EngineConfig, cat Catalog, out Output, clk clock.Clock, log z
 
 // Config returns the effective configuration (defaults filled in).
 func (e *Engine) Config() EngineConfig { return e.cfg }
+
+// SetWallClock sets the clock of the timestamps users see (changed_at, started_at, finished_at, durations);
+// timers, rates and the queue stay on the engine's clock. Call it before Restore.
+func (e *Engine) SetWallClock(now func() time.Time) {
+	e.mu.Lock()
+	e.wall = now
+	e.mu.Unlock()
+}
+
+// since is the non-negative wall time from t to now (the wall clock may have been set back, or t may come
+// from a state file written by a machine with another clock).
+func (e *Engine) since(t time.Time) time.Duration {
+	if t.IsZero() {
+		return 0
+	}
+	return max(e.wall().Sub(t), 0)
+}
 
 // SetMaxAPSPayload tells the engine the radio's unfragmented APS payload limit; blocks are capped at it
 // minus the 17 bytes of ZCL and block-response overhead.
@@ -274,7 +299,12 @@ type device struct {
 	verifyTimer clock.Timer
 	verifies    int
 
-	from, to   uint32
+	from, to uint32
+	// awaited is the image of an approved update restored from the state file that the store does not
+	// have (yet): the folder may not be mounted, the cache unwritable. The approval is kept; Refresh picks
+	// the image up when it is back. requeue: the update was queued or running, so it queues again then.
+	awaited    *DurableImage
+	requeue    bool
 	lastError  string
 	startedAt  time.Time
 	finishedAt time.Time
@@ -300,7 +330,7 @@ func (d *device) stopTimers() {
 func (e *Engine) deviceLocked(ieee zcl.IEEE) *device {
 	d := e.devices[ieee]
 	if d == nil {
-		d = &device{info: DeviceInfo{IEEE: ieee}, state: StateIdle, changedAt: e.clk.Now()}
+		d = &device{info: DeviceInfo{IEEE: ieee}, state: StateIdle, changedAt: e.wall()}
 		e.devices[ieee] = d
 	}
 	return d
@@ -507,7 +537,7 @@ func (e *Engine) setStateLocked(d *device, s State) {
 		}
 		ev.Msg("OTA state")
 		d.state = s
-		d.changedAt = e.clk.Now()
+		d.changedAt = e.wall()
 		e.out.DurableChanged()
 	}
 	e.publishLocked(d)

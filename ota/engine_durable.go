@@ -65,8 +65,12 @@ func (e *Engine) Snapshot() Durable {
 	defer e.mu.Unlock()
 	out := Durable{Devices: make([]DurableDevice, 0, len(e.devices))}
 	for _, d := range e.devices {
+		target := durableImage(d.target)
+		if target == nil && d.awaited != nil {
+			target = d.awaited // not there yet: the approval is kept, and saved
+		}
 		dd := DurableDevice{IEEE: d.info.IEEE, State: d.state, Info: d.info, FileKnown: d.info.FileVersionKnown,
-			HWKnown: d.info.HasHardwareVersion, Target: durableImage(d.target), Pending: durableImage(d.pending),
+			HWKnown: d.info.HasHardwareVersion, Target: target, Pending: durableImage(d.pending),
 			Approved: d.approved, Retries: d.retries, Queued: d.queued, NotBefore: d.notBef, From: d.from,
 			To: d.to, LastError: d.lastError, StartedAt: d.startedAt, FinishedAt: d.finishedAt}
 		for id := range d.rejected {
@@ -96,7 +100,7 @@ func (e *Engine) Restore(s Durable) {
 		d.info.FileVersionKnown, d.info.HasHardwareVersion = dd.FileKnown, dd.HWKnown
 		d.state, d.approved, d.retries = dd.State, dd.Approved, dd.Retries
 		d.queued, d.notBef, d.from, d.to = dd.Queued, dd.NotBefore, dd.From, dd.To
-		d.lastError, d.startedAt, d.finishedAt, d.changedAt = dd.LastError, dd.StartedAt, dd.FinishedAt, now
+		d.lastError, d.startedAt, d.finishedAt, d.changedAt = dd.LastError, dd.StartedAt, dd.FinishedAt, e.wall()
 		d.target, d.pending = e.lookupDurable(dd.Target), e.lookupDurable(dd.Pending)
 		if len(dd.Rejected) > 0 {
 			d.rejected = make(map[zcl.ImageID]bool, len(dd.Rejected))
@@ -106,7 +110,18 @@ func (e *Engine) Restore(s Durable) {
 		}
 		switch d.state {
 		case StateUpdating, StateQueued, StateScheduled, StateWaitingReboot, StateVerifying:
-			if d.target == nil {
+			waiting := d.state == StateWaitingReboot || d.state == StateVerifying
+			if d.target == nil && dd.Target != nil && (d.approved || waiting) {
+				// The image may only be missing for now (images folder not mounted yet, cache unwritable):
+				// keep the approval, and wait for the image (see Refresh).
+				d.awaited = dd.Target
+				d.requeue = d.state == StateUpdating || d.state == StateQueued
+				if d.requeue {
+					d.state = StateScheduled
+				}
+				e.log.Warn().Stringer("ieee", dd.IEEE).Str("image", dd.Target.ID).Str("state", string(d.state)).
+					Msg("image of an approved update not available yet: approval kept, waiting for it")
+			} else if d.target == nil {
 				d.approved = false
 				d.lastError = "the image of the interrupted update is no longer available"
 				d.state = StateFailed
@@ -132,7 +147,7 @@ func (e *Engine) Restore(s Durable) {
 	}
 	// The transfers that ran before the restart get their slots back first, in start order.
 	sort.Slice(running, func(i, j int) bool { return running[i].startedAt.Before(running[j].startedAt) })
-	for _, d := range running {
+	for i, d := range running {
 		if e.active < e.cfg.MaxConcurrent {
 			d.slot = true
 			e.active++
@@ -140,7 +155,8 @@ func (e *Engine) Restore(s Durable) {
 		}
 		d.state = StateQueued
 		if d.queued.IsZero() {
-			d.queued = d.startedAt
+			// The queue runs on the engine's clock (startedAt is wall-clock time); keep the start order.
+			d.queued = now.Add(time.Duration(i))
 		}
 	}
 	for _, d := range e.devices {

@@ -169,8 +169,31 @@ func (e *Engine) Refresh() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, d := range e.devices {
+		e.resumeAwaitedLocked(d)
 		e.refreshAvailableLocked(d)
 	}
+	e.pumpLocked()
+}
+
+// resumeAwaitedLocked gives an approved update whose image was missing at start its image, once the store
+// has it again; an update that was queued or running queues again.
+func (e *Engine) resumeAwaitedLocked(d *device) {
+	if d.awaited == nil || d.target != nil {
+		return
+	}
+	img := e.lookupDurable(d.awaited)
+	if img == nil {
+		return
+	}
+	e.log.Info().Stringer("ieee", d.info.IEEE).Str("image", img.ID).Str("state", string(d.state)).
+		Msg("image of an approved update is available again")
+	d.target, d.awaited = img, nil
+	if d.requeue && d.state == StateScheduled && !d.info.Sleepy {
+		e.enqueueLocked(d)
+	}
+	d.requeue = false
+	e.out.DurableChanged()
+	e.publishLocked(d)
 }
 
 // CheckResult answers a check.
@@ -283,7 +306,7 @@ func (e *Engine) approveTarget(ieee zcl.IEEE, version *uint32, schedule bool) (*
 		d.session.stopPage()
 		d.session = nil
 	}
-	d.target, d.approved, d.pending = img, true, nil
+	d.target, d.approved, d.pending, d.awaited, d.requeue = img, true, nil, nil, false
 	d.retries, d.lastError, d.notifies, d.notBef = 0, "", 0, time.Time{}
 	d.startedAt, d.finishedAt = time.Time{}, time.Time{}
 	delete(d.rejected, img.ImageID())
@@ -336,7 +359,7 @@ func (e *Engine) Reject(ieee zcl.IEEE) error {
 	e.log.Info().Stringer("ieee", ieee).Str("image", d.pending.ID).Msg("update rejected")
 	d.pending = nil
 	d.state = StateIdle
-	d.changedAt = e.clk.Now()
+	d.changedAt = e.wall()
 	e.out.DurableChanged()
 	e.refreshAvailableLocked(d)
 	e.publishLocked(d)
@@ -361,7 +384,7 @@ func (e *Engine) Abort(ieee zcl.IEEE) error {
 		e.releaseSlotLocked(d)
 		d.approved = false
 		d.lastError = "aborted"
-		d.finishedAt = e.clk.Now()
+		d.finishedAt = e.wall()
 		e.setStateLocked(d, StateFailed)
 		e.eventLocked(EventAborted, d, nil)
 		e.pumpLocked()
@@ -382,8 +405,9 @@ func (e *Engine) cancelLocked(d *device) {
 	}
 	e.releaseSlotLocked(d)
 	d.approved, d.target, d.pending, d.notBef, d.queued = false, nil, nil, time.Time{}, time.Time{}
+	d.awaited, d.requeue = nil, false
 	d.state = StateIdle
-	d.changedAt = e.clk.Now()
+	d.changedAt = e.wall()
 	e.out.DurableChanged()
 	e.refreshAvailableLocked(d)
 	e.publishLocked(d)
@@ -419,10 +443,18 @@ func (e *Engine) Notify(ieee zcl.IEEE, img *Image, jitter uint8) error {
 
 // versionReportedLocked judges an update by the file version the device now reports.
 func (e *Engine) versionReportedLocked(d *device, judge bool) {
-	if d.target == nil || (d.state != StateWaitingReboot && d.state != StateVerifying) {
+	if d.state != StateWaitingReboot && d.state != StateVerifying {
 		return
 	}
-	want := d.target.Header.FileVersion
+	var want uint32
+	switch {
+	case d.target != nil:
+		want = d.target.Header.FileVersion
+	case d.awaited != nil:
+		want = d.awaited.ImageID.FileVersion // restored; its file is not back yet, but the version is known
+	default:
+		return
+	}
 	if d.info.FileVersion == want {
 		e.succeedLocked(d)
 		return
@@ -435,11 +467,10 @@ func (e *Engine) versionReportedLocked(d *device, judge bool) {
 
 func (e *Engine) succeedLocked(d *device) {
 	d.stopTimers()
-	now := e.clk.Now()
-	took := now.Sub(d.startedAt)
-	d.finishedAt = now
+	took := e.since(d.startedAt)
+	d.finishedAt = e.wall()
 	d.lastError = ""
-	d.approved, d.target, d.retries = false, nil, 0
+	d.approved, d.target, d.retries, d.awaited = false, nil, 0, nil
 	d.available = nil
 	e.log.Info().Stringer("ieee", d.info.IEEE).Str("from", VersionString(d.from)).Str("to", VersionString(d.to)).
 		Dur("took", took).Msg("update verified: device runs the new version")
@@ -457,9 +488,9 @@ func (e *Engine) failLocked(d *device, reason string) {
 		d.session = nil
 	}
 	e.releaseSlotLocked(d)
-	d.approved = false
+	d.approved, d.awaited, d.requeue = false, nil, false
 	d.lastError = reason
-	d.finishedAt = e.clk.Now()
+	d.finishedAt = e.wall()
 	e.log.Warn().Stringer("ieee", d.info.IEEE).Str("reason", reason).Msg("update failed")
 	e.setStateLocked(d, StateFailed)
 	data := map[string]any{"reason": reason}

@@ -63,7 +63,7 @@ func (e *Engine) grantSlotLocked(d *device) {
 	e.active++
 	d.notBef, d.queued = time.Time{}, time.Time{}
 	if d.startedAt.IsZero() {
-		d.startedAt = e.clk.Now()
+		d.startedAt = e.wall()
 		d.from = d.info.FileVersion
 		d.to = d.target.Header.FileVersion
 	}
