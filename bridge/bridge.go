@@ -89,7 +89,7 @@ type Bridge struct {
 	tsn           uint8
 	lastInfo      []byte
 	infoDirty     chan struct{}
-	devicesDirty  chan struct{}
+	devicesPub    *coalescer // publishes bridge/devices at most once a second
 	discoveryDone bool
 }
 
@@ -109,7 +109,10 @@ func New(cfg Config, opts Options) (*Bridge, error) {
 		opts.BirthDelay = 5 * time.Second
 	}
 	b := &Bridge{cfg: cfg, opts: opts, log: opts.Log, names: map[zcl.IEEE]string{}, otaStates: map[zcl.IEEE]ota.State{}, fetching: map[string]bool{},
-		interviewing: map[zcl.IEEE]bool{}, infoDirty: make(chan struct{}, 1), devicesDirty: make(chan struct{}, 1), radioState: "starting"}
+		interviewing: map[zcl.IEEE]bool{}, infoDirty: make(chan struct{}, 1), radioState: "starting"}
+	// bridge/devices is the whole list, retained: it goes out on a listed change (see Registry), at most
+	// once a second on the wall clock, however fast the simulated network runs.
+	b.devicesPub = newCoalescer(clock.Real{}, DevicesInterval, b.publishDevices)
 	b.disc = discovery.Instance{BaseTopic: cfg.MQTT.BaseTopic, DiscoveryPrefix: cfg.MQTT.DiscoveryPrefix, Version: opts.Version}
 	return b, nil
 }
@@ -154,7 +157,12 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 
 	// Registry, interview, engine, persistence.
-	b.registry = NewRegistry(b.clk, func() { b.saveSoon(); b.devicesChanged() })
+	b.registry = NewRegistry(b.clk, func(listed bool) {
+		b.saveSoon()
+		if listed {
+			b.devicesChanged()
+		}
+	})
 	// The MQTT client exists (not yet connected) before anything can publish: retained state published
 	// before the first connection is held and sent when it comes.
 	b.mqtt = NewMQTT(b.cfg.MQTT, b.log)
@@ -244,6 +252,9 @@ func (b *Bridge) shutdown() {
 	b.mu.Unlock()
 	if b.saver != nil {
 		_ = b.saver.Close()
+	}
+	if b.registry != nil {
+		b.devicesPub.close() // a pending device list goes out now
 	}
 	if b.pub != nil {
 		b.pub.close()
@@ -529,8 +540,6 @@ func (b *Bridge) housekeeping() {
 			return
 		case <-b.infoDirty:
 			b.publishInfo(false)
-		case <-b.devicesDirty:
-			b.publishDevices()
 		case <-tick.C:
 			b.publishInfo(false)
 		case <-health:
