@@ -49,7 +49,8 @@ var (
 // and subscribe. All methods are safe for concurrent use.
 type MQTT struct {
 	cfg            MQTTConfig
-	log            zerolog.Logger
+	log            zerolog.Logger // component=mqtt
+	baseLog        zerolog.Logger // the logger NewMQTT was given, for the embedded broker's own component
 	publishTimeout time.Duration
 	retryMax       time.Duration // longest wait between first-connect attempts
 	// wrapConn, when set (tests), wraps every network connection the client opens.
@@ -104,6 +105,7 @@ func NewMQTT(cfg MQTTConfig, log zerolog.Logger) *MQTT {
 	return &MQTT{
 		cfg:            cfg,
 		log:            log.With().Str("component", "mqtt").Logger(),
+		baseLog:        log,
 		publishTimeout: 10 * time.Second,
 		retryMax:       30 * time.Second,
 		pending:        make(map[string]pendingPublish),
@@ -246,7 +248,8 @@ func (m *MQTT) Connect(ctx context.Context) error {
 // configuration (nil for plain TCP).
 func (m *MQTT) prepare() (string, *tls.Config, error) {
 	if m.cfg.Server == ServerEmbedded {
-		b, err := StartBroker(BrokerConfig{Listen: m.cfg.EmbeddedListen, Username: m.cfg.Username, Password: m.cfg.Password}, m.log)
+		b, err := StartBroker(BrokerConfig{Listen: m.cfg.EmbeddedListen, Username: m.cfg.Username, Password: m.cfg.Password,
+			FinalTopic: m.StateTopic()}, m.baseLog)
 		if err != nil {
 			return "", nil, err
 		}
@@ -672,32 +675,36 @@ func (m *MQTT) dispatch() {
 	}
 }
 
-// Close publishes {"state":"offline"} to the state topic (retained), disconnects, stops the handler
-// goroutine and the embedded broker. Messages held for a reconnect are dropped. Safe to call twice.
+// Close publishes {"state":"offline"} to the state topic (retained, QoS 1 at least) and waits for the
+// broker's acknowledgement (at most 5 s), disconnects, stops the handler goroutine, and stops the embedded
+// broker once it has delivered the offline state to every subscriber (see BrokerConfig.FinalTopic).
+// Messages held for a reconnect are dropped. Safe to call twice.
 func (m *MQTT) Close() error {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
 		return nil
 	}
-	client, connected := m.client, m.connected
-	m.mu.Unlock()
-	if client != nil && connected {
-		m.pubMu.Lock()
-		tok := client.Publish(m.StateTopic(), byte(m.cfg.QoS), true, StateOffline)
-		m.pubMu.Unlock()
-		if err := waitToken(tok, 5*time.Second); err != nil {
-			m.log.Warn().Err(err).Msg("publishing offline state failed")
-		}
-	}
-	m.mu.Lock()
+	// Closed first: from now on nothing publishes (an online state of a reconnect in progress cannot
+	// overtake the offline one), and no retry starts.
 	m.closed = true
+	client, connected := m.client, m.connected
 	m.connected = false
 	m.ready = false
 	m.pending = nil
 	broker := m.broker
 	started := m.started
 	m.mu.Unlock()
+	if client != nil && connected {
+		m.pubMu.Lock()
+		// QoS 1 at least: the PUBACK says the broker has the message (with QoS 0 Close could stop the
+		// embedded broker before it even read it).
+		tok := client.Publish(m.StateTopic(), byte(max(m.cfg.QoS, 1)), true, StateOffline)
+		m.pubMu.Unlock()
+		if err := waitToken(tok, 5*time.Second); err != nil {
+			m.log.Warn().Err(err).Msg("publishing offline state failed")
+		}
+	}
 	if client != nil {
 		client.Disconnect(250)
 	}
