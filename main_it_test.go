@@ -326,19 +326,7 @@ func TestITGoRun(t *testing.T) {
 	if otabridgeBin == "" {
 		t.Skip("integration test: skipped with -short")
 	}
-	dir := t.TempDir()
-	root := bridgetest.RepoRoot()
-	cfg, err := os.ReadFile(filepath.Join(root, "config.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	images := bridgetest.CopyImages(t, filepath.Join(root, "images"))
-	if err := os.Rename(images, filepath.Join(dir, "images")); err != nil {
-		t.Fatal(err)
-	}
+	dir := goRunDir(t)
 	addr := freeAddr(t)
 	proc := startBinary(t, dir, "otabridge", []string{"OTABRIDGE_MQTT_EMBEDDED_LISTEN=" + addr, "OTABRIDGE_RADIO_SIM_SPEED=20"})
 	rec := bridgetest.NewRecorder(t, "mqtt://"+addr)
@@ -367,6 +355,26 @@ func TestITGoRun(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "data", "state.json")); err != nil {
 		t.Errorf("no state file in the working directory's data/: %v", err)
 	}
+}
+
+// goRunDir returns a new working directory laid out as `go run .` sees the repository: its config.yaml and
+// a copy of its images/.
+func goRunDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	root := bridgetest.RepoRoot()
+	cfg, err := os.ReadFile(filepath.Join(root, "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	images := bridgetest.CopyImages(t, filepath.Join(root, "images"))
+	if err := os.Rename(images, filepath.Join(dir, "images")); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // freeAddr returns 127.0.0.1:<a port that was free a moment ago>.

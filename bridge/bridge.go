@@ -169,7 +169,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.pub = newPublisher(b.publishNow, b.log.With().Str("component", "publisher").Logger())
 	b.send = newSender(b.radio, b.log.With().Str("component", "send").Logger())
 	b.iv = NewInterviewer(b.radio, b.clk, InterviewConfig{MaxAPSPayload: b.radio.MaxAPSPayload(), NextTSN: b.nextTSN},
-		b.log.With().Str("component", "interview").Logger())
+		b.log) // NewInterviewer adds its component
 	b.engine = ota.NewEngine(b.cfg.OTA, store, &engineOutput{b: b}, b.clk, b.log)
 	b.engine.SetMaxAPSPayload(b.radio.MaxAPSPayload())
 	b.saver = NewSaver(SaverConfig{Path: statePath, Snapshot: b.snapshot, Log: b.log})

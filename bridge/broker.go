@@ -131,7 +131,11 @@ func (h zerologHandler) Handle(_ context.Context, r slog.Record) error {
 		add(a)
 	}
 	r.Attrs(add)
-	ev.Msg(r.Message)
+	msg := r.Message
+	if msg == "" { // mochi logs some listener errors without a message; every line has one
+		msg = "embedded broker"
+	}
+	ev.Msg(msg)
 	return nil
 }
 

@@ -1,4 +1,7 @@
-package bridgetest
+// Package jsonlog checks JSON log output strictly for tests: one JSON object per line, no key twice in any
+// object (encoding/json silently keeps the last of duplicate keys), and the fields every line has. It imports
+// nothing of otabridge, so the bridge package's own tests can use it.
+package jsonlog
 
 import (
 	"bytes"
@@ -8,10 +11,10 @@ import (
 	"io"
 )
 
-// CheckJSONLogLine checks one line of a JSON log strictly: exactly one JSON object, no key twice in any
+// CheckLine checks one line of a JSON log strictly: exactly one JSON object, no key twice in any
 // object (encoding/json silently keeps the last of duplicate keys; log shippers reject them or collapse them),
 // and the fields every line has: level, time and message as strings.
-func CheckJSONLogLine(line []byte) error {
+func CheckLine(line []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.UseNumber()
 	tok, err := dec.Token()
@@ -89,15 +92,15 @@ func walkValue(dec *json.Decoder, path string) (any, error) {
 	return tok, nil
 }
 
-// CheckJSONLog checks every non-empty line of a JSON log with CheckJSONLogLine and returns one error per
+// Check checks every non-empty line of a JSON log with CheckLine and returns one error per
 // bad line (with its number and text), nil when all are good.
-func CheckJSONLog(log []byte) error {
+func Check(log []byte) error {
 	var errs []error
 	for i, line := range bytes.Split(log, []byte("\n")) {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		if err := CheckJSONLogLine(line); err != nil {
+		if err := CheckLine(line); err != nil {
 			errs = append(errs, fmt.Errorf("line %d: %w: %s", i+1, err, line))
 		}
 	}

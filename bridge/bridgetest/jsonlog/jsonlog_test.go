@@ -1,17 +1,17 @@
-package bridgetest
+package jsonlog
 
 import (
 	"strings"
 	"testing"
 )
 
-func TestCheckJSONLogLine(t *testing.T) {
+func TestCheckLine(t *testing.T) {
 	good := []string{
 		`{"level":"info","component":"broker","time":"2026-01-01T00:00:00Z","message":"started"}`,
 		`{"level":"info","a":{"b":1,"c":[{"d":1},{"d":2}]},"time":"t","message":"nested keys repeat across objects"}`,
 	}
 	for _, l := range good {
-		if err := CheckJSONLogLine([]byte(l)); err != nil {
+		if err := CheckLine([]byte(l)); err != nil {
 			t.Errorf("%s: %v", l, err)
 		}
 	}
@@ -26,7 +26,7 @@ func TestCheckJSONLogLine(t *testing.T) {
 		`level=info message=m`:                     "not JSON",
 	}
 	for l, want := range bad {
-		err := CheckJSONLogLine([]byte(l))
+		err := CheckLine([]byte(l))
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want one saying %q", l, err, want)
 		}
