@@ -17,16 +17,8 @@ func TestITGoRunJSONLogsAreStrict(t *testing.T) {
 	if otabridgeBin == "" {
 		t.Skip("integration test: skipped with -short")
 	}
-	dir := goRunDir(t)
-	addr := freeAddr(t)
-	proc := startBinary(t, dir, "otabridge", []string{"OTABRIDGE_MQTT_EMBEDDED_LISTEN=" + addr, "OTABRIDGE_RADIO_SIM_SPEED=20",
-		"OTABRIDGE_LOG_FORMAT=json", "OTABRIDGE_LOG_LEVEL=debug"})
-	rec := bridgetest.NewRecorder(t, "mqtt://"+addr)
-	const light = "0x00124b0000000001"
-	rec.WaitFor("the light's update state", "otabridge/"+light+"/update", 0, func(m bridgetest.Message) bool {
-		return bridgetest.Field(m, "latest_version") == "1.1.0"
-	})
-	rec.WaitBridgeReady("otabridge")
+	_, proc, rec := startGoRun(t, "OTABRIDGE_LOG_FORMAT=json", "OTABRIDGE_LOG_LEVEL=debug")
+	const light = goRunLight
 	mark := rec.Mark()
 	if r := rec.Request("otabridge", "device/ota_update/update", map[string]any{"id": light}); r.Status != "ok" {
 		t.Fatalf("update: %s", r.Payload)
