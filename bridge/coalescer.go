@@ -16,6 +16,7 @@ type coalescer struct {
 	interval time.Duration
 	fn       func()
 
+	runMu   sync.Mutex // one run at a time, even when one outlasts the interval
 	mu      sync.Mutex
 	last    time.Time // start of the last run (zero: never ran)
 	timer   clock.Timer
@@ -52,6 +53,8 @@ func (c *coalescer) run() {
 	}
 	c.last = c.clk.Now()
 	c.mu.Unlock()
+	c.runMu.Lock()
+	defer c.runMu.Unlock()
 	c.fn()
 }
 
@@ -72,6 +75,8 @@ func (c *coalescer) close() {
 	c.mu.Unlock()
 	c.wg.Wait()
 	if pending {
+		c.runMu.Lock()
+		defer c.runMu.Unlock()
 		c.fn()
 	}
 }

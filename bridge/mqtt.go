@@ -348,8 +348,12 @@ func (m *MQTT) onConnect(client paho.Client) {
 	m.mu.Unlock()
 	m.log.Info().Str("server", server).Str("client_id", m.cfg.ClientID).Int("connects", n).
 		Int("subscriptions", len(subs)).Msg("MQTT connected; subscribing before announcing online")
-	m.establish(client, gen, subs, time.Second)
+	m.establish(client, gen, subs, subscribeRetryFirst)
 }
+
+// subscribeRetryFirst is the first wait before subscriptions the broker refused are tried again; it
+// doubles up to retryMax.
+const subscribeRetryFirst = time.Second
 
 // establish makes the subscriptions of connection generation gen and waits for their SUBACKs. When every
 // one is granted it announces online, flushes the held retained messages and runs the hooks; otherwise it
@@ -370,8 +374,10 @@ func (m *MQTT) establish(client paho.Client, gen int, subs []subscription, backo
 			m.log.Error().Str("filter", r.sub.filter).Str("reason", r.reason).Dur("retry_in", backoff).
 				Msg("MQTT subscription refused: bridge/state stays offline, the API is not listening")
 		}
-		if err := m.publishDirect(client, StateOffline); err != nil {
-			m.log.Warn().Err(err).Msg("publishing offline state failed")
+		if backoff == subscribeRetryFirst { // once per connection
+			if err := m.publishDirect(client, StateOffline); err != nil {
+				m.log.Warn().Err(err).Msg("publishing offline state failed")
+			}
 		}
 		go func() {
 			defer m.wg.Done()
