@@ -334,28 +334,8 @@ func TestITGoRun(t *testing.T) {
 	if otabridgeBin == "" {
 		t.Skip("integration test: skipped with -short")
 	}
-	dir := t.TempDir()
-	root := bridgetest.RepoRoot()
-	cfg, err := os.ReadFile(filepath.Join(root, "config.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	images := bridgetest.CopyImages(t, filepath.Join(root, "images"))
-	if err := os.Rename(images, filepath.Join(dir, "images")); err != nil {
-		t.Fatal(err)
-	}
-	addr := freeAddr(t)
-	proc := startBinary(t, dir, "otabridge", []string{"OTABRIDGE_MQTT_EMBEDDED_LISTEN=" + addr, "OTABRIDGE_RADIO_SIM_SPEED=20"})
-	rec := bridgetest.NewRecorder(t, "mqtt://"+addr)
-
-	const light = "0x00124b0000000001"
-	rec.WaitFor("the light's update state", "otabridge/"+light+"/update", 0, func(m bridgetest.Message) bool {
-		return bridgetest.Field(m, "latest_version") == "1.1.0"
-	})
-	rec.WaitBridgeReady("otabridge")
+	dir, proc, rec := startGoRun(t)
+	const light = goRunLight
 	// README: mosquitto_pub -t otabridge/bridge/request/device/ota_update/update -m '{"id":"0x00124b0000000001"}'
 	mark := rec.Mark()
 	rec.Publish("otabridge/bridge/request/device/ota_update/update", []byte(`{"id":"0x00124b0000000001"}`), false)
@@ -375,6 +355,46 @@ func TestITGoRun(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "data", "state.json")); err != nil {
 		t.Errorf("no state file in the working directory's data/: %v", err)
 	}
+}
+
+// goRunLight is the demo light of config.yaml.
+const goRunLight = "0x00124b0000000001"
+
+// startGoRun starts the binary as `go run .` runs (see goRunDir), with the embedded broker on a free port,
+// the simulation at 20× and env added, and returns once the light's update is known and the bridge answers
+// requests: the working directory, the process and a Recorder on its broker.
+func startGoRun(t *testing.T, env ...string) (string, *bridgeProcess, *bridgetest.Recorder) {
+	t.Helper()
+	dir := goRunDir(t)
+	addr := freeAddr(t)
+	proc := startBinary(t, dir, "otabridge", append([]string{"OTABRIDGE_MQTT_EMBEDDED_LISTEN=" + addr,
+		"OTABRIDGE_RADIO_SIM_SPEED=20"}, env...))
+	rec := bridgetest.NewRecorder(t, "mqtt://"+addr)
+	rec.WaitFor("the light's update state", "otabridge/"+goRunLight+"/update", 0, func(m bridgetest.Message) bool {
+		return bridgetest.Field(m, "latest_version") == "1.1.0"
+	})
+	rec.WaitBridgeReady("otabridge")
+	return dir, proc, rec
+}
+
+// goRunDir returns a new working directory laid out as `go run .` sees the repository: its config.yaml and
+// a copy of its images/.
+func goRunDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	root := bridgetest.RepoRoot()
+	cfg, err := os.ReadFile(filepath.Join(root, "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	images := bridgetest.CopyImages(t, filepath.Join(root, "images"))
+	if err := os.Rename(images, filepath.Join(dir, "images")); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // freeAddr returns 127.0.0.1:<a port that was free a moment ago>.

@@ -98,7 +98,7 @@ type Bridge struct {
 	tsn           uint8
 	lastInfo      []byte
 	infoDirty     chan struct{}
-	devicesDirty  chan struct{}
+	devicesPub    *coalescer // publishes bridge/devices at most once a second
 	discoveryDone bool
 }
 
@@ -118,7 +118,10 @@ func New(cfg Config, opts Options) (*Bridge, error) {
 		opts.BirthDelay = 5 * time.Second
 	}
 	b := &Bridge{cfg: cfg, opts: opts, log: opts.Log, names: map[zcl.IEEE]string{}, otaStates: map[zcl.IEEE]ota.State{}, fetching: map[string]bool{},
-		jobs: newRadioJobs(maxRadioJobs), infoDirty: make(chan struct{}, 1), devicesDirty: make(chan struct{}, 1), radioState: "starting"}
+		jobs: newRadioJobs(maxRadioJobs), infoDirty: make(chan struct{}, 1), radioState: "starting"}
+	// bridge/devices is the whole list, retained: it goes out on a listed change (see Registry), at most
+	// once a second on the wall clock, however fast the simulated network runs.
+	b.devicesPub = newCoalescer(clock.Real{}, DevicesInterval, b.publishDevices)
 	b.disc = discovery.Instance{BaseTopic: cfg.MQTT.BaseTopic, DiscoveryPrefix: cfg.MQTT.DiscoveryPrefix, Version: opts.Version}
 	b.health = NewHealth(b.healthChanged)
 	b.health.Down(HealthMQTT, "not connected yet")
@@ -174,16 +177,19 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 
 	// Registry, interview, engine, persistence.
-	// Everything users see (last_seen, changed_at, started_at, finished_at) is wall-clock time, also on the
-	// simulated network whose clock is virtual; the engine keeps b.clk for its timers and rates.
-	b.registry = NewRegistry(clock.Real{}, func() { b.saveSoon(); b.devicesChanged() })
+	b.registry = NewRegistry(clock.Real{}, func(listed bool) {
+		b.saveSoon()
+		if listed {
+			b.devicesChanged()
+		}
+	})
 	// The MQTT client exists (not yet connected) before anything can publish: retained state published
 	// before the first connection is held and sent when it comes.
 	b.mqtt = NewMQTT(b.cfg.MQTT, b.log)
 	b.pub = newPublisher(b.publishNow, b.log.With().Str("component", "publisher").Logger())
 	b.send = newSender(b.radio, b.log.With().Str("component", "send").Logger())
 	b.iv = NewInterviewer(newLowPrioritySender(b.radio, b.send), b.clk, InterviewConfig{MaxAPSPayload: b.radio.MaxAPSPayload(), NextTSN: b.nextTSN},
-		b.log.With().Str("component", "interview").Logger())
+		b.log) // NewInterviewer adds its component
 	b.engine = ota.NewEngine(b.cfg.OTA, store, &engineOutput{b: b}, b.clk, b.log)
 	b.engine.SetMaxAPSPayload(b.radio.MaxAPSPayload())
 	b.engine.SetWallClock(time.Now)
@@ -275,6 +281,9 @@ func (b *Bridge) shutdown() {
 	b.mu.Unlock()
 	if b.saver != nil {
 		_ = b.saver.Close()
+	}
+	if b.registry != nil {
+		b.devicesPub.close() // a pending device list goes out now
 	}
 	if b.pub != nil {
 		b.pub.close()
@@ -598,8 +607,6 @@ func (b *Bridge) housekeeping() {
 			return
 		case <-b.infoDirty:
 			b.publishInfo(false)
-		case <-b.devicesDirty:
-			b.publishDevices()
 		case <-tick.C:
 			b.publishInfo(false)
 		case <-health:

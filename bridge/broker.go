@@ -1,11 +1,15 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"sort"
+	"sync"
+	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -19,6 +23,7 @@ type Broker struct {
 	server *mochi.Server
 	addr   string
 	log    zerolog.Logger
+	final  *finalDelivery // nil without BrokerConfig.FinalTopic
 }
 
 // BrokerConfig configures the embedded broker.
@@ -30,17 +35,30 @@ type BrokerConfig struct {
 	// Username and Password, when Username is set, are the only credentials the broker accepts; otherwise
 	// every client may connect.
 	Username, Password string
+	// FinalTopic, when set, is the topic whose latest message Close delivers to every subscriber before it
+	// stops (the bridge's state topic, so that its {"state":"offline"} is not cut off by the shutdown).
+	FinalTopic string
 }
+
+// finalDeliveryWait bounds how long Close waits for the final message to reach the subscribers.
+const finalDeliveryWait = 5 * time.Second
 
 // StartBroker starts the embedded broker listening on cfg.Listen. Close stops it.
 func StartBroker(cfg BrokerConfig, log zerolog.Logger) (*Broker, error) {
-	log = log.With().Str("component", "broker").Logger()
+	log = log.With().Str("component", "broker").Logger() // log must not carry a component already
 	srv := mochi.New(&mochi.Options{
 		InlineClient: false,
 		Logger:       slog.New(zerologHandler{log: log}),
 	})
 	if err := srv.AddHook(&brokerAuth{username: cfg.Username, password: cfg.Password}, nil); err != nil {
 		return nil, fmt.Errorf("embedded broker: add auth hook: %w", err)
+	}
+	var final *finalDelivery
+	if cfg.FinalTopic != "" {
+		final = &finalDelivery{server: srv, topic: cfg.FinalTopic, pending: map[string]bool{}}
+		if err := srv.AddHook(final, nil); err != nil {
+			return nil, fmt.Errorf("embedded broker: add delivery hook: %w", err)
+		}
 	}
 	tcp := listeners.NewTCP(listeners.Config{ID: "otabridge", Address: cfg.Listen, TLSConfig: cfg.TLS})
 	if err := srv.AddListener(tcp); err != nil {
@@ -50,7 +68,7 @@ func StartBroker(cfg BrokerConfig, log zerolog.Logger) (*Broker, error) {
 		_ = srv.Close()
 		return nil, fmt.Errorf("embedded broker: serve on %s: %w", cfg.Listen, err)
 	}
-	b := &Broker{server: srv, addr: tcp.Address(), log: log}
+	b := &Broker{server: srv, addr: tcp.Address(), log: log, final: final}
 	log.Info().Str("addr", b.addr).Bool("tls", cfg.TLS != nil).Bool("auth", cfg.Username != "").Msg("embedded MQTT broker started")
 	return b, nil
 }
@@ -58,8 +76,15 @@ func StartBroker(cfg BrokerConfig, log zerolog.Logger) (*Broker, error) {
 // Addr is the address the broker listens on (with the real port when Listen asked for port 0).
 func (b *Broker) Addr() string { return b.addr }
 
-// Close disconnects every client and stops the broker.
+// Close delivers the latest message of BrokerConfig.FinalTopic to every subscriber still connected (waiting
+// at most 5 s), then disconnects every client and stops the broker.
 func (b *Broker) Close() error {
+	if b.final != nil {
+		if waiting := b.final.wait(finalDeliveryWait); len(waiting) > 0 {
+			b.log.Warn().Str("topic", b.final.topic).Strs("clients", waiting).Dur("waited", finalDeliveryWait).
+				Msg("stopping before the final message reached every subscriber")
+		}
+	}
 	err := b.server.Close()
 	b.log.Info().Str("addr", b.addr).Msg("embedded MQTT broker stopped")
 	return err
@@ -90,20 +115,38 @@ func zerologLevel(l slog.Level) zerolog.Level {
 
 func (h zerologHandler) Handle(_ context.Context, r slog.Record) error {
 	ev := h.log.WithLevel(zerologLevel(r.Level))
+	// One key per field: mochi's attributes may repeat a key (its own, or one of the line's fixed fields);
+	// a repeat gets a numbered key instead of a duplicate that log shippers reject.
+	used := map[string]bool{zerolog.LevelFieldName: true, zerolog.TimestampFieldName: true,
+		zerolog.MessageFieldName: true, zerolog.CallerFieldName: true, "component": true}
 	add := func(a slog.Attr) bool {
 		key := a.Key
 		if h.group != "" {
 			key = h.group + "." + key
 		}
-		ev = ev.Str(key, a.Value.String())
+		ev = ev.Str(uniqueKey(used, key), a.Value.String())
 		return true
 	}
 	for _, a := range h.attrs {
 		add(a)
 	}
 	r.Attrs(add)
-	ev.Msg(r.Message)
+	msg := r.Message
+	if msg == "" { // mochi logs some listener errors without a message; every line has one
+		msg = "embedded broker"
+	}
+	ev.Msg(msg)
 	return nil
+}
+
+// uniqueKey returns key, or key_2, key_3… when it is in used already, and marks the result used.
+func uniqueKey(used map[string]bool, key string) string {
+	k := key
+	for i := 2; used[k]; i++ {
+		k = fmt.Sprintf("%s_%d", key, i)
+	}
+	used[k] = true
+	return k
 }
 
 func (h zerologHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
@@ -142,3 +185,94 @@ func (h *brokerAuth) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) 
 }
 
 func (h *brokerAuth) OnACLCheck(*mochi.Client, string, bool) bool { return true }
+
+// finalDelivery tracks which subscribers have not yet been sent the latest message of one topic: the set
+// is taken when the message arrives (before the broker routes it) and a client leaves it when the message
+// has been written to its connection, or when it disconnects.
+type finalDelivery struct {
+	mochi.HookBase
+	server *mochi.Server
+	topic  string
+
+	mu      sync.Mutex
+	payload []byte
+	pending map[string]bool // client ids
+	changed chan struct{}   // closed and replaced when pending shrinks
+}
+
+func (h *finalDelivery) ID() string { return "otabridge-final-delivery" }
+
+func (h *finalDelivery) Provides(b byte) bool {
+	return b == mochi.OnPublish || b == mochi.OnPacketSent || b == mochi.OnDisconnect
+}
+
+func (h *finalDelivery) OnPublish(_ *mochi.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.TopicName != h.topic {
+		return pk, nil
+	}
+	subs := h.server.Topics.Subscribers(pk.TopicName)
+	h.mu.Lock()
+	h.payload = bytes.Clone(pk.Payload)
+	h.pending = make(map[string]bool, len(subs.Subscriptions))
+	for id := range subs.Subscriptions {
+		h.pending[id] = true
+	}
+	h.signalLocked()
+	h.mu.Unlock()
+	return pk, nil
+}
+
+func (h *finalDelivery) OnPacketSent(cl *mochi.Client, pk packets.Packet, _ []byte) {
+	if pk.FixedHeader.Type != packets.Publish || pk.TopicName != h.topic {
+		return
+	}
+	h.mu.Lock()
+	if h.pending[cl.ID] && bytes.Equal(pk.Payload, h.payload) {
+		delete(h.pending, cl.ID)
+		h.signalLocked()
+	}
+	h.mu.Unlock()
+}
+
+func (h *finalDelivery) OnDisconnect(cl *mochi.Client, _ error, _ bool) {
+	h.mu.Lock()
+	if h.pending[cl.ID] {
+		delete(h.pending, cl.ID)
+		h.signalLocked()
+	}
+	h.mu.Unlock()
+}
+
+func (h *finalDelivery) signalLocked() {
+	if h.changed != nil {
+		close(h.changed)
+	}
+	h.changed = make(chan struct{})
+}
+
+// wait waits until no subscriber waits for the latest message, at most d; it returns the ids still waiting.
+func (h *finalDelivery) wait(d time.Duration) []string {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		h.mu.Lock()
+		if h.changed == nil {
+			h.changed = make(chan struct{})
+		}
+		waiting := make([]string, 0, len(h.pending))
+		for id := range h.pending {
+			waiting = append(waiting, id)
+		}
+		changed := h.changed
+		h.mu.Unlock()
+		if len(waiting) == 0 {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			sort.Strings(waiting)
+			return waiting
+		}
+	}
+}

@@ -36,15 +36,21 @@ var (
 // reconnects, retained publishes that survive broker outages, and OnConnect hooks. With mqtt.server
 // "embedded" it also owns the embedded broker.
 //
-// On every (re)connect, in this order: `<base>/bridge/state` = {"state":"online"} is published (retained),
-// every subscription is made again, retained messages held during the outage are flushed (the last value
-// per topic), then the OnConnect hooks run (on one goroutine, in registration order).
+// On every (re)connect, in this order: every subscription is made again and the MQTT waits for the
+// broker's SUBACK of each; only when every one is granted is `<base>/bridge/state` = {"state":"online"}
+// published (retained) — "online" means the API is listening — then the retained messages held during the
+// outage are flushed (the last value per topic) and the OnConnect hooks run (on one goroutine, in
+// registration order). A subscription the broker refuses (a SUBACK failure code, e.g. an ACL) or does not
+// answer is logged with its filter and the reason, the state stays {"state":"offline"} (published again, in
+// case a broker that kept its retained messages over a restart still holds "online"), Ready reports false,
+// and the refused subscriptions are tried again with back-off (1 s doubling to 30 s) until granted.
 //
 // Message handlers run one at a time, in arrival order, on a goroutine the MQTT owns; a handler may publish
 // and subscribe. All methods are safe for concurrent use.
 type MQTT struct {
 	cfg            MQTTConfig
-	log            zerolog.Logger
+	log            zerolog.Logger // component=mqtt
+	baseLog        zerolog.Logger // the logger NewMQTT was given, for the embedded broker's own component
 	publishTimeout time.Duration
 	retryMax       time.Duration // longest wait between first-connect attempts
 	// wrapConn, when set (tests), wraps every network connection the client opens.
@@ -57,6 +63,8 @@ type MQTT struct {
 	broker    *Broker
 	serverURL string
 	connected bool
+	ready     bool // connected and every subscription granted: the state is online
+	gen       int  // connection generation: counts connects and losses, so a stale retry gives up
 	closed    bool
 	started   bool
 	connects  int
@@ -106,6 +114,7 @@ func NewMQTT(cfg MQTTConfig, log zerolog.Logger) *MQTT {
 	return &MQTT{
 		cfg:            cfg,
 		log:            log.With().Str("component", "mqtt").Logger(),
+		baseLog:        log,
 		publishTimeout: 10 * time.Second,
 		retryMax:       30 * time.Second,
 		pending:        make(map[string]pendingPublish),
@@ -128,6 +137,14 @@ func (m *MQTT) Connected() bool {
 	return m.connected
 }
 
+// Ready reports whether the client is connected and the broker granted every subscription, i.e. whether
+// `<base>/bridge/state` says online (health reports use it).
+func (m *MQTT) Ready() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.ready
+}
+
 // Connects returns how many times the client has connected (first connect and reconnects).
 func (m *MQTT) Connects() int {
 	m.mu.Lock()
@@ -135,14 +152,14 @@ func (m *MQTT) Connects() int {
 	return m.connects
 }
 
-// OnConnect registers f to run after every (re)connect, after subscriptions and held retained messages are
-// restored. If the client is connected already, f also runs once now, on a new goroutine.
+// OnConnect registers f to run after every (re)connect, once every subscription is granted and the held
+// retained messages are restored. If the client is ready already, f also runs once now, on a new goroutine.
 func (m *MQTT) OnConnect(f func()) {
 	m.mu.Lock()
 	m.hooks = append(m.hooks, f)
-	connected := m.connected
+	ready := m.ready
 	m.mu.Unlock()
-	if connected {
+	if ready {
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
@@ -284,7 +301,8 @@ func (m *MQTT) retry(ctx context.Context, msg, server string, attempt func() err
 // configuration (nil for plain TCP).
 func (m *MQTT) prepare() (string, *tls.Config, error) {
 	if m.cfg.Server == ServerEmbedded {
-		b, err := StartBroker(BrokerConfig{Listen: m.cfg.EmbeddedListen, Username: m.cfg.Username, Password: m.cfg.Password}, m.log)
+		b, err := StartBroker(BrokerConfig{Listen: m.cfg.EmbeddedListen, Username: m.cfg.Username, Password: m.cfg.Password,
+			FinalTopic: m.StateTopic()}, m.baseLog)
 		if err != nil {
 			return "", nil, err
 		}
@@ -374,32 +392,109 @@ func (m *MQTT) onConnect(client paho.Client) {
 		return
 	}
 	m.connected = true
+	m.ready = false
 	m.connects++
-	n := m.connects
+	m.gen++
+	gen, n := m.gen, m.connects
 	subs := append([]subscription(nil), m.subs...)
-	hooks := append([]func(){}, m.hooks...)
 	server := m.serverURL
 	m.mu.Unlock()
-	m.log.Info().Str("server", server).Str("client_id", m.cfg.ClientID).Int("connects", n).Msg("MQTT connected")
+	m.log.Info().Str("server", server).Str("client_id", m.cfg.ClientID).Int("connects", n).
+		Int("subscriptions", len(subs)).Msg("MQTT connected; subscribing before announcing online")
 	m.reportStatus(true, "")
+	m.establish(client, gen, subs, subscribeRetryFirst)
+}
+
+// subscribeRetryFirst is the first wait before subscriptions the broker refused are tried again; it
+// doubles up to retryMax.
+const subscribeRetryFirst = time.Second
+
+// establish makes the subscriptions of connection generation gen and waits for their SUBACKs. When every
+// one is granted it announces online, flushes the held retained messages and runs the hooks; otherwise it
+// keeps the state offline and tries the refused ones again after backoff, on a goroutine the MQTT owns.
+func (m *MQTT) establish(client paho.Client, gen int, subs []subscription, backoff time.Duration) {
+	refused := m.subscribeAll(client, subs)
+	m.mu.Lock()
+	if m.closed || m.gen != gen {
+		m.mu.Unlock()
+		return // closed, or the connection this was for is gone: the next connect starts again
+	}
+	if len(refused) > 0 {
+		m.wg.Add(1)
+		m.mu.Unlock()
+		retry := make([]subscription, 0, len(refused))
+		for _, r := range refused {
+			retry = append(retry, r.sub)
+			m.log.Error().Str("filter", r.sub.filter).Str("reason", r.reason).Dur("retry_in", backoff).
+				Msg("MQTT subscription refused: bridge/state stays offline, the API is not listening")
+		}
+		if backoff == subscribeRetryFirst { // once per connection
+			if err := m.publishDirect(client, StateOffline); err != nil {
+				m.log.Warn().Err(err).Msg("publishing offline state failed")
+			}
+		}
+		go func() {
+			defer m.wg.Done()
+			t := time.NewTimer(backoff)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-m.done:
+				return
+			}
+			m.establish(client, gen, retry, min(backoff*2, m.retryMax))
+		}()
+		return
+	}
+	m.ready = true
+	hooks := append([]func(){}, m.hooks...)
+	m.mu.Unlock()
 
 	if err := m.Publish(m.StateTopic(), StateOnline, true); err != nil {
 		m.log.Warn().Err(err).Msg("publishing online state failed")
 	}
-	for _, s := range subs {
-		if err := m.subscribe(client, s); err != nil {
-			m.log.Error().Err(err).Str("filter", s.filter).Msg("MQTT re-subscribe failed")
-		}
-	}
+	m.log.Info().Str("topic", m.StateTopic()).Msg("MQTT subscriptions granted: bridge online")
 	m.flush()
 	for _, h := range hooks {
 		h()
 	}
 }
 
+// refusedSubscription is a subscription the broker did not grant, and why.
+type refusedSubscription struct {
+	sub    subscription
+	reason string
+}
+
+// subscribeAll sends every subscription at once, waits for the SUBACKs and returns the ones not granted.
+func (m *MQTT) subscribeAll(client paho.Client, subs []subscription) []refusedSubscription {
+	toks := make([]paho.Token, len(subs))
+	for i, s := range subs {
+		toks[i] = m.sendSubscribe(client, s)
+	}
+	var refused []refusedSubscription
+	for i, s := range subs {
+		if err := m.subscribeResult(s, toks[i]); err != nil {
+			refused = append(refused, refusedSubscription{sub: s, reason: err.Error()})
+		}
+	}
+	return refused
+}
+
+// publishDirect publishes a bridge state now (retained), bypassing the held messages, and waits for the
+// broker's acknowledgement.
+func (m *MQTT) publishDirect(client paho.Client, state []byte) error {
+	m.pubMu.Lock()
+	tok := client.Publish(m.StateTopic(), byte(m.cfg.QoS), true, state)
+	m.pubMu.Unlock()
+	return waitToken(tok, m.publishTimeout)
+}
+
 func (m *MQTT) onConnectionLost(_ paho.Client, err error) {
 	m.mu.Lock()
 	m.connected = false
+	m.ready = false
+	m.gen++
 	closed := m.closed
 	m.mu.Unlock()
 	if !closed {
@@ -543,21 +638,51 @@ func (m *MQTT) SubscribeMessages(filter string, handler func(Message)) error {
 }
 
 func (m *MQTT) subscribe(client paho.Client, s subscription) error {
-	tok := client.Subscribe(s.filter, byte(m.cfg.QoS), func(_ paho.Client, msg paho.Message) {
+	return m.subscribeResult(s, m.sendSubscribe(client, s))
+}
+
+func (m *MQTT) sendSubscribe(client paho.Client, s subscription) paho.Token {
+	return client.Subscribe(s.filter, byte(m.cfg.QoS), func(_ paho.Client, msg paho.Message) {
 		m.enqueue(inboxMessage{handler: s.handler, msg: Message{Topic: msg.Topic(), Payload: msg.Payload(), Retained: msg.Retained()}})
 	})
+}
+
+// subscribeResult waits for a subscription's SUBACK and returns an error unless the broker granted it.
+func (m *MQTT) subscribeResult(s subscription, tok paho.Token) error {
 	if err := waitToken(tok, m.publishTimeout); err != nil {
 		return fmt.Errorf("subscribe %q: %w", s.filter, err)
 	}
 	if st, ok := tok.(*paho.SubscribeToken); ok {
-		for f, code := range st.Result() {
-			if code == 0x80 {
-				return fmt.Errorf("subscribe %q: the broker refused it", f)
-			}
+		code, answered := st.Result()[s.filter]
+		if !answered {
+			return fmt.Errorf("subscribe %q: the broker's SUBACK does not answer it", s.filter)
 		}
+		if code > 2 {
+			return fmt.Errorf("subscribe %q: the broker refused it: %s", s.filter, subackReason(code))
+		}
+		m.log.Debug().Str("filter", s.filter).Uint8("granted_qos", code).Msg("MQTT subscribed")
 	}
-	m.log.Debug().Str("filter", s.filter).Msg("MQTT subscribed")
 	return nil
+}
+
+// subackReason explains a SUBACK return code that is not a granted QoS (MQTT 3.1.1 §3.9.3 has only 0x80;
+// MQTT 5 reason codes, which some brokers send, are named too).
+func subackReason(code byte) string {
+	reasons := map[byte]string{
+		0x80: "failure (0x80; usually the broker's ACL denies this filter to our user)",
+		0x83: "implementation specific error (0x83)",
+		0x87: "not authorized (0x87)",
+		0x8F: "topic filter invalid (0x8F)",
+		0x91: "packet identifier in use (0x91)",
+		0x97: "quota exceeded (0x97)",
+		0x9E: "shared subscriptions not supported (0x9E)",
+		0xA1: "subscription identifiers not supported (0xA1)",
+		0xA2: "wildcard subscriptions not supported (0xA2)",
+	}
+	if r, ok := reasons[code]; ok {
+		return r
+	}
+	return fmt.Sprintf("SUBACK return code 0x%02x", code)
 }
 
 func checkFilter(f string) error {
@@ -616,31 +741,36 @@ func (m *MQTT) dispatch() {
 	}
 }
 
-// Close publishes {"state":"offline"} to the state topic (retained), disconnects, stops the handler
-// goroutine and the embedded broker. Messages held for a reconnect are dropped. Safe to call twice.
+// Close publishes {"state":"offline"} to the state topic (retained, QoS 1 at least) and waits for the
+// broker's acknowledgement (at most 5 s), disconnects, stops the handler goroutine, and stops the embedded
+// broker once it has delivered the offline state to every subscriber (see BrokerConfig.FinalTopic).
+// Messages held for a reconnect are dropped. Safe to call twice.
 func (m *MQTT) Close() error {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
 		return nil
 	}
+	// Closed first: from now on nothing publishes (an online state of a reconnect in progress cannot
+	// overtake the offline one), and no retry starts.
+	m.closed = true
 	client, connected := m.client, m.connected
+	m.connected = false
+	m.ready = false
+	m.pending = nil
+	broker := m.broker
+	started := m.started
 	m.mu.Unlock()
 	if client != nil && connected {
 		m.pubMu.Lock()
-		tok := client.Publish(m.StateTopic(), byte(m.cfg.QoS), true, StateOffline)
+		// QoS 1 at least: the PUBACK says the broker has the message (with QoS 0 Close could stop the
+		// embedded broker before it even read it).
+		tok := client.Publish(m.StateTopic(), byte(max(m.cfg.QoS, 1)), true, StateOffline)
 		m.pubMu.Unlock()
 		if err := waitToken(tok, 5*time.Second); err != nil {
 			m.log.Warn().Err(err).Msg("publishing offline state failed")
 		}
 	}
-	m.mu.Lock()
-	m.closed = true
-	m.connected = false
-	m.pending = nil
-	broker := m.broker
-	started := m.started
-	m.mu.Unlock()
 	if client != nil {
 		client.Disconnect(250)
 	}

@@ -95,9 +95,8 @@ func (o *engineOutput) State(st ota.DeviceState) {
 	changed := b.otaStates[st.IEEE] != st.State
 	b.otaStates[st.IEEE] = st.State
 	b.mu.Unlock()
-	if changed { // progress alone changes neither bridge/devices nor bridge/info
+	if changed { // bridge/info counts transfers; bridge/devices is not re-published for a state (see Registry)
 		b.markInfoDirty()
-		b.devicesChanged()
 	}
 }
 
@@ -187,13 +186,13 @@ func (b *Bridge) publishStateOf(d Device, st ota.DeviceState) {
 		FriendlyName: d.FriendlyName, InstalledVersion: installed, LatestVersion: latest}))
 }
 
-// devicesChanged asks housekeeping to re-publish `<base>/bridge/devices`; callers may hold the engine's or
-// the registry's lock.
+// DevicesInterval is the shortest time between two publishes of `<base>/bridge/devices`.
+const DevicesInterval = time.Second
+
+// devicesChanged asks for `<base>/bridge/devices` to be re-published (coalesced: at most once per
+// DevicesInterval); callers may hold the engine's or the registry's lock.
 func (b *Bridge) devicesChanged() {
-	select {
-	case b.devicesDirty <- struct{}{}:
-	default:
-	}
+	b.devicesPub.trigger()
 }
 
 func (b *Bridge) publishDevices() {
@@ -277,7 +276,7 @@ func (b *Bridge) publishAll() {
 	}
 	b.publishInfo(true)
 	b.publishImages()
-	b.publishDevices()
+	b.devicesChanged()
 	if b.cfg.MQTT.Discovery {
 		if m, err := b.disc.BridgeConfig(); err == nil {
 			b.pub.retained(m.Topic, m.Payload)

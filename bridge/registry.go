@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -161,28 +162,44 @@ var (
 )
 
 // Registry is the set of known devices, keyed by IEEE address, with lookup by IEEE, friendly name or short
-// address. It is safe for concurrent use; onChange (if set) is called after every change, outside the lock
-// (the bridge passes its Saver's Trigger).
+// address. It is safe for concurrent use; onChange (if set) is called after every change, outside the lock.
+// Its argument, listed, says whether what `<base>/bridge/devices` shows changed apart from last_seen and
+// the OTA state: a device added or removed, renamed, a new short address or power source, or what an
+// interview learned. A change of last_seen (at most once a minute per device) or of the link quality alone
+// is not listed: the bridge saves it but does not re-publish the device list for it.
 type Registry struct {
 	clk      clock.Clock
-	onChange func()
+	onChange func(listed bool)
 
 	mu     sync.RWMutex
 	byIEEE map[zcl.IEEE]*Device
 }
 
 // NewRegistry returns an empty registry. clk stamps last_seen (nil: clock.Real).
-func NewRegistry(clk clock.Clock, onChange func()) *Registry {
+func NewRegistry(clk clock.Clock, onChange func(listed bool)) *Registry {
 	if clk == nil {
 		clk = clock.Real{}
 	}
 	return &Registry{clk: clk, onChange: onChange, byIEEE: make(map[zcl.IEEE]*Device)}
 }
 
-func (r *Registry) changed() {
+func (r *Registry) changed(listed bool) {
 	if r.onChange != nil {
-		r.onChange()
+		r.onChange(listed)
 	}
+}
+
+// listing is what the device list shows of d, without last_seen (reported at most once a minute) and the
+// OTA state (the bridge fills it, and it has its own topic).
+func (d Device) listing() DeviceJSON {
+	j := d.JSON()
+	j.LastSeen = nil
+	return j
+}
+
+// listingChanged reports whether the device list shows before and after differently.
+func listingChanged(before, after Device) bool {
+	return !reflect.DeepEqual(before.listing(), after.listing())
 }
 
 // Len returns the number of devices.
@@ -274,7 +291,7 @@ func (r *Registry) Seen(a zcl.IEEE, nwk uint16, lqi uint8) (d Device, created bo
 	d = *dev
 	r.mu.Unlock()
 	if created || moved || stale {
-		r.changed()
+		r.changed(created || moved)
 	}
 	return d, created
 }
@@ -287,6 +304,7 @@ const seenResolution = time.Minute
 func (r *Registry) Announced(a zcl.IEEE, nwk uint16, capabilities uint8) (d Device, created bool) {
 	r.mu.Lock()
 	dev, created := r.ensureLocked(a)
+	before := *dev
 	r.releaseNWKLocked(a, nwk)
 	dev.NWK = nwk
 	dev.Sleepy = capabilities&capabilityReceiverOnIdle == 0
@@ -300,7 +318,7 @@ func (r *Registry) Announced(a zcl.IEEE, nwk uint16, capabilities uint8) (d Devi
 	dev.LastSeen = r.clk.Now()
 	d = *dev
 	r.mu.Unlock()
-	r.changed()
+	r.changed(created || listingChanged(before, d))
 	return d, created
 }
 
@@ -330,11 +348,12 @@ func (r *Registry) Update(a zcl.IEEE, f func(*Device)) (Device, error) {
 		r.mu.Unlock()
 		return Device{}, fmt.Errorf("device %s: %w", a, ErrDeviceNotFound)
 	}
+	before := *d
 	f(d)
 	d.IEEE = a // the key cannot change
 	out := *d
 	r.mu.Unlock()
-	r.changed()
+	r.changed(listingChanged(before, out))
 	return out, nil
 }
 
@@ -361,7 +380,7 @@ func (r *Registry) Remove(a zcl.IEEE) bool {
 	delete(r.byIEEE, a)
 	r.mu.Unlock()
 	if ok {
-		r.changed()
+		r.changed(true)
 	}
 	return ok
 }
@@ -406,7 +425,7 @@ func (r *Registry) Rename(idOrName, newName string) (old, renamed Device, err er
 	renamed = *d
 	r.mu.Unlock()
 	if old.FriendlyName != newName {
-		r.changed()
+		r.changed(true)
 	}
 	return old, renamed, nil
 }

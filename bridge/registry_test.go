@@ -23,7 +23,7 @@ const (
 func TestRegistrySeenAndAnnounced(t *testing.T) {
 	clk := clock.NewVirtual()
 	changes := 0
-	r := NewRegistry(clk, func() { changes++ })
+	r := NewRegistry(clk, func(bool) { changes++ })
 
 	d, created := r.Seen(ieeeA, 0x1234, 200)
 	assert.True(t, created)
@@ -250,7 +250,7 @@ func TestRegistrySnapshotRestore(t *testing.T) {
 
 func TestRegistryRemoveAndUpdate(t *testing.T) {
 	changes := 0
-	r := NewRegistry(nil, func() { changes++ })
+	r := NewRegistry(nil, func(bool) { changes++ })
 	r.Seen(ieeeA, 1, 0)
 	d, err := r.Update(ieeeA, func(d *Device) { d.Endpoint = 2; d.IEEE = 99 })
 	require.NoError(t, err)
@@ -261,6 +261,49 @@ func TestRegistryRemoveAndUpdate(t *testing.T) {
 	assert.Equal(t, 3, changes)
 	_, err = r.Update(ieeeA, func(*Device) {})
 	assert.ErrorIs(t, err, ErrDeviceNotFound)
+}
+
+// Issue 19.3: the registry tells which changes alter the published device list (membership, name, short
+// address, interview results) and which only last_seen or the link quality (saved, not re-listed).
+func TestRegistryListedChanges(t *testing.T) {
+	clk := clock.NewVirtual()
+	var got []bool
+	r := NewRegistry(clk, func(listed bool) { got = append(got, listed) })
+	expect := func(what string, want ...bool) {
+		t.Helper()
+		if want == nil {
+			want = []bool{}
+		}
+		if got == nil {
+			got = []bool{}
+		}
+		assert.Equal(t, want, got, what)
+		got = nil
+	}
+	r.Seen(ieeeA, 0x1234, 200)
+	expect("a new device is listed", true)
+	r.Seen(ieeeA, 0x1234, 180)
+	expect("a frame within the minute changes nothing saved")
+	clk.RunFor(time.Minute)
+	r.Seen(ieeeA, 0x1234, 150)
+	expect("last_seen a minute later is saved, not listed", false)
+	r.Seen(ieeeA, 0x4321, 150)
+	expect("a new short address is listed", true)
+	r.Announced(ieeeA, 0x4321, 0x8E)
+	expect("an announce that teaches the power source is listed", true)
+	r.Announced(ieeeA, 0x4321, 0x8E)
+	expect("the same announce again is not listed", false)
+	r.SetInterviewPending(ieeeA)
+	expect("an interview starting is not listed", false)
+	r.SetInterviewResult(ieeeA, InterviewResult{OK: true, Model: "m1", HasModel: true})
+	expect("what an interview learned is listed", true)
+	r.Update(ieeeA, func(d *Device) { d.Endpoint = 3 })
+	expect("the endpoint (not in the list) is not listed", false)
+	_, _, err := r.Rename(ieeeA.String(), "kitchen")
+	require.NoError(t, err)
+	expect("a rename is listed", true)
+	r.Remove(ieeeA)
+	expect("a removal is listed", true)
 }
 
 func nopLog() zerolog.Logger { return zerolog.Nop() }

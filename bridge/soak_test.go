@@ -42,7 +42,9 @@ import (
 //	go test ./bridge -run TestSoakShort                                   # CI form: 60 devices
 //	OTABRIDGE_SOAK=long go test ./bridge -run TestSoakLong -timeout 60m  # 200 devices
 //
-// OTABRIDGE_SOAK_HEAPPROFILE=FILE writes a heap profile when the fleet has settled.
+// OTABRIDGE_SOAK_HEAPPROFILE=FILE writes a heap profile when the fleet has settled. OTABRIDGE_SOAK_TIMEOUT
+// (a Go duration) replaces the wall-time failure guard. The MQTT traffic table (messages and payload bytes
+// per topic kind) is logged at the end of every run, a failed one too.
 
 // soakPlan sizes one soak.
 type soakPlan struct {
@@ -153,6 +155,7 @@ type soakHeap struct {
 	traffic  uint64 // payload bytes of the MQTT traffic (counted once, from the current recorder)
 	recMsgs  int
 	byTopic  map[string]uint64 // payload bytes per topic kind, for the traffic summary
+	msgTopic map[string]int    // messages per topic kind
 	marks    map[*bridgetest.Recorder]int
 	every    time.Duration
 	last     time.Time
@@ -168,6 +171,7 @@ func (h *soakHeap) take(recs ...*bridgetest.Recorder) {
 	if h.sample == nil {
 		h.sample = []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 		h.byTopic = map[string]uint64{}
+		h.msgTopic = map[string]int{}
 		h.marks = map[*bridgetest.Recorder]int{}
 	}
 	for i, rec := range recs {
@@ -179,6 +183,7 @@ func (h *soakHeap) take(recs ...*bridgetest.Recorder) {
 				h.traffic += uint64(len(m.Payload))
 				h.recMsgs++
 				h.byTopic[soakTopicKind(m.Topic)] += uint64(len(m.Payload))
+				h.msgTopic[soakTopicKind(m.Topic)]++
 			}
 		}
 	}
@@ -193,22 +198,30 @@ func (h *soakHeap) take(recs ...*bridgetest.Recorder) {
 	}
 }
 
-// summary describes the MQTT traffic the recorders saw, the heaviest topic kinds first.
+// summary describes the MQTT traffic the recorders saw: the total, then one row per topic kind (messages,
+// payload bytes, share of the bytes), the heaviest first.
 func (h *soakHeap) summary() string {
-	type kv struct {
-		k string
-		v uint64
+	kinds := make([]string, 0, len(h.byTopic))
+	for k := range h.byTopic {
+		kinds = append(kinds, k)
 	}
-	var kinds []kv
-	for k, v := range h.byTopic {
-		kinds = append(kinds, kv{k, v})
+	sort.Slice(kinds, func(i, j int) bool {
+		if h.byTopic[kinds[i]] != h.byTopic[kinds[j]] {
+			return h.byTopic[kinds[i]] > h.byTopic[kinds[j]]
+		}
+		return kinds[i] < kinds[j]
+	})
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d messages, %.1f MB\n", h.recMsgs, float64(h.traffic)/1e6)
+	fmt.Fprintf(&b, "  | %-28s | %9s | %12s | %6s |\n", "topic", "messages", "bytes", "share")
+	for _, k := range kinds {
+		share := 0.0
+		if h.traffic > 0 {
+			share = 100 * float64(h.byTopic[k]) / float64(h.traffic)
+		}
+		fmt.Fprintf(&b, "  | %-28s | %9d | %12d | %5.1f%% |\n", k, h.msgTopic[k], h.byTopic[k], share)
 	}
-	sort.Slice(kinds, func(i, j int) bool { return kinds[i].v > kinds[j].v })
-	var parts []string
-	for _, e := range kinds[:min(len(kinds), 5)] {
-		parts = append(parts, fmt.Sprintf("%s %.1f MB", e.k, float64(e.v)/1e6))
-	}
-	return fmt.Sprintf("%d messages, %.1f MB (%s)", h.recMsgs, float64(h.traffic)/1e6, strings.Join(parts, ", "))
+	return b.String()
 }
 
 // writeHeapProfile writes the heap profile of the moment (go tool pprof -sample_index=inuse_space).
@@ -467,6 +480,19 @@ func runSoak(t *testing.T, p soakPlan) {
 
 	s := &soakRun{t: t, plan: p, heap: soakHeap{every: p.heapEvery}, rng: rand.New(rand.NewPCG(7, 7)), start: time.Now(), received: map[zcl.IEEE][32]byte{},
 		failures: map[string]string{}}
+	t.Cleanup(func() { // before the goroutine check; the recorders keep what they saw after disconnecting
+		if s.h == nil {
+			return
+		}
+		s.heap.last = time.Time{}
+		s.heap.take(s.recs...)
+		t.Logf("MQTT traffic recorded in %s (%d devices on the new version): %s", time.Since(s.start).Round(time.Second),
+			s.upgraded(), s.heap.summary())
+	})
+	if d, err := time.ParseDuration(os.Getenv("OTABRIDGE_SOAK_TIMEOUT")); err == nil && d > 0 {
+		p.timeout = d
+		s.plan.timeout = d
+	}
 	s.broker = brokertest.New(t)
 	cfg := bridgetest.RepoConfig(t)
 	cfg.Radio.Sim = soakFleet(p)
@@ -566,7 +592,6 @@ func runSoak(t *testing.T, p soakPlan) {
 		writeHeapProfile(t, path)
 	}
 	s.checkFinal(count)
-	t.Logf("MQTT traffic recorded: %s", s.heap.summary())
 	t.Logf("peak live heap %.1f MB; without the recorders' copies of the MQTT traffic %.1f MB (limit %.0f MB); wall %s",
 		float64(s.heap.peak)/1e6, float64(s.heap.peakNet)/1e6, float64(p.heapLimit)/1e6, time.Since(s.start).Round(time.Second))
 	if s.heap.peakNet > p.heapLimit {

@@ -2,12 +2,20 @@
 // with a generated configuration on a free 127.0.0.1 port and no persistence when it is installed, otherwise
 // an in-process mochi-mqtt broker. Tests can stop and start it on the same port to simulate a broker outage.
 //
+// NewWithAccess makes a broker that refuses one user's subscriptions to given filters (mosquitto's dynamic
+// security plugin, or a hook of the embedded broker), for tests of refused SUBACKs.
+//
 // When CI=true and mosquitto is missing the test fails ("CI must install mosquitto"), so CI never silently
 // tests against the embedded broker only. OTABRIDGE_BROKERTEST=embedded forces the embedded broker.
 package brokertest
 
 import (
 	"bytes"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -49,6 +58,35 @@ type Broker struct {
 	stderr  *bytes.Buffer
 	server  *mochi.Server
 	running bool
+	access  *Access
+}
+
+// Access restricts one user of a broker made by NewWithAccess: clients that log in as Username with
+// Password may do everything except subscribe to the filters in DenySubscribe, which the broker refuses
+// (a SUBACK failure code). Every other client, anonymous ones too, may do everything.
+type Access struct {
+	Username, Password string
+	DenySubscribe      []string
+}
+
+// DynsecPlugin finds mosquitto's dynamic security plugin ("" when it is not installed). mosquitto's
+// acl_file cannot be used to refuse a subscription: mosquitto 2.0 grants it and filters the messages.
+func DynsecPlugin() string {
+	paths, _ := filepath.Glob("/usr/lib/*/mosquitto_dynamic_security.so")
+	paths = append(paths, "/usr/lib/mosquitto_dynamic_security.so", "/usr/local/lib/mosquitto_dynamic_security.so")
+	for _, p := range paths {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// NewWithAccess starts a broker like New that enforces access. With mosquitto it configures the dynamic
+// security plugin; the test is skipped when mosquitto runs without that plugin installed.
+func NewWithAccess(t testing.TB, access Access) *Broker {
+	t.Helper()
+	return newBroker(t, &access)
 }
 
 // Start starts a broker for the test and returns its URL (mqtt://127.0.0.1:port) and a function that stops
@@ -60,6 +98,11 @@ func Start(t testing.TB) (url string, stop func()) {
 
 // New starts a broker for the test; it is stopped at the end of the test.
 func New(t testing.TB) *Broker {
+	t.Helper()
+	return newBroker(t, nil)
+}
+
+func newBroker(t testing.TB, access *Access) *Broker {
 	t.Helper()
 	kind := KindEmbedded
 	if os.Getenv("OTABRIDGE_BROKERTEST") != KindEmbedded {
@@ -73,7 +116,10 @@ func New(t testing.TB) *Broker {
 	if err != nil {
 		t.Fatalf("brokertest: find a free port: %v", err)
 	}
-	b := &Broker{t: t, kind: kind, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: t.TempDir()}
+	if access != nil && kind == KindMosquitto && DynsecPlugin() == "" {
+		t.Skip("brokertest: mosquitto's dynamic security plugin (mosquitto_dynamic_security.so) is not installed")
+	}
+	b := &Broker{t: t, kind: kind, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: t.TempDir(), access: access}
 	if err := b.start(); err != nil {
 		t.Fatalf("brokertest: start %s: %v", kind, err)
 	}
@@ -166,6 +212,13 @@ func (b *Broker) startMosquitto() error {
 	if os.Geteuid() == 0 {
 		text += "user root\n" // otherwise mosquitto drops to a user that cannot read the test's temp dir
 	}
+	if b.access != nil {
+		dynsec := filepath.Join(b.dir, "dynamic-security.json")
+		if err := writeDynsec(dynsec, *b.access); err != nil {
+			return err
+		}
+		text += fmt.Sprintf("plugin %s\nplugin_opt_config_file %s\n", DynsecPlugin(), dynsec)
+	}
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		return err
 	}
@@ -201,7 +254,11 @@ func (b *Broker) startMosquitto() error {
 
 func (b *Broker) startEmbedded() error {
 	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err := srv.AddHook(&allowAll{}, nil); err != nil {
+	var hook mochi.Hook = &allowAll{}
+	if b.access != nil {
+		hook = &accessHook{access: *b.access}
+	}
+	if err := srv.AddHook(hook, nil); err != nil {
 		return err
 	}
 	if err := srv.AddListener(listeners.NewTCP(listeners.Config{ID: "brokertest", Address: b.addr})); err != nil {
@@ -247,3 +304,67 @@ func (allowAll) Provides(b byte) bool {
 func (allowAll) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
 
 func (allowAll) OnACLCheck(*mochi.Client, string, bool) bool { return true }
+
+// accessHook enforces an Access in the embedded broker.
+type accessHook struct {
+	mochi.HookBase
+	access Access
+}
+
+func (*accessHook) ID() string { return "brokertest-access" }
+
+func (*accessHook) Provides(b byte) bool {
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+}
+
+func (h *accessHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
+	if string(cl.Properties.Username) != h.access.Username {
+		return true
+	}
+	return string(pk.Connect.Password) == h.access.Password
+}
+
+// OnACLCheck is asked for subscriptions (the filter, write false) and deliveries (the topic, write false).
+func (h *accessHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
+	if write || string(cl.Properties.Username) != h.access.Username {
+		return true
+	}
+	return !slices.Contains(h.access.DenySubscribe, topic)
+}
+
+// writeDynsec writes the dynamic security plugin's configuration for access: the user with its password
+// (PBKDF2-SHA512, as mosquitto_ctrl writes it) and a role that denies its subscriptions; everything else is
+// allowed by default.
+func writeDynsec(path string, access Access) error {
+	salt := make([]byte, 12)
+	if _, err := rand.Read(salt); err != nil {
+		return err
+	}
+	const iterations = 101
+	hash, err := pbkdf2.Key(sha512.New, access.Password, salt, iterations, sha512.Size)
+	if err != nil {
+		return err
+	}
+	type acl struct {
+		Type  string `json:"acltype"`
+		Topic string `json:"topic"`
+		Allow bool   `json:"allow"`
+	}
+	acls := []acl{}
+	for _, f := range access.DenySubscribe {
+		acls = append(acls, acl{Type: "subscribeLiteral", Topic: f, Allow: false})
+	}
+	cfg := map[string]any{
+		"clients": []map[string]any{{"username": access.Username, "password": base64.StdEncoding.EncodeToString(hash),
+			"salt": base64.StdEncoding.EncodeToString(salt), "iterations": iterations,
+			"roles": []map[string]any{{"rolename": "restricted"}}}},
+		"roles": []map[string]any{{"rolename": "restricted", "acls": acls}},
+		"defaultACLAccess": map[string]bool{"publishClientSend": true, "publishClientReceive": true,
+			"subscribe": true, "unsubscribe": true},
+	}
+	out, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, out, 0o600)
+}
