@@ -22,16 +22,16 @@ type Config struct {
 	ExtendedPANID   zcl.IEEE `yaml:"extended_pan_id"`
 	CoordinatorIEEE zcl.IEEE `yaml:"coordinator_ieee"`
 	// NetworkKey is the key of the configured network (the one pre-joined devices are members of).
-	NetworkKey NetworkKey     `yaml:"network_key"`
-	Seed       int64          `yaml:"seed"`
+	NetworkKey NetworkKey `yaml:"network_key"`
+	Seed       int64      `yaml:"seed"`
 	// Existing starts the network as one another host (Zigbee2MQTT, ZHA) built and ran: every device is
 	// already joined and stays silent (announce_on_start defaults to false), and the coordinator's address
 	// table knows none of them, so their frames reach the host with the short address only until the host
 	// resolves it (the device's IEEE_addr_rsp / NWK_addr_rsp, an announce or a join teaches the coordinator).
 	// The stick reports the network as not formed by this host.
-	Existing bool `yaml:"existing"`
-	Link       LinkConfig     `yaml:"link"`
-	Devices    []DeviceConfig `yaml:"devices"`
+	Existing bool           `yaml:"existing"`
+	Link     LinkConfig     `yaml:"link"`
+	Devices  []DeviceConfig `yaml:"devices"`
 }
 
 // LinkConfig sets the link model and the network-wide faults.

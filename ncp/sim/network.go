@@ -38,10 +38,10 @@ type Network struct {
 	inflight    map[uint64]*message
 	nextID      uint64
 	zdoSeq      uint8
-	coordOnline bool      // Start has run on the clock
+	coordOnline bool // Start has run on the clock
 	// learned holds the short addresses whose IEEE address the coordinator's address table knows (only
 	// consulted for an `existing` network; clock goroutine).
-	learned map[uint16]bool
+	learned     map[uint16]bool
 	permitUntil time.Time // permit join is open until then (PermitJoin)
 	permitOpen  bool      // permit join is open until closed (PermitJoin 255)
 
