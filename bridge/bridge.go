@@ -20,6 +20,7 @@ import (
 	"github.com/otabridge/otabridge/discovery"
 	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/ncp/sim"
+	"github.com/otabridge/otabridge/netscan"
 	"github.com/otabridge/otabridge/ota"
 	"github.com/otabridge/otabridge/zcl"
 )
@@ -73,6 +74,7 @@ type Bridge struct {
 	store    *ota.Store
 	registry *Registry
 	iv       *Interviewer
+	scan     *netscan.Scanner
 	saver    *Saver
 	disc     discovery.Instance
 	health   *Health
@@ -100,6 +102,8 @@ type Bridge struct {
 	infoDirty     chan struct{}
 	devicesPub    *coalescer // publishes bridge/devices at most once a second
 	discoveryDone bool
+	existing      existing    // a network otabridge did not form (existing.go)
+	scanRunning   atomic.Bool // a network scan runs
 }
 
 // New validates cfg and prepares a bridge; nothing runs until Run.
@@ -190,6 +194,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.send = newSender(b.radio, b.log.With().Str("component", "send").Logger())
 	b.iv = NewInterviewer(newLowPrioritySender(b.radio, b.send), b.clk, InterviewConfig{MaxAPSPayload: b.radio.MaxAPSPayload(), NextTSN: b.nextTSN},
 		b.log) // NewInterviewer adds its component
+	b.scan = netscan.New(b.radio, b.clk, netscan.Config{}, b.log)
+	b.existing.resolving, b.existing.failed = map[uint16][]ncp.Incoming{}, map[uint16]time.Time{}
+	b.existing.interviewing, b.existing.slots = map[zcl.IEEE]bool{}, make(chan struct{}, foundInterviewSlots)
 	b.engine = ota.NewEngine(b.cfg.OTA, store, &engineOutput{b: b}, b.clk, b.log)
 	b.engine.SetMaxAPSPayload(b.radio.MaxAPSPayload())
 	b.engine.SetWallClock(time.Now)
@@ -244,10 +251,14 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.send.start()
 	b.log.Info().Str("radio", info.Type).Str("port", info.Port).Str("firmware", info.Firmware).
 		Uint8("channel", info.Channel).Str("pan_id", hex16(info.PANID)).Stringer("ieee", info.IEEE).Msg("radio up")
+	autoScan := b.loadNetworkRecord(info)
 	b.goRun(b.eventLoop)
 	b.goRun(b.housekeeping)
 	b.goRun(func() { store.Run(ctx) })
 	b.publishAll()
+	if autoScan {
+		b.startScan("first start on a network otabridge did not form")
+	}
 
 	<-ctx.Done()
 	b.shutdown()
@@ -457,14 +468,21 @@ func (b *Bridge) handleFrame(in ncp.Incoming) {
 		d  Device
 		ok bool
 	)
+	if b.scan.HandleResponse(in) {
+		return
+	}
 	if in.SrcIEEE != 0 {
-		d, _ = b.registry.Seen(in.SrcIEEE, in.SrcShort, in.LQI)
+		var created bool
+		d, created = b.registry.Seen(in.SrcIEEE, in.SrcShort, in.LQI)
 		ok = true
+		if created && in.SrcShort != 0x0000 {
+			b.deviceFound(d.IEEE, in.SrcShort, in.LQI, false, "frame")
+		}
 	} else if d, ok = b.registry.ByNWK(in.SrcShort); ok {
 		d, _ = b.registry.Seen(d.IEEE, in.SrcShort, in.LQI)
 	}
 	if !ok {
-		b.log.Warn().Str("nwk", hex16(in.SrcShort)).Uint16("cluster", in.ClusterID).Msg("frame from an unknown device dropped")
+		b.handleUnknownSender(in)
 		return
 	}
 	if b.log.Debug().Enabled() {
