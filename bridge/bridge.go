@@ -18,6 +18,7 @@ import (
 
 	"github.com/otabridge/otabridge/clock"
 	"github.com/otabridge/otabridge/discovery"
+	"github.com/otabridge/otabridge/importer"
 	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/ncp/sim"
 	"github.com/otabridge/otabridge/netscan"
@@ -37,6 +38,10 @@ type Options struct {
 	NewRadio func(cfg RadioConfig, dataDir string, log zerolog.Logger) (ncp.Radio, error)
 	// HealthInterval is how often the health file is written (default 30s; <0 disables it).
 	HealthInterval time.Duration
+	// Import, when set, is applied after the radio started (`otabridge import`), and with ImportOnly the
+	// bridge stops right after (no MQTT).
+	Import     *importer.Import
+	ImportOnly bool
 	// BirthDelay bounds the random delay before re-publishing after Home Assistant's birth message
 	// (default 5s).
 	BirthDelay time.Duration
@@ -102,8 +107,9 @@ type Bridge struct {
 	infoDirty     chan struct{}
 	devicesPub    *coalescer // publishes bridge/devices at most once a second
 	discoveryDone bool
-	existing      existing    // a network otabridge did not form (existing.go)
-	scanRunning   atomic.Bool // a network scan runs
+	existing      existing         // a network otabridge did not form (existing.go)
+	scanRunning   atomic.Bool      // a network scan runs
+	pendingEvents []map[string]any // events from the start, published once MQTT runs
 }
 
 // New validates cfg and prepares a bridge; nothing runs until Run.
@@ -209,6 +215,12 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 	store.OnChange(func() { b.engine.Refresh(); b.publishImages() })
 	b.log.Info().Int("devices", restored).Int("ota_records", len(state.OTA.Devices)).Msg("state restored")
+	if b.opts.ImportOnly {
+		err := b.runImportOnly(ctx)
+		cancel()
+		b.wg.Wait()
+		return err
+	}
 
 	// MQTT: connecting runs in the background, so OTA transfers go on while the broker is away.
 	b.mqtt.OnConnect(b.onConnect)
@@ -252,10 +264,14 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.log.Info().Str("radio", info.Type).Str("port", info.Port).Str("firmware", info.Firmware).
 		Uint8("channel", info.Channel).Str("pan_id", hex16(info.PANID)).Stringer("ieee", info.IEEE).Msg("radio up")
 	autoScan := b.loadNetworkRecord(info)
+	_ = b.importAtStart(info) // a refused import is told on bridge/event; the bridge runs on
 	b.goRun(b.eventLoop)
 	b.goRun(b.housekeeping)
 	b.goRun(func() { store.Run(ctx) })
 	b.publishAll()
+	for _, ev := range b.pendingEvents {
+		b.pub.event(b.topic("bridge/event"), mustJSON(ev))
+	}
 	if autoScan {
 		b.startScan("first start on a network otabridge did not form")
 	}

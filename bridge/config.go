@@ -37,6 +37,13 @@ type Config struct {
 	Images  ota.StoreConfig  `yaml:"images"`
 	DataDir string           `yaml:"data_dir"`
 	Log     LogConfig        `yaml:"log"`
+	// Existing is about a network another host (Zigbee2MQTT, ZHA) formed (existing.go, import.go).
+	Existing ExistingConfig `yaml:"existing"`
+}
+
+// ExistingConfig is the `existing` section.
+type ExistingConfig struct {
+	Import ImportConfig `yaml:"import"`
 }
 
 // RadioConfig is the `radio` section: which coordinator driver, its serial port and the network to form.
@@ -464,6 +471,13 @@ func setFromString(v reflect.Value, s string) error {
 
 // Validate checks every value; the error names the key and what is allowed.
 func (c *Config) Validate() error {
+	switch im := c.Existing.Import; {
+	case im.Source == "" && im.Path == "":
+	case im.Source != "z2m" && im.Source != "zha":
+		return fmt.Errorf("config existing.import.source: %q is not allowed (want z2m or zha)", im.Source)
+	case im.Path == "":
+		return fmt.Errorf("config existing.import.path: required with existing.import.source %s", im.Source)
+	}
 	r := &c.Radio
 	if !contains(radioTypes, r.Type) {
 		return fmt.Errorf("config radio.type: %q is not allowed (want %s)", r.Type, orList(radioTypes))

@@ -32,6 +32,8 @@ type networkRecord struct {
 	FirstSeen         time.Time      `json:"first_seen"`
 	ScannedAt         time.Time      `json:"scanned_at,omitzero"`
 	Scan              *netscan.State `json:"scan,omitempty"` // a scan that was stopped; it continues at the next start
+	// Imported: the imports applied (source:path), and when.
+	Imported map[string]time.Time `json:"imported,omitempty"`
 }
 
 // Bounds of address resolution: frames held per unknown short address while it is resolved, short
@@ -198,7 +200,7 @@ func (b *Bridge) loadNetworkRecord(info ncp.NetworkInfo) bool {
 	}
 	if !found || rec.ExtendedPANID != info.ExtendedPANID || rec.PANID != info.PANID {
 		rec = networkRecord{Channel: info.Channel, PANID: info.PANID, ExtendedPANID: info.ExtendedPANID,
-			FormedByOtabridge: info.Formed, FirstSeen: time.Now().UTC()}
+			FormedByOtabridge: info.Formed, FirstSeen: time.Now().UTC(), Imported: rec.Imported}
 		b.log.Info().Bool("formed_by_otabridge", info.Formed).Stringer("extended_pan_id", info.ExtendedPANID).
 			Msg("first start on this network")
 	}

@@ -2,8 +2,10 @@ package bridge_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,5 +71,98 @@ func TestITExistingNetworkFoundWithoutImport(t *testing.T) {
 	}
 	if rec["formed_by_otabridge"] != false || rec["scanned_at"] == nil {
 		t.Errorf("network record %s: want formed_by_otabridge false and scanned_at set", b)
+	}
+}
+
+// writeZ2MDataDir writes a Zigbee2MQTT data directory that knows the simulated devices (database.db as
+// zigbee-herdsman writes it, friendly names in configuration.yaml, coordinator_backup.json of the network
+// on channel `channel`).
+func writeZ2MDataDir(t *testing.T, devs []sim.DeviceConfig, channel int) string {
+	t.Helper()
+	dir := t.TempDir()
+	var db, names strings.Builder
+	db.WriteString(`{"id":1,"type":"Coordinator","ieeeAddr":"0x00124b00c0dec0de","nwkAddr":0,"epList":[],"endpoints":{}}` + "\n")
+	names.WriteString("homeassistant: true\ndevices:\n")
+	for i, d := range devs {
+		typ, power := "Router", "Mains (single phase)"
+		if d.Power == sim.PowerBattery {
+			typ, power = "EndDevice", "Battery"
+		}
+		rec := map[string]any{"id": i + 2, "type": typ, "ieeeAddr": d.IEEE.String(), "nwkAddr": d.NWK, "manufId": d.ManufacturerCode,
+			"manufName": d.Manufacturer, "powerSource": power, "modelId": d.Model, "epList": []int{1},
+			"endpoints": map[string]any{"1": map[string]any{"profId": 260, "epId": 1, "inClusterList": []int{0}, "outClusterList": []int{25},
+				"clusters": map[string]any{"genOta": map[string]any{"attributes": map[string]any{
+					"currentFileVersion": d.FileVersion, "imageTypeID": d.ImageType, "manufacturerID": d.ManufacturerCode}}}}},
+			"interviewCompleted": true}
+		line, _ := json.Marshal(rec)
+		db.Write(append(line, '\n'))
+		fmt.Fprintf(&names, "  '%s':\n    friendly_name: z2m device %d\n", d.IEEE, i)
+	}
+	backup := fmt.Sprintf(`{"metadata":{"format":"zigpy/open-coordinator-backup","version":1,"source":"zigbee-herdsman@10.9.5"},
+"coordinator_ieee":"dec0dec0004b1200","pan_id":"1a62","extended_pan_id":"dddddddddddddddd","channel":%d,"channel_mask":[%d],
+"network_key":{"key":"01030507090b0d0f00020406080a0c0d","sequence_number":0,"frame_counter":0},"devices":[]}`, channel, channel)
+	for name, body := range map[string]string{"database.db": db.String(), "configuration.yaml": names.String(), "coordinator_backup.json": backup} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// Issue 18.2: with a Zigbee2MQTT import, names and models appear at once (before any interview) and the light
+// upgrades at once, on the same silent 50-device network.
+func TestITExistingNetworkWithZ2MImport(t *testing.T) {
+	skipShort(t)
+	cfg := existingConfig(t, 50)
+	cfg.Existing.Import = bridge.ImportConfig{Source: "z2m", Path: writeZ2MDataDir(t, cfg.Radio.Sim.Devices, 15)}
+	h := bridgetest.Start(t, nil, cfg, bridgetest.Options{})
+	h.Rec.WaitFor("import_applied", h.Topic("bridge/event"), 0, func(m bridgetest.Message) bool {
+		ev, ok := bridgetest.ParseEvent(m)
+		return ok && ev.Type == "import_applied" && ev.Data["devices"] == float64(50)
+	})
+	light := cfg.Radio.Sim.Devices[0]
+	dc := waitDiscovery(t, h.Rec, deviceConfigTopic(light.IEEE.String()), 0)
+	shownAt := h.Net.Clock().Elapsed()
+	if dc.Device["model"] != light.Model || dc.Device["name"] != "z2m device 0" {
+		t.Fatalf("light shown as %v / %v, want the imported name and model", dc.Device["name"], dc.Device["model"])
+	}
+	// At once: every device is in HA before the network scan has read a single neighbor table.
+	firstProgress := h.Rec.WaitFor("scan progress", h.Topic("bridge/event"), 0, func(m bridgetest.Message) bool {
+		ev, ok := bridgetest.ParseEvent(m)
+		return ok && ev.Type == "network_scan" && ev.Data["state"] == "progress"
+	})
+	for _, d := range cfg.Radio.Sim.Devices {
+		m := h.Rec.WaitFor("discovery", deviceConfigTopic(d.IEEE.String()), 0, nil)
+		if m.Seq > firstProgress.Seq {
+			t.Errorf("%s appeared in HA only after the scan began (message #%d, scan progress #%d)", d.IEEE, m.Seq, firstProgress.Seq)
+		}
+	}
+	mark := h.Rec.Mark()
+	ok(t, h.Request("device/ota_update/update", map[string]any{"id": "z2m device 0"}))
+	h.Rec.WaitEvent(h.Base, "ota_finished", light.IEEE.String(), mark)
+	t.Logf("all 50 imported devices in HA before the scan read a table (light's config seen at %s simulated); light upgraded by %s simulated",
+		shownAt.Round(time.Second), h.Net.Clock().Elapsed().Round(time.Second))
+	if got := h.Device(light.IEEE.String()).Status().FileVersion; got != bridgetest.LightNew {
+		t.Errorf("light runs 0x%08x after the upgrade, want 0x%08x", got, bridgetest.LightNew)
+	}
+}
+
+// Issue 18.2: a backup of another network (here another channel) is refused, naming the difference, and
+// nothing is imported.
+func TestITExistingImportOfAnotherNetworkRefused(t *testing.T) {
+	skipShort(t)
+	cfg := existingConfig(t, 3)
+	cfg.Existing.Import = bridge.ImportConfig{Source: "z2m", Path: writeZ2MDataDir(t, cfg.Radio.Sim.Devices, 20)}
+	h := bridgetest.Start(t, nil, cfg, bridgetest.Options{})
+	m := h.Rec.WaitFor("import_refused", h.Topic("bridge/event"), 0, func(m bridgetest.Message) bool {
+		ev, ok := bridgetest.ParseEvent(m)
+		return ok && ev.Type == "import_refused"
+	})
+	if !strings.Contains(string(m.Payload), "channel: the stick's is 15, the backup's 20") {
+		t.Errorf("refusal does not name the difference: %s", m.Payload)
+	}
+	last, _ := h.Rec.Last(h.Topic("bridge/devices"))
+	if strings.Contains(string(last.Payload), "z2m device") {
+		t.Errorf("a refused import changed the devices: %s", last.Payload)
 	}
 }
