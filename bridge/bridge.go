@@ -42,6 +42,8 @@ type Options struct {
 	// bridge stops right after (no MQTT).
 	Import     *importer.Import
 	ImportOnly bool
+	// SupervisorToken authenticates existing.stop_addon's Supervisor calls (default $SUPERVISOR_TOKEN).
+	SupervisorToken string
 	// BirthDelay bounds the random delay before re-publishing after Home Assistant's birth message
 	// (default 5s).
 	BirthDelay time.Duration
@@ -110,6 +112,7 @@ type Bridge struct {
 	existing      existing         // a network otabridge did not form (existing.go)
 	scanRunning   atomic.Bool      // a network scan runs
 	pendingEvents []map[string]any // events from the start, published once MQTT runs
+	share         stickShare       // handing the stick over to another add-on (stickshare.go)
 }
 
 // New validates cfg and prepares a bridge; nothing runs until Run.
@@ -250,7 +253,11 @@ func (b *Bridge) Run(ctx context.Context) error {
 		}
 	})
 
-	// Start the radio.
+	// Start the radio (after the other add-on let go of the stick).
+	if err := b.takeStick(ctx); err != nil {
+		b.shutdown()
+		return err
+	}
 	info, err := b.radio.Start(ctx)
 	if err != nil {
 		b.shutdown()
@@ -264,6 +271,10 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.log.Info().Str("radio", info.Type).Str("port", info.Port).Str("firmware", info.Firmware).
 		Uint8("channel", info.Channel).Str("pan_id", hex16(info.PANID)).Stringer("ieee", info.IEEE).Msg("radio up")
 	autoScan := b.loadNetworkRecord(info)
+	b.stickHeld()
+	if b.cfg.Existing.StopAddon != "" {
+		b.goRun(func() { b.watchQueue(2 * time.Second) })
+	}
 	_ = b.importAtStart(info) // a refused import is told on bridge/event; the bridge runs on
 	b.goRun(b.eventLoop)
 	b.goRun(b.housekeeping)
@@ -297,6 +308,9 @@ func (b *Bridge) shutdown() {
 	}
 	if b.send != nil {
 		b.send.close()
+	}
+	if b.share.slug != "" {
+		b.releaseStick("otabridge stops")
 	}
 	if b.radio != nil {
 		_ = b.radio.Close()

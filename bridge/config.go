@@ -44,6 +44,12 @@ type Config struct {
 // ExistingConfig is the `existing` section.
 type ExistingConfig struct {
 	Import ImportConfig `yaml:"import"`
+	// StopAddon is the slug of the Home Assistant add-on that owns the stick otherwise (Zigbee2MQTT, e.g.
+	// 45df7312_zigbee2mqtt): otabridge stops it through the Supervisor before opening the stick and starts it
+	// again when the OTA queue is done or otabridge stops ("" = off). Add-on only.
+	StopAddon string `yaml:"stop_addon"`
+	// SupervisorURL is the Supervisor API (default http://supervisor).
+	SupervisorURL string `yaml:"supervisor_url"`
 }
 
 // RadioConfig is the `radio` section: which coordinator driver, its serial port and the network to form.
