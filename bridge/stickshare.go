@@ -138,7 +138,7 @@ func (b *Bridge) releaseStick(why string) {
 	b.mu.Unlock()
 	_ = b.radio.Close()
 	b.log.Info().Str("why", why).Str("addon", b.share.slug).Bool("restart", restart).Msg("Zigbee stick released")
-	b.publishStick()
+	defer b.publishStick() // after the other add-on was started: an automation may act on it
 	b.markInfoDirty()
 	if restart {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
