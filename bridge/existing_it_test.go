@@ -166,3 +166,33 @@ func TestITExistingImportOfAnotherNetworkRefused(t *testing.T) {
 		t.Errorf("a refused import changed the devices: %s", last.Payload)
 	}
 }
+
+// Issue 18.1: on a network already scanned (no automatic scan), a frame from a short address nobody
+// announced is not dropped: the bridge resolves it (ZDO IEEE_addr_req), interviews the device and serves it.
+func TestITUnknownSenderResolvedAndInterviewed(t *testing.T) {
+	skipShort(t)
+	cfg := existingConfig(t, 0)
+	light := sim.MeshDevices(1, 1)[0]
+	light.Profile, light.QueryInterval = sim.ProfilePeriodic, time.Minute
+	cfg.Radio.Sim.Devices = []sim.DeviceConfig{light}
+	rec := `{"channel":15,"pan_id":6754,"extended_pan_id":"0xdddddddddddddddd","formed_by_otabridge":false,` +
+		`"first_seen":"2026-01-01T00:00:00Z","scanned_at":"2026-01-01T00:00:00Z"}`
+	if err := os.WriteFile(filepath.Join(cfg.DataDir, bridge.NetworkRecordFile), []byte(rec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := bridgetest.Start(t, nil, cfg, bridgetest.Options{})
+	ev := h.Rec.WaitEvent(h.Base, "device_found", light.IEEE.String(), 0)
+	if ev.Data["how"] != "resolve" {
+		t.Errorf("device found by %v, want resolve: %v", ev.Data["how"], ev.Data)
+	}
+	dc := waitDiscovery(t, h.Rec, deviceConfigTopic(light.IEEE.String()), 0)
+	if dc.Device["model"] != light.Model {
+		t.Errorf("resolved device shown with model %v, want %s", dc.Device["model"], light.Model)
+	}
+	if _, scanned := h.Rec.TryWaitFor(10*time.Millisecond, h.Topic("bridge/event"), 0, func(m bridgetest.Message) bool {
+		e, ok := bridgetest.ParseEvent(m)
+		return ok && e.Type == "network_scan"
+	}); scanned {
+		t.Error("a scan ran on a network already scanned")
+	}
+}
