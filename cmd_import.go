@@ -40,13 +40,7 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%w (nothing changed)", err)
 	}
-	cfgPath := *configPath
-	if cfgPath == "" {
-		if _, err := os.Stat(defaultConfigPath); err == nil {
-			cfgPath = defaultConfigPath
-		}
-	}
-	cfg, err := bridge.LoadConfig(cfgPath, os.Environ())
+	cfg, err := bridge.LoadConfig(configPathOrDefault(*configPath), os.Environ())
 	if err != nil {
 		return err
 	}

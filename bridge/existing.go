@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/otabridge/otabridge/clock"
 	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/netscan"
 	"github.com/otabridge/otabridge/zcl"
@@ -165,24 +166,11 @@ func (b *Bridge) interviewFound(ieee zcl.IEEE) {
 				return
 			}
 			b.log.Info().Stringer("ieee", ieee).Err(err).Int("attempt", attempt).Msg("found device: interview failed, trying again")
-			if b.sleep(foundRetryDelay) != nil {
+			if clock.Sleep(b.ctx, b.clk, foundRetryDelay) != nil {
 				return
 			}
 		}
 	})
-}
-
-// sleep waits d on the bridge's clock (the simulated one on the simulator) or until the bridge stops.
-func (b *Bridge) sleep(d time.Duration) error {
-	ch := make(chan struct{})
-	t := b.clk.AfterFunc(d, func() { close(ch) })
-	defer t.Stop()
-	select {
-	case <-ch:
-		return nil
-	case <-b.ctx.Done():
-		return b.ctx.Err()
-	}
 }
 
 // loadNetworkRecord reads NetworkRecordFile and compares it with the network the radio started on: on the first

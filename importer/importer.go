@@ -84,8 +84,10 @@ func (im Import) CheckNetwork(info ncp.NetworkInfo) error {
 	return nil
 }
 
-// powerFromBasic maps the Basic cluster's PowerSource attribute (ZCL 3.2.2.2.8) to mains/battery.
-func powerFromBasic(v uint64) string {
+// PowerSourceFromBasic maps the Basic cluster's PowerSource attribute (0x0007, ZCL 3.2.2.2.8) to mains,
+// battery or unknown: bits 0-6 are the primary source (1, 2, 5, 6 mains; 4 DC source, counted as mains; 3
+// battery), bit 7 says a secondary battery exists and does not change the primary.
+func PowerSourceFromBasic(v uint8) string {
 	switch v & 0x7F {
 	case 0x01, 0x02, 0x04, 0x05, 0x06:
 		return PowerMains

@@ -227,7 +227,7 @@ func applyZHAAttribute(d *Device, cluster, attr uint16, value any) {
 		}
 	case cluster == zcl.ClusterBasic && attr == 0x0007:
 		if v, ok := num(0xFF); ok {
-			d.PowerSource = powerFromBasic(v)
+			d.PowerSource = PowerSourceFromBasic(uint8(v))
 		}
 	case cluster == zcl.ClusterOTA && attr == 0x0002:
 		if v, ok := num(0xFFFFFFFF); ok {

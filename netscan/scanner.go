@@ -146,22 +146,6 @@ func (s *Scanner) HandleResponse(in ncp.Incoming) bool {
 	return true
 }
 
-// sleep waits d on the scanner's clock, or until ctx ends.
-func (s *Scanner) sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	ch := make(chan struct{})
-	t := s.clk.AfterFunc(d, func() { close(ch) })
-	defer t.Stop()
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // request sends one ZDO request to dst (rate-limited, with retries) and returns the answer's payload.
 func (s *Scanner) request(ctx context.Context, dst, cluster uint16, body func(seq uint8) []byte) ([]byte, error) {
 	var lastErr error
@@ -186,7 +170,7 @@ func (s *Scanner) request(ctx context.Context, dst, cluster uint16, body func(se
 			}
 			s.mu.Unlock()
 		}
-		if err := s.sleep(ctx, at.Sub(now)); err != nil {
+		if err := clock.Sleep(ctx, s.clk, at.Sub(now)); err != nil {
 			forget()
 			return nil, err
 		}

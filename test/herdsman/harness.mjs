@@ -76,6 +76,31 @@ async function step(name, fn) {
 const withTimeout = (p, seconds, what) =>
     Promise.race([p, new Promise((_, rej) => setTimeout(() => rej(new Error(`${what}: no answer in ${seconds} s`)), seconds * 1000))]);
 
+// newWaiter returns wake (call it when something changed) and until (resolves when cond holds, or fails
+// after seconds).
+function newWaiter() {
+    let waiters = [];
+    const wake = () => {
+        for (const w of waiters) w();
+    };
+    const until = (cond, seconds, what) =>
+        withTimeout(
+            new Promise((resolve) => {
+                const check = () => {
+                    if (cond()) {
+                        waiters = waiters.filter((w) => w !== check);
+                        resolve();
+                    }
+                };
+                waiters.push(check);
+                check();
+            }),
+            seconds,
+            what,
+        );
+    return {wake, until};
+}
+
 function newController(transmitPower) {
     const c = new Controller({
         network: {
@@ -114,10 +139,7 @@ async function main() {
     controller = newController(10);
     const joined = new Map();
     const interviewed = new Map();
-    let waiters = [];
-    const wake = () => {
-        for (const w of waiters) w();
-    };
+    const {wake, until} = newWaiter();
     wakeWaiters = wake;
     controller.on("deviceJoined", (e) => {
         joined.set(e.device.ieeeAddr, e.device);
@@ -127,21 +149,6 @@ async function main() {
         interviewed.set(e.device.ieeeAddr, e.status);
         wake();
     });
-    const until = (cond, seconds, what) =>
-        withTimeout(
-            new Promise((resolve) => {
-                const check = () => {
-                    if (cond()) {
-                        waiters = waiters.filter((w) => w !== check);
-                        resolve();
-                    }
-                };
-                waiters.push(check);
-                check();
-            }),
-            seconds,
-            what,
-        );
 
     await step("start again+resume", async () => {
         const r = await withTimeout(controller.start(), 60, "start");
@@ -213,8 +220,7 @@ async function build() {
     const controller = newController(8);
     const joined = new Set();
     const interviewed = new Map();
-    let waiters = [];
-    const wake = () => waiters.forEach((w) => w());
+    const {wake, until} = newWaiter();
     controller.on("deviceJoined", (e) => {
         joined.add(e.device.ieeeAddr);
         wake();
@@ -223,21 +229,6 @@ async function build() {
         interviewed.set(e.device.ieeeAddr, e.status);
         wake();
     });
-    const until = (cond, seconds, what) =>
-        withTimeout(
-            new Promise((resolve) => {
-                const check = () => {
-                    if (cond()) {
-                        waiters = waiters.filter((w) => w !== check);
-                        resolve();
-                    }
-                };
-                waiters.push(check);
-                check();
-            }),
-            seconds,
-            what,
-        );
     await step("start+form", async () => {
         const r = await withTimeout(controller.start(), 60, "start");
         if (r !== "reset") throw new Error(`start returned ${r}, want reset (a fresh stick forms the network)`);
