@@ -2,10 +2,10 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,7 +107,7 @@ existing: {import: {source: z2m, path: %q}}
 `, port, broker.URL(), images, dataDir, z2mDir)), 0o600))
 	cfg, err := bridge.LoadConfig(cfgPath, nil)
 	require.NoError(t, err)
-	logs := &syncWriter{w: &strings.Builder{}}
+	logs := &syncWriter{}
 	b, err := bridge.New(cfg, bridge.Options{Version: "handover", Log: zerolog.New(logs).Level(zerolog.InfoLevel), HealthInterval: -1})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -167,20 +167,26 @@ existing: {import: {source: z2m, path: %q}}
 	}
 }
 
-// syncWriter serialises writes to w (the bridge logs from several goroutines).
+// syncWriter is a buffer several goroutines write to (the bridge logs from several).
 type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu  sync.Mutex
+	buf bytes.Buffer
 }
 
 func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.w.Write(p)
+	return s.buf.Write(p)
 }
 
 func (s *syncWriter) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.w.(*strings.Builder).String()
+	return s.buf.String()
+}
+
+func (s *syncWriter) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.buf.Reset()
 }

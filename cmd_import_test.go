@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -56,7 +55,7 @@ const importDatabase = `{"id":1,"type":"Coordinator","ieeeAddr":"0x00124b00c0dec
 // file; a damaged file or another network's backup is refused with a clear error and nothing is written.
 func TestCmdImportZ2M(t *testing.T) {
 	cfgPath, z2mDir, dataDir := importFixture(t, 15, importDatabase)
-	var out, errb bytes.Buffer
+	var out, errb syncWriter
 	if code := runMain([]string{"import", "z2m", z2mDir, "--config", cfgPath}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
