@@ -34,6 +34,9 @@ type BrokerConfig struct {
 
 // StartBroker starts the embedded broker listening on cfg.Listen. Close stops it.
 func StartBroker(cfg BrokerConfig, log zerolog.Logger) (*Broker, error) {
+	if cfg.Username != "" && cfg.Password == "" {
+		return nil, fmt.Errorf("embedded broker: a username without a password would let anyone in with that name")
+	}
 	log = log.With().Str("component", "broker").Logger()
 	srv := mochi.New(&mochi.Options{
 		InlineClient: false,
