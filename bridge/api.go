@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/otabridge/otabridge/ota"
+	"github.com/otabridge/otabridge/redact"
 	"github.com/otabridge/otabridge/zcl"
 )
 
@@ -223,9 +224,10 @@ func (b *Bridge) handleRequest(ctx context.Context, path string, payload []byte)
 		}
 	}
 	if err != nil {
+		msg := redact.URLs(err.Error()) // a URL of the request may carry credentials
 		resp["status"] = "error"
-		resp["error"] = err.Error()
-		b.log.Info().Str("request", path).Str("error", err.Error()).Msg("request refused")
+		resp["error"] = msg
+		b.log.Info().Str("request", path).Str("error", msg).Msg("request refused")
 	} else {
 		if data != nil {
 			resp["data"] = data
@@ -340,7 +342,7 @@ func (b *Bridge) approveLike(ctx context.Context, req *request, withVersion bool
 		return nil, err
 	}
 	if !img.Local() {
-		b.log.Info().Str("image", img.ID).Str("url", img.Origin).Msg("downloading image")
+		b.log.Info().Str("image", img.ID).Str("url", redact.URLs(img.Origin)).Msg("downloading image")
 		if err := b.store.Ensure(ctx, img); err != nil {
 			return nil, fmt.Errorf("download image %s: %w", img.ID, err)
 		}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/otabridge/otabridge/ncp/sim"
 	"github.com/otabridge/otabridge/ota"
+	"github.com/otabridge/otabridge/redact"
 )
 
 // Config is the bridge's configuration: the documented config.yaml, overridden by OTABRIDGE_* environment
@@ -797,7 +798,8 @@ func orList(list []string) string {
 }
 
 // Summary is the configuration for `<base>/bridge/info`, keyed like the YAML file, without secrets
-// (mqtt.password and radio.network.network_key appear only as "<set>"), durations as strings and the
+// (mqtt.password and radio.network.network_key appear only as "<set>", the credentials of URLs as
+// redact.URLs hides them), durations as strings and the
 // simulated devices as a count.
 func (c Config) Summary() map[string]any {
 	m := summarize(reflect.ValueOf(c)).(map[string]any)
@@ -865,6 +867,9 @@ func summarize(v reflect.Value) any {
 			out[fmt.Sprint(iter.Key().Interface())] = summarize(iter.Value())
 		}
 		return out
+	}
+	if t.Kind() == reflect.String {
+		return redact.URLs(v.String()) // mqtt.server, index URLs: user:password@ and tokens never show
 	}
 	return v.Interface()
 }

@@ -16,6 +16,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/rs/zerolog"
+
+	"github.com/otabridge/otabridge/redact"
 )
 
 // ErrMQTTClosed is returned by an MQTT used after Close.
@@ -165,6 +167,7 @@ func (m *MQTT) Connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	shown := redact.URLs(serverURL) // for logs and errors: mqtt://user:password@host works, and must not show
 	opts := paho.NewClientOptions().
 		AddBroker(serverURL).
 		SetClientID(m.cfg.ClientID).
@@ -185,7 +188,7 @@ func (m *MQTT) Connect(ctx context.Context) error {
 		SetOnConnectHandler(m.onConnect).
 		SetConnectionLostHandler(m.onConnectionLost).
 		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
-			m.log.Info().Str("server", serverURL).Msg("MQTT reconnecting")
+			m.log.Info().Str("server", shown).Msg("MQTT reconnecting")
 		}).
 		SetCustomOpenConnectionFn(func(u *url.URL, o paho.ClientOptions) (net.Conn, error) {
 			return m.dial(u, tlsCfg, o.ConnectTimeout)
@@ -193,7 +196,7 @@ func (m *MQTT) Connect(ctx context.Context) error {
 	client := paho.NewClient(opts)
 	m.mu.Lock()
 	m.client = client
-	m.serverURL = serverURL
+	m.serverURL = shown
 	m.mu.Unlock()
 
 	backoff := time.Second
@@ -202,7 +205,7 @@ func (m *MQTT) Connect(ctx context.Context) error {
 		select {
 		case <-tok.Done():
 		case <-ctx.Done():
-			return fmt.Errorf("connect to MQTT %s: %w", serverURL, ctx.Err())
+			return fmt.Errorf("connect to MQTT %s: %w", shown, ctx.Err())
 		}
 		if tok.Error() == nil {
 			// paho runs the OnConnect handler on its own goroutine; mark the connection now so that what the
@@ -214,14 +217,14 @@ func (m *MQTT) Connect(ctx context.Context) error {
 			m.mu.Unlock()
 			return nil
 		}
-		m.log.Warn().Err(tok.Error()).Str("server", serverURL).Int("attempt", attempt).
+		m.log.Warn().Err(redact.Error(tok.Error())).Str("server", shown).Int("attempt", attempt).
 			Dur("retry_in", backoff).Msg("MQTT connect failed")
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("connect to MQTT %s: %w (last error: %v)", serverURL, ctx.Err(), tok.Error())
+			return fmt.Errorf("connect to MQTT %s: %w (last error: %v)", shown, ctx.Err(), redact.Error(tok.Error()))
 		}
 		backoff = min(backoff*2, m.retryMax)
 	}
@@ -391,7 +394,9 @@ func (m *MQTT) Publish(topic string, payload []byte, retained bool) error {
 	m.mu.Unlock()
 	tok := client.Publish(topic, byte(m.cfg.QoS), retained, payload)
 	m.pubMu.Unlock()
-	m.log.Trace().Str("topic", topic).Bool("retained", retained).Bytes("payload", payload).Msg("MQTT publish")
+	if e := m.log.Trace(); e.Enabled() {
+		e.Str("topic", topic).Bool("retained", retained).Str("payload", redact.URLs(string(payload))).Msg("MQTT publish")
+	}
 
 	err := waitToken(tok, m.publishTimeout)
 	if err == nil {
@@ -550,7 +555,9 @@ func (m *MQTT) dispatch() {
 			m.inbox[0] = inboxMessage{}
 			m.inbox = m.inbox[1:]
 			m.mu.Unlock()
-			m.log.Trace().Str("topic", msg.topic).Bytes("payload", msg.payload).Msg("MQTT message")
+			if e := m.log.Trace(); e.Enabled() {
+				e.Str("topic", msg.topic).Str("payload", redact.URLs(string(msg.payload))).Msg("MQTT message")
+			}
 			msg.handler(msg.topic, msg.payload)
 		}
 	}

@@ -11,14 +11,17 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+
+	"github.com/otabridge/otabridge/redact"
 )
 
 // errTooLarge is wrapped when a download passes the size limit.
 var errTooLarge = errors.New("above max_image_size")
 
 // download GETs rawURL into w, at most limit bytes, within FetchTimeout. It returns the bytes written.
-func (s *Store) download(ctx context.Context, rawURL string, limit int64, w io.Writer) (int64, error) {
-	shown := redact(rawURL)
+func (s *Store) download(ctx context.Context, rawURL string, limit int64, w io.Writer) (n int64, err error) {
+	shown := redact.URLs(rawURL)
+	defer func() { err = redact.Error(err) }() // the HTTP client's errors name the URL too
 	if s.cfg.FetchTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.cfg.FetchTimeout)
@@ -40,7 +43,7 @@ func (s *Store) download(ctx context.Context, rawURL string, limit int64, w io.W
 	if resp.ContentLength > limit {
 		return 0, fmt.Errorf("fetch %s: %d bytes: %w %d", shown, resp.ContentLength, errTooLarge, limit)
 	}
-	n, err := io.Copy(w, io.LimitReader(resp.Body, limit+1))
+	n, err = io.Copy(w, io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return n, fmt.Errorf("fetch %s: after %d bytes: %w", shown, n, err)
 	}
@@ -92,7 +95,7 @@ func (s *Store) Ensure(ctx context.Context, img *Image) error {
 	switch {
 	case err != nil:
 		if ctx.Err() == nil && !s.closed {
-			s.failures[img.ID] = Problem{Source: redact(e.remote.url), Reason: err.Error()}
+			s.failures[img.ID] = Problem{Source: redact.URLs(e.remote.url), Reason: err.Error()}
 		}
 	case s.closed:
 		lf.f.Close()
@@ -108,10 +111,10 @@ func (s *Store) Ensure(ctx context.Context, img *Image) error {
 	c.err = err
 	close(c.done)
 	if err != nil {
-		s.log.Warn().Str("image", img.ID).Str("url", redact(e.remote.url)).Err(err).Msg("image download failed")
+		s.log.Warn().Str("image", img.ID).Str("url", redact.URLs(e.remote.url)).Err(err).Msg("image download failed")
 		return err
 	}
-	s.log.Info().Str("image", img.ID).Str("url", redact(e.remote.url)).Int64("bytes", lf.size).
+	s.log.Info().Str("image", img.ID).Str("url", redact.URLs(e.remote.url)).Int64("bytes", lf.size).
 		Uint32("size", img.Header.TotalImageSize).Msg("image downloaded")
 	s.notify()
 	return nil

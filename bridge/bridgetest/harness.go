@@ -122,6 +122,11 @@ type Options struct {
 	Speed float64
 	// BirthDelay is the bridge's delay bound after Home Assistant's birth message (default 10ms).
 	BirthDelay time.Duration
+	// ServerUserInfo, when set ("user:password"), goes into mqtt.server before the broker's host (the
+	// test brokers accept any credentials).
+	ServerUserInfo string
+	// LogLevel is the bridge's log level ("" = info; "trace" logs every MQTT payload).
+	LogLevel string
 }
 
 // Harness is a running bridge on a simulated network, with a broker and a Recorder.
@@ -159,6 +164,9 @@ func Start(t testing.TB, broker *brokertest.Broker, cfg bridge.Config, opts Opti
 		opts.BirthDelay = 10 * time.Millisecond
 	}
 	cfg.MQTT.Server = broker.URL()
+	if opts.ServerUserInfo != "" {
+		cfg.MQTT.Server = "mqtt://" + opts.ServerUserInfo + "@" + broker.Addr()
+	}
 	h := &Harness{T: t, Cfg: cfg, Broker: broker, Base: cfg.MQTT.BaseTopic, logs: &syncBuffer{}}
 	h.Rec = NewRecorder(t, broker.URL())
 	h.startBridge(opts)
@@ -179,7 +187,15 @@ func Start(t testing.TB, broker *brokertest.Broker, cfg bridge.Config, opts Opti
 func (h *Harness) startBridge(opts Options) {
 	t := h.T
 	t.Helper()
-	log := zerolog.New(h.logs).Level(zerolog.InfoLevel).With().Timestamp().Logger()
+	level := zerolog.InfoLevel
+	if opts.LogLevel != "" {
+		l, err := zerolog.ParseLevel(opts.LogLevel)
+		if err != nil {
+			t.Fatalf("bridgetest: log level: %v", err)
+		}
+		level = l
+	}
+	log := zerolog.New(h.logs).Level(level).With().Timestamp().Logger()
 	vclk := clock.NewVirtual()
 	n, err := sim.New(h.Cfg.Radio.Sim, vclk, log.With().Str("component", "sim").Logger())
 	if err != nil {
@@ -237,6 +253,9 @@ func (h *Harness) Device(ieee string) *sim.Device {
 	}
 	return d
 }
+
+// Logs returns everything the bridge logged so far (JSON lines).
+func (h *Harness) Logs() string { return h.logs.String() }
 
 // Topic is `<base>/<suffix>`.
 func (h *Harness) Topic(suffix string) string { return h.Base + "/" + suffix }
