@@ -30,7 +30,14 @@ secrets) as JSON and exits.
 
 // addonRunBridge runs the bridge with the add-on's configuration until ctx ends (a variable so tests can
 // stop before the bridge starts).
-var addonRunBridge = runBridge
+var addonRunBridge = func(ctx context.Context, cfg bridge.Config, stdout, stderr io.Writer) error {
+	// The add-on owns its config folder: the images folder in it is made on purpose (the user finds where
+	// to drop OTA files), unlike a standalone images.folder, which otabridge never creates.
+	if err := os.MkdirAll(cfg.Images.Folder, 0o755); err != nil {
+		fmt.Fprintf(stderr, "otabridge: add-on images folder %s not created: %v\n", cfg.Images.Folder, err)
+	}
+	return runBridge(ctx, cfg, stdout, stderr)
+}
 
 // Supervisor lookup: a few tries, because at boot the add-on can start before the Supervisor API answers.
 const (
