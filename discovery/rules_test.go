@@ -11,7 +11,8 @@ import (
 	"unicode/utf8"
 )
 
-// This file checks discovery payloads against /work/shared/reference/ha-mqtt-rules.md, rule by rule. Each
+// This file checks discovery payloads against reference/ha-mqtt-rules.md of the
+// shared project folder beside the repository, rule by rule. Each
 // check names the rule it enforces. The allowed key sets are the schema keys of HA's platforms that
 // otabridge may use (a payload with any other key is a test failure, even where HA would only drop it).
 

@@ -11,7 +11,8 @@ import (
 	"unicode/utf8"
 )
 
-// The checks below follow /work/shared/reference/ha-mqtt-rules.md (Home Assistant's MQTT discovery and
+// The checks below follow reference/ha-mqtt-rules.md of the
+// shared project folder beside the repository (Home Assistant's MQTT discovery and
 // update-entity rules); each error says which rule a payload breaks.
 
 // idRe is HA's character set of discovery ids (node_id, object_id) and the one otabridge keeps unique ids in.
