@@ -91,6 +91,8 @@ type Bridge struct {
 	infoDirty     chan struct{}
 	devicesDirty  chan struct{}
 	discoveryDone bool
+
+	largeRequests chan struct{} // slots of large requests (uploads) in progress; see handleRequest
 }
 
 // New validates cfg and prepares a bridge; nothing runs until Run.
@@ -109,7 +111,8 @@ func New(cfg Config, opts Options) (*Bridge, error) {
 		opts.BirthDelay = 5 * time.Second
 	}
 	b := &Bridge{cfg: cfg, opts: opts, log: opts.Log, names: map[zcl.IEEE]string{}, otaStates: map[zcl.IEEE]ota.State{}, fetching: map[string]bool{},
-		interviewing: map[zcl.IEEE]bool{}, infoDirty: make(chan struct{}, 1), devicesDirty: make(chan struct{}, 1), radioState: "starting"}
+		interviewing: map[zcl.IEEE]bool{}, infoDirty: make(chan struct{}, 1), devicesDirty: make(chan struct{}, 1), radioState: "starting",
+		largeRequests: make(chan struct{}, maxLargeRequests)}
 	b.disc = discovery.Instance{BaseTopic: cfg.MQTT.BaseTopic, DiscoveryPrefix: cfg.MQTT.DiscoveryPrefix, Version: opts.Version}
 	return b, nil
 }

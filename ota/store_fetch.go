@@ -18,10 +18,22 @@ import (
 // errTooLarge is wrapped when a download passes the size limit.
 var errTooLarge = errors.New("above max_image_size")
 
-// download GETs rawURL into w, at most limit bytes, within FetchTimeout. It returns the bytes written.
+// MaxParallelDownloads is how many downloads (images added from a URL, index images, remote indexes) run
+// at once; the others wait for a slot. With each at most MaxImageSize, the temporary files they write take
+// at most MaxParallelDownloads × MaxImageSize.
+const MaxParallelDownloads = 2
+
+// download GETs rawURL into w, at most limit bytes, within FetchTimeout (counted once a download slot is
+// free). It returns the bytes written.
 func (s *Store) download(ctx context.Context, rawURL string, limit int64, w io.Writer) (n int64, err error) {
 	shown := redact.URLs(rawURL)
 	defer func() { err = redact.Error(err) }() // the HTTP client's errors name the URL too
+	select {
+	case s.downloads <- struct{}{}:
+		defer func() { <-s.downloads }()
+	case <-ctx.Done():
+		return 0, fmt.Errorf("fetch %s: waiting for one of %d downloads to finish: %w", shown, MaxParallelDownloads, ctx.Err())
+	}
 	if s.cfg.FetchTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.cfg.FetchTimeout)

@@ -2,8 +2,11 @@ package ota
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -109,4 +112,62 @@ func TestStoreMissingFolderNotCreated(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, SourceUpload, img.Source)
 	assert.FileExists(t, filepath.Join(r.cfg.Folder, "up.ota"))
+}
+
+// TestStoreDownloadsCapped: many images added from URLs at once download MaxParallelDownloads at a time
+// (so at most that many temporary files of up to MaxImageSize exist), and all of them finish.
+func TestStoreDownloadsCapped(t *testing.T) {
+	const n = 5
+	var mu sync.Mutex
+	inFlight, most := 0, 0
+	release := make(chan struct{})
+	files := map[string][]byte{}
+	for i := range n {
+		files[fmt.Sprintf("/%d.ota", i)] = syntheticOTA(t, Header{ManufacturerCode: 0x1234, ImageType: 3, FileVersion: uint32(i + 1)}, 200)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		mu.Unlock()
+		<-release
+		w.Write(files[r.URL.Path])
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	s := newStoreRig(t).load(t)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.AddFromURL(t.Context(), fmt.Sprintf("%s/%d.ota", srv.URL, i))
+			errs <- err
+		}()
+	}
+	eventuallyTrue(t, func() bool { mu.Lock(); defer mu.Unlock(); return inFlight == MaxParallelDownloads })
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	assert.Equal(t, MaxParallelDownloads, most, "downloads at once")
+	assert.Len(t, s.Images(), n)
+}
+
+// eventuallyTrue waits (a generous bound, not a duration under test) for cond.
+func eventuallyTrue(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
