@@ -82,7 +82,7 @@ func TestEmbeddedBrokerRetainedLimits(t *testing.T) {
 	publish("keep/too-big", maxRetainedMessage+1)
 	perTopic := maxRetainedMessage
 	filled := 0
-	for i := 0; (filled+perTopic) <= maxRetainedTotal-100; i++ {
+	for i := 0; (filled + perTopic) <= maxRetainedTotal-100; i++ {
 		publish(fmt.Sprintf("keep/fill-%d", i), perTopic)
 		filled += perTopic
 	}
