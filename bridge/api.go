@@ -255,15 +255,6 @@ var errBusyUploads = &apiError{fmt.Sprintf("busy: %d large requests (uploads) ar
 // handleRequest runs one request and publishes its response.
 func (b *Bridge) handleRequest(ctx context.Context, path string, payload []byte) {
 	resp := map[string]any{"status": "ok", "data": map[string]any{}}
-	if len(payload) > largeRequest && len(payload) <= maxRequestPayload {
-		select {
-		case b.largeRequests <- struct{}{}:
-			defer func() { <-b.largeRequests }()
-		default:
-			b.respond(path, resp, peekTransaction(payload), errBusyUploads, nil)
-			return
-		}
-	}
 	req, txn, err := parseRequest(path, payload)
 	payload = nil // the fields hold what is needed; let an upload's raw payload go
 	var data any
@@ -276,6 +267,21 @@ func (b *Bridge) handleRequest(ctx context.Context, path string, payload []byte)
 		}
 	}
 	b.respond(path, resp, txn, err, data)
+}
+
+// admitLarge takes a slot for a large request (see largeRequest), or answers it "busy" at once and
+// reports false. release gives the slot back (a no-op for small requests).
+func (b *Bridge) admitLarge(path string, payload []byte) (release func(), ok bool) {
+	if len(payload) <= largeRequest || len(payload) > maxRequestPayload {
+		return func() {}, true // small, or refused as too large by parseRequest
+	}
+	select {
+	case b.largeRequests <- struct{}{}:
+		return func() { <-b.largeRequests }, true
+	default:
+		b.respond(path, map[string]any{"status": "ok", "data": map[string]any{}}, peekTransaction(payload), errBusyUploads, nil)
+		return nil, false
+	}
 }
 
 // peekTransaction finds the "transaction" of a request without decoding the rest (best effort: a key at

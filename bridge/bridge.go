@@ -550,10 +550,21 @@ func (b *Bridge) writeHealth() {
 
 // onRequest runs a request on its own goroutine: a long one (an interview, a download) never holds up the
 // others.
+//
+// A large request (an upload) is admitted here, before it is copied or a goroutine holds it: beyond
+// maxLargeRequests in progress it is answered "busy" at once and its payload let go (see admitLarge). A
+// large payload is not copied: paho allocates each message's payload, and nothing else keeps it.
 func (b *Bridge) onRequest(topic string, payload []byte) {
 	path := strings.TrimPrefix(topic, b.topic("bridge/request/"))
-	payload = bytes.Clone(payload)
+	release, ok := b.admitLarge(path, payload)
+	if !ok {
+		return
+	}
+	if len(payload) <= largeRequest {
+		payload = bytes.Clone(payload)
+	}
 	b.goRun(func() {
+		defer release()
 		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Minute)
 		defer cancel()
 		b.handleRequest(ctx, path, payload)

@@ -139,8 +139,10 @@ func TestLargeRequestsCapped(t *testing.T) {
 		b.largeRequests <- struct{}{} // uploads in progress
 	}
 	big := fmt.Sprintf(`{"transaction":"t-9","data":"%s","file_name":"a.ota"}`, base64.StdEncoding.EncodeToString(make([]byte, largeRequest)))
-	b.handleRequest(t.Context(), "image/add", []byte(big))
-	b.handleRequest(t.Context(), "bogus/path", []byte(`{"transaction":"t-10"}`))
+	b.ctx = t.Context()
+	b.onRequest("otabridge/bridge/request/image/add", []byte(big))
+	b.onRequest("otabridge/bridge/request/bogus/path", []byte(`{"transaction":"t-10"}`))
+	b.wg.Wait()
 	eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(responses) == 2 }, "both responses")
 	var busy, small map[string]any
 	require.NoError(t, json.Unmarshal(responses["otabridge/bridge/response/image/add"], &busy))
