@@ -176,3 +176,23 @@ func TestBase64FieldDecodedInPlace(t *testing.T) {
 		assert.NotContains(t, req.fields, "data", "the field is let go once decoded")
 	}
 }
+
+// FuzzParseRequest: any MQTT request payload is parsed, or refused with an error, never a panic; "data"
+// decodes or is refused the same way.
+func FuzzParseRequest(f *testing.F) {
+	f.Add([]byte(`{"transaction":1,"data":"aGVsbG8=","file_name":"a.ota"}`))
+	f.Add([]byte(`{"data":"aGVs\/bG8\u003d"}`))
+	f.Add([]byte(`{"data":null} x`))
+	f.Add([]byte(`[1,2]`))
+	f.Add([]byte(`  {"transaction":"t","url":"https://u:p@h/x.ota"}  `))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		req, _, err := parseRequest("image/add", payload)
+		if err != nil {
+			return
+		}
+		_, _, _ = req.base64Bytes("data")
+		_, _ = req.str("url", false)
+		_ = req.unknown()
+		_ = peekTransaction(payload)
+	})
+}
