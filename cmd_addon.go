@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/otabridge/otabridge/bridge"
+	"github.com/otabridge/otabridge/redact"
 )
 
 const addonUsage = `usage: otabridge addon [--options FILE] [--config FILE] [--supervisor URL] [--dry-run]
@@ -29,7 +30,14 @@ secrets) as JSON and exits.
 
 // addonRunBridge runs the bridge with the add-on's configuration until ctx ends (a variable so tests can
 // stop before the bridge starts).
-var addonRunBridge = runBridge
+var addonRunBridge = func(ctx context.Context, cfg bridge.Config, stdout, stderr io.Writer) error {
+	// The add-on owns its config folder: the images folder in it is made on purpose (the user finds where
+	// to drop OTA files), unlike a standalone images.folder, which otabridge never creates.
+	if err := os.MkdirAll(cfg.Images.Folder, 0o755); err != nil {
+		fmt.Fprintf(stderr, "otabridge: add-on images folder %s not created: %v\n", cfg.Images.Folder, err)
+	}
+	return runBridge(ctx, cfg, stdout, stderr)
+}
 
 // Supervisor lookup: a few tries, because at boot the add-on can start before the Supervisor API answers.
 const (
@@ -118,7 +126,7 @@ func addonConfig(ctx context.Context, optionsPath, configPath, supervisorURL, to
 	}
 	source := opts.MQTTSource(svc)
 	log.Info().Str("radio", cfg.Radio.Type).Str("port", cfg.Radio.Port).Int("baud", cfg.Radio.Baud).
-		Str("mqtt_server", cfg.MQTT.Server).Str("mqtt_source", source).Str("base_topic", cfg.MQTT.BaseTopic).
+		Str("mqtt_server", redact.URLs(cfg.MQTT.Server)).Str("mqtt_source", source).Str("base_topic", cfg.MQTT.BaseTopic).
 		Str("approval", cfg.OTA.Approval).Int("max_concurrent", cfg.OTA.MaxConcurrent).
 		Int("indexes", len(cfg.Images.Indexes)).Bool("config_file", file != "").Msg("add-on configuration")
 	return cfg, source, nil

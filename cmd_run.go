@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/otabridge/otabridge/bridge"
+	"github.com/otabridge/otabridge/redact"
 )
 
 // defaultConfigPath is the configuration `otabridge` and `go run .` read when --config is not given.
@@ -51,7 +52,7 @@ func runBridge(ctx context.Context, cfg bridge.Config, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	log.Info().Str("version", version).Str("radio", cfg.Radio.Type).Str("mqtt", cfg.MQTT.Server).
+	log.Info().Str("version", version).Str("radio", cfg.Radio.Type).Str("mqtt", redact.URLs(cfg.MQTT.Server)).
 		Str("data_dir", cfg.DataDir).Msg("otabridge starting")
 	b, err := bridge.New(cfg, bridge.Options{Version: version, Log: log})
 	if err != nil {

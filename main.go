@@ -90,6 +90,15 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 			return cmdRun(args, stdout, stderr)
 		}
 	}
+	// args[0] is not a command, or its subcommand is missing or unknown.
+	switch {
+	case args[0] != "ota" && args[0] != "zcl":
+		fmt.Fprintf(stderr, "otabridge: unknown command %q\n\n", args[0])
+	case len(args) < 2:
+		fmt.Fprintf(stderr, "otabridge: command %q needs a subcommand\n\n", args[0])
+	default:
+		fmt.Fprintf(stderr, "otabridge: unknown command %q\n\n", args[0]+" "+args[1])
+	}
 	fmt.Fprint(stderr, usageText)
 	return errUsage
 }

@@ -100,6 +100,8 @@ type Bridge struct {
 	infoDirty     chan struct{}
 	devicesPub    *coalescer // publishes bridge/devices at most once a second
 	discoveryDone bool
+
+	largeRequests chan struct{} // slots of large requests (uploads) in progress; see handleRequest
 }
 
 // New validates cfg and prepares a bridge; nothing runs until Run.
@@ -118,7 +120,8 @@ func New(cfg Config, opts Options) (*Bridge, error) {
 		opts.BirthDelay = 5 * time.Second
 	}
 	b := &Bridge{cfg: cfg, opts: opts, log: opts.Log, names: map[zcl.IEEE]string{}, otaStates: map[zcl.IEEE]ota.State{}, fetching: map[string]bool{},
-		jobs: newRadioJobs(maxRadioJobs), infoDirty: make(chan struct{}, 1), radioState: "starting"}
+		jobs: newRadioJobs(maxRadioJobs), infoDirty: make(chan struct{}, 1), radioState: "starting",
+		largeRequests: make(chan struct{}, maxLargeRequests)}
 	// bridge/devices is the whole list, retained: it goes out on a listed change (see Registry), at most
 	// once a second on the wall clock, however fast the simulated network runs.
 	b.devicesPub = newCoalescer(clock.Real{}, DevicesInterval, b.publishDevices)
@@ -634,22 +637,34 @@ func (b *Bridge) healthChanged() {
 
 // onRequest runs a request on its own goroutine: a long one (an interview, a download) never holds up the
 // others.
+//
+// A large request (an upload) is admitted here, before it is copied or a goroutine holds it: beyond
+// maxLargeRequests in progress it is answered "busy" at once and its payload let go (see admitLarge). A
+// large payload is not copied: paho allocates each message's payload, and nothing else keeps it.
 func (b *Bridge) onRequest(msg Message) {
 	path := strings.TrimPrefix(msg.Topic, b.topic("bridge/request/"))
-	payload := bytes.Clone(msg.Payload)
+	payload := msg.Payload
 	if msg.Retained {
 		b.refuseRetainedRequest(path, payload)
 		return
 	}
 	if b.requests.Add(1) > maxRequestsInFlight {
 		b.requests.Add(-1)
-		_, txn, _ := parseRequest(path, payload)
 		b.log.Warn().Str("request", path).Int("in_flight", maxRequestsInFlight).Msg("request refused: busy")
-		b.respond(path, txn, nil, errRequestsBusy)
+		b.respond(path, peekTransaction(payload), nil, errRequestsBusy)
 		return
+	}
+	release, ok := b.admitLarge(path, payload)
+	if !ok {
+		b.requests.Add(-1)
+		return
+	}
+	if len(payload) <= largeRequest {
+		payload = bytes.Clone(payload)
 	}
 	b.goRun(func() {
 		defer b.requests.Add(-1)
+		defer release()
 		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Minute)
 		defer cancel()
 		b.handleRequest(ctx, path, payload)

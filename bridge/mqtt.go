@@ -16,6 +16,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/rs/zerolog"
+
+	"github.com/otabridge/otabridge/redact"
 )
 
 // ErrMQTTClosed is returned by an MQTT used after Close.
@@ -216,6 +218,7 @@ func (m *MQTT) Connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	shown := redact.URLs(serverURL) // for logs and errors: mqtt://user:password@host works, and must not show
 	opts := paho.NewClientOptions().
 		AddBroker(serverURL).
 		SetClientID(m.cfg.ClientID).
@@ -236,7 +239,7 @@ func (m *MQTT) Connect(ctx context.Context) error {
 		SetOnConnectHandler(m.onConnect).
 		SetConnectionLostHandler(m.onConnectionLost).
 		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
-			m.log.Info().Str("server", serverURL).Msg("MQTT reconnecting")
+			m.log.Info().Str("server", shown).Msg("MQTT reconnecting")
 		}).
 		SetCustomOpenConnectionFn(func(u *url.URL, o paho.ClientOptions) (net.Conn, error) {
 			return m.dial(u, tlsCfg, o.ConnectTimeout)
@@ -244,10 +247,10 @@ func (m *MQTT) Connect(ctx context.Context) error {
 	client := paho.NewClient(opts)
 	m.mu.Lock()
 	m.client = client
-	m.serverURL = serverURL
+	m.serverURL = shown
 	m.mu.Unlock()
 
-	return m.retry(ctx, "MQTT connect failed", serverURL, func() error {
+	return m.retry(ctx, "MQTT connect failed", shown, func() error {
 		tok := client.Connect()
 		select {
 		case <-tok.Done():
@@ -277,6 +280,7 @@ func (m *MQTT) retry(ctx context.Context, msg, server string, attempt func() err
 		if err == nil {
 			return nil
 		}
+		err = redact.Error(err) // a broker error may quote the server URL with its credentials
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w (last error: %v)", msg, ctx.Err(), err)
 		}
@@ -541,7 +545,9 @@ func (m *MQTT) Publish(topic string, payload []byte, retained bool) error {
 	m.mu.Unlock()
 	tok := client.Publish(topic, byte(m.cfg.QoS), retained, payload)
 	m.pubMu.Unlock()
-	m.log.Trace().Str("topic", topic).Bool("retained", retained).Bytes("payload", payload).Msg("MQTT publish")
+	if e := m.log.Trace(); e.Enabled() {
+		e.Str("topic", topic).Bool("retained", retained).Str("payload", redact.URLs(string(payload))).Msg("MQTT publish")
+	}
 
 	err := waitToken(tok, m.publishTimeout)
 	if err == nil {
@@ -735,7 +741,10 @@ func (m *MQTT) dispatch() {
 			m.inbox[0] = inboxMessage{}
 			m.inbox = m.inbox[1:]
 			m.mu.Unlock()
-			m.log.Trace().Str("topic", msg.msg.Topic).Bool("retained", msg.msg.Retained).Bytes("payload", msg.msg.Payload).Msg("MQTT message")
+			if e := m.log.Trace(); e.Enabled() {
+				e.Str("topic", msg.msg.Topic).Bool("retained", msg.msg.Retained).
+					Str("payload", redact.URLs(string(msg.msg.Payload))).Msg("MQTT message")
+			}
 			msg.handler(msg.msg)
 		}
 	}

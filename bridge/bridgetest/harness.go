@@ -125,6 +125,11 @@ type Options struct {
 	// NoReadyWait makes Start return as soon as the bridge runs, without waiting until it answers
 	// requests (tests of what a client sees while the bridge connects).
 	NoReadyWait bool
+	// ServerUserInfo, when set ("user:password"), goes into mqtt.server before the broker's host (the
+	// test brokers accept any credentials).
+	ServerUserInfo string
+	// LogLevel is the bridge's log level ("" = info; "trace" logs every MQTT payload).
+	LogLevel string
 }
 
 // Harness is a running bridge on a simulated network, with a broker and a Recorder.
@@ -162,6 +167,9 @@ func Start(t testing.TB, broker *brokertest.Broker, cfg bridge.Config, opts Opti
 		opts.BirthDelay = 10 * time.Millisecond
 	}
 	cfg.MQTT.Server = broker.URL()
+	if opts.ServerUserInfo != "" {
+		cfg.MQTT.Server = "mqtt://" + opts.ServerUserInfo + "@" + broker.Addr()
+	}
 	h := &Harness{T: t, Cfg: cfg, Broker: broker, Base: cfg.MQTT.BaseTopic, logs: &syncBuffer{}}
 	h.Rec = NewRecorder(t, broker.URL())
 	h.startBridge(opts)
@@ -184,7 +192,15 @@ func Start(t testing.TB, broker *brokertest.Broker, cfg bridge.Config, opts Opti
 func (h *Harness) startBridge(opts Options) {
 	t := h.T
 	t.Helper()
-	log := zerolog.New(h.logs).Level(zerolog.InfoLevel).With().Timestamp().Logger()
+	level := zerolog.InfoLevel
+	if opts.LogLevel != "" {
+		l, err := zerolog.ParseLevel(opts.LogLevel)
+		if err != nil {
+			t.Fatalf("bridgetest: log level: %v", err)
+		}
+		level = l
+	}
+	log := zerolog.New(h.logs).Level(level).With().Timestamp().Logger()
 	vclk := clock.NewVirtual()
 	n, err := sim.New(h.Cfg.Radio.Sim, vclk, log.With().Str("component", "sim").Logger())
 	if err != nil {
@@ -242,6 +258,9 @@ func (h *Harness) Device(ieee string) *sim.Device {
 	}
 	return d
 }
+
+// Logs returns everything the bridge logged so far (JSON lines).
+func (h *Harness) Logs() string { return h.logs.String() }
 
 // Topic is `<base>/<suffix>`.
 func (h *Harness) Topic(suffix string) string { return h.Base + "/" + suffix }
