@@ -61,7 +61,7 @@ func cmdAddon(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	log := zerolog.New(zerolog.ConsoleWriter{Out: stderr, NoColor: true, TimeFormat: time.RFC3339}).
+	log := zerolog.New(consoleWriter(stderr, time.RFC3339)).
 		With().Timestamp().Str("component", "addon").Logger()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
@@ -64,7 +65,7 @@ func cmdSimStick(args []string, stdout, stderr io.Writer) error {
 	if o.debug {
 		level = zerolog.DebugLevel
 	}
-	log := zerolog.New(zerolog.ConsoleWriter{Out: stderr}).Level(level).With().Timestamp().Logger()
+	log := zerolog.New(consoleWriter(stderr, time.DateTime)).Level(level).With().Timestamp().Logger()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return runSimStick(ctx, o, stdout, log)

@@ -244,7 +244,7 @@ func TestITKillMidTransfer(t *testing.T) {
 
 	first := startBinary(t, dir, "first", nil, "run", "--config", cfgPath)
 	rec.WaitFor("the light's update state", updateTopic, 0, func(m bridgetest.Message) bool {
-		return bridgetest.Field(m, "latest_version") == "1.1.0"
+		return bridgetest.Field(m, "latest_version") == "0x01010000"
 	})
 	rec.WaitBridgeReady(base)
 	mark := rec.Mark()
@@ -345,7 +345,7 @@ func TestITGoRun(t *testing.T) {
 
 	const light = "0x00124b0000000001"
 	rec.WaitFor("the light's update state", "otabridge/"+light+"/update", 0, func(m bridgetest.Message) bool {
-		return bridgetest.Field(m, "latest_version") == "1.1.0"
+		return bridgetest.Field(m, "latest_version") == "0x01010000"
 	})
 	rec.WaitBridgeReady("otabridge")
 	// README: mosquitto_pub -t otabridge/bridge/request/device/ota_update/update -m '{"id":"0x00124b0000000001"}'

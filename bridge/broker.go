@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/subtle"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -89,7 +91,16 @@ func zerologLevel(l slog.Level) zerolog.Level {
 }
 
 func (h zerologHandler) Handle(_ context.Context, r slog.Record) error {
-	ev := h.log.WithLevel(zerologLevel(r.Level))
+	level := zerologLevel(r.Level)
+	if level >= zerolog.WarnLevel && closedConnRecord(r) {
+		// A read on a connection the broker itself closed (a normal stop, a client taken over): not a
+		// problem worth a warning.
+		level = zerolog.DebugLevel
+		if h.log.GetLevel() > level {
+			return nil
+		}
+	}
+	ev := h.log.WithLevel(level)
 	add := func(a slog.Attr) bool {
 		key := a.Key
 		if h.group != "" {
@@ -104,6 +115,19 @@ func (h zerologHandler) Handle(_ context.Context, r slog.Record) error {
 	r.Attrs(add)
 	ev.Msg(r.Message)
 	return nil
+}
+
+// closedConnRecord reports whether a record carries the error of an I/O on a closed network connection.
+func closedConnRecord(r slog.Record) bool {
+	closed := false
+	r.Attrs(func(a slog.Attr) bool {
+		if err, ok := a.Value.Any().(error); ok && errors.Is(err, net.ErrClosed) {
+			closed = true
+			return false
+		}
+		return true
+	})
+	return closed
 }
 
 func (h zerologHandler) WithAttrs(attrs []slog.Attr) slog.Handler {

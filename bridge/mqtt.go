@@ -57,6 +57,7 @@ type MQTT struct {
 	broker    *Broker
 	serverURL string
 	connected bool
+	outage    bool // the connection was lost since the last flush (not set before the first connection)
 	closed    bool
 	started   bool
 	connects  int
@@ -215,7 +216,7 @@ func (m *MQTT) Connect(ctx context.Context) error {
 			return nil
 		}
 		m.log.Warn().Err(tok.Error()).Str("server", serverURL).Int("attempt", attempt).
-			Dur("retry_in", backoff).Msg("MQTT connect failed")
+			Dur("retry_in_ms", backoff).Msg("MQTT connect failed")
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
@@ -347,6 +348,9 @@ func (m *MQTT) onConnectionLost(_ paho.Client, err error) {
 	m.mu.Lock()
 	m.connected = false
 	closed := m.closed
+	if !closed {
+		m.outage = true
+	}
 	m.mu.Unlock()
 	if !closed {
 		m.log.Warn().Err(err).Msg("MQTT connection lost; reconnecting")
@@ -431,6 +435,8 @@ func (m *MQTT) flush() {
 	held := m.pending
 	m.pending = make(map[string]pendingPublish)
 	client := m.client
+	outage := m.outage
+	m.outage = false
 	m.mu.Unlock()
 	type sent struct {
 		topic string
@@ -449,7 +455,13 @@ func (m *MQTT) flush() {
 			m.hold(s.topic, s.p.payload, s.p.seq)
 		}
 	}
-	m.log.Info().Int("messages", len(toks)).Int("failed", failed).Msg("MQTT flushed retained messages held during the outage")
+	if outage {
+		m.log.Info().Int("messages", len(toks)).Int("failed", failed).Msg("MQTT flushed retained messages held during the outage")
+		return
+	}
+	// Retained state published before the first connection (or while a publish failed): nothing the user
+	// needs to hear about.
+	m.log.Debug().Int("messages", len(toks)).Int("failed", failed).Msg("MQTT sent retained messages held before the connection")
 }
 
 // Subscribe subscribes filter now (when connected) and again after every reconnect; handler gets the

@@ -406,18 +406,16 @@ type ImageRef struct {
 	HeaderString string `json:"header_string,omitempty"`
 }
 
-// VersionString formats a file version the way otabridge shows it: 0x%08x.
+// VersionString formats a file version the way otabridge publishes it everywhere (the update entity, the
+// ota topic, events and responses): "0x" and 8 lower-case hex digits, the format ZHA uses. Home Assistant's
+// AwesomeVersion reads it as a HexVer and orders any two such strings by their numeric value.
 func VersionString(v uint32) string { return fmt.Sprintf("0x%08x", v) }
 
 func imageRef(img *Image) *ImageRef {
 	if img == nil {
 		return nil
 	}
-	v := img.Meta.Version
-	if v == "" {
-		v = VersionString(img.Header.FileVersion)
-	}
-	return &ImageRef{ID: img.ID, FileVersion: img.Header.FileVersion, Version: v, Size: img.Size(),
+	return &ImageRef{ID: img.ID, FileVersion: img.Header.FileVersion, Version: img.DisplayVersion(), Size: img.Size(),
 		ReleaseNotes: img.Meta.ReleaseNotes, ReleaseURL: img.Meta.ReleaseURL,
 		HeaderString: img.Header.HeaderStringText()}
 }

@@ -11,7 +11,7 @@ import (
 	"unicode/utf8"
 )
 
-// The checks below follow /work/shared/reference/ha-mqtt-rules.md (Home Assistant's MQTT discovery and
+// The checks below follow the project's reference ha-mqtt-rules.md (Home Assistant's MQTT discovery and
 // update-entity rules); each error says which rule a payload breaks.
 
 // idRe is HA's character set of discovery ids (node_id, object_id) and the one otabridge keeps unique ids in.
@@ -174,7 +174,11 @@ func checkComponent(base string, c map[string]any) error {
 		return fmt.Errorf("icon %q has no ':'", icon)
 	}
 	avail, _ := c["availability"].([]any)
-	if len(avail) == 0 {
+	connection := p == "binary_sensor" && c["device_class"] == "connectivity" && c["state_topic"] == base+"/bridge/state"
+	switch {
+	case connection && len(avail) > 0:
+		return fmt.Errorf("the connection sensor is made unavailable by the topic it reads: it can never show offline")
+	case !connection && len(avail) == 0:
 		return fmt.Errorf("no availability")
 	}
 	for _, a := range avail {
