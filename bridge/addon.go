@@ -300,8 +300,13 @@ func (s SupervisorMQTT) ServerURL() string {
 	return scheme + "://" + net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
 }
 
-// ErrNoSupervisorMQTT reports that the Supervisor has no MQTT service (no Mosquitto add-on).
+// ErrNoSupervisorMQTT reports that the Supervisor has no MQTT service (yet): no add-on provides it, for
+// example because the Mosquitto add-on is not installed or has not started yet.
 var ErrNoSupervisorMQTT = errors.New("no MQTT service in the Supervisor")
+
+// ErrSupervisorNotReady reports an answer of a Supervisor that cannot answer yet (it is starting: "System is
+// not ready", or a 5xx): asking again later can succeed.
+var ErrSupervisorNotReady = errors.New("the Supervisor is not ready")
 
 // supervisorReplyLimit caps the size of a Supervisor reply that is read.
 const supervisorReplyLimit = 1 << 20
@@ -345,10 +350,16 @@ func LookupSupervisorMQTT(ctx context.Context, client *http.Client, baseURL, tok
 	case resp.StatusCode == http.StatusForbidden:
 		return nil, fmt.Errorf("supervisor MQTT service: GET %s: %s%s (a wrong SUPERVISOR_TOKEN, or the add-on does not declare services: mqtt:want)",
 			endpoint, resp.Status, replyMessage(jsonErr, reply.Message))
-	case resp.StatusCode == http.StatusBadRequest && jsonErr == nil && reply.Result == "error":
+	case resp.StatusCode == http.StatusBadRequest && jsonErr == nil && reply.Result == "error" &&
+		strings.Contains(strings.ToLower(reply.Message), "not enabled"):
 		// The Supervisor answers 400 {"result":"error","message":"Service not enabled"} when no add-on
-		// provides the service.
+		// provides the service (yet).
 		return nil, fmt.Errorf("supervisor MQTT service: %w%s", ErrNoSupervisorMQTT, replyMessage(nil, reply.Message))
+	case resp.StatusCode == http.StatusBadRequest || resp.StatusCode >= 500:
+		// Any other 400 ("System is not ready" while the Supervisor starts) or a server error: not an answer
+		// about the service.
+		return nil, fmt.Errorf("supervisor MQTT service: GET %s: %s%s: %w", endpoint, resp.Status,
+			replyMessage(jsonErr, reply.Message), ErrSupervisorNotReady)
 	case resp.StatusCode != http.StatusOK:
 		return nil, fmt.Errorf("supervisor MQTT service: GET %s: %s%s", endpoint, resp.Status, replyMessage(jsonErr, reply.Message))
 	case jsonErr != nil:
