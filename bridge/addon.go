@@ -386,6 +386,27 @@ func replyMessage(jsonErr error, msg string) string {
 	return ": " + msg
 }
 
+// parseManufacturerCodeOption reads one allow_manufacturer_codes item: "0x" and 1 to 4 hex digits, or a
+// decimal 0..65535 without leading zeros. It accepts exactly what the manifest's schema accepts, so the
+// Supervisor's form never takes a value the add-on then refuses at start (bridge/addon_manifest_test.go).
+func parseManufacturerCodeOption(s string) (uint16, bool) {
+	if h, ok := strings.CutPrefix(s, "0x"); ok || strings.HasPrefix(s, "0X") {
+		if !ok {
+			h = s[2:]
+		}
+		if len(h) < 1 || len(h) > 4 {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(h, 16, 16)
+		return uint16(n), err == nil
+	}
+	if s == "" || len(s) > 1 && s[0] == '0' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(s, 10, 16)
+	return uint16(n), err == nil
+}
+
 // Apply maps the options onto cfg (normally DefaultConfig or the optional AddonConfigFile), with the
 // add-on's fixed folders (data in /data, OTA files in /config/images, the cache in /data/ota-cache).
 // mqtt is the Supervisor's MQTT service, nil when there is none. The broker is the user's mqtt_server with
@@ -466,11 +487,11 @@ func (o AddonOptions) applyOTA(cfg *Config) error {
 	}
 	codes := make([]uint16, 0, len(o.AllowManufacturerCodes))
 	for i, s := range o.AllowManufacturerCodes {
-		n, err := strconv.ParseUint(strings.TrimSpace(s), 0, 16)
-		if err != nil {
-			return optionError("allow_manufacturer_codes", "item %d: %q is not allowed (want a code such as 0x115F or 4447, at most 0xFFFF)", i+1, s)
+		n, ok := parseManufacturerCodeOption(s)
+		if !ok {
+			return optionError("allow_manufacturer_codes", "item %d: %q is not allowed (want a code such as 0x115F or 4447, at most 0xFFFF = 65535)", i+1, s)
 		}
-		codes = append(codes, uint16(n))
+		codes = append(codes, n)
 	}
 	if o.MaxConcurrent < 1 || o.MaxConcurrent > addonMaxConcurrentMax {
 		return optionError("max_concurrent", "%d is not allowed (want 1..%d transfers at once)", o.MaxConcurrent, addonMaxConcurrentMax)
