@@ -70,6 +70,8 @@ type otaState struct {
 	} `json:"target"`
 	InstalledDisplayVersion string `json:"installed_display_version"`
 	LatestDisplayVersion    string `json:"latest_display_version"`
+	FromVersion             string `json:"from_version"`
+	ToVersion               string `json:"to_version"`
 }
 
 func parseOTA(m bridgetest.Message) (otaState, bool) {

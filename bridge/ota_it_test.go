@@ -142,10 +142,18 @@ func TestITManualApproval(t *testing.T) {
 		return us.InProgress && us.UpdatePercentage != nil && *us.UpdatePercentage > 0
 	})
 	fin := h.Rec.WaitEvent(h.Base, "ota_finished", door, mark)
-	if fin.Data["to_version"] != "0x0000001b" || fin.Data["from_version"] != "0x0000001a" {
+	if fin.Data["to_version"] != "0x0000001b" || fin.Data["from_version"] != "0x0000001a" || fin.Data["to_display_version"] != "0.0.0_0027" {
 		t.Errorf("ota_finished data %v", fin.Data)
 	}
 	checkUpgraded(t, h, door, bridgetest.DoorNew, mark)
+	// The ota topic says the same in the same format; the update entity keeps the release summary.
+	waitOTA(t, h, door, "idle with the last update's versions", mark, func(st otaState) bool {
+		return st.State == "idle" && st.FromVersion == "0x0000001a" && st.ToVersion == "0x0000001b" &&
+			st.InstalledDisplayVersion == "0.0.0_0027"
+	})
+	waitUpdateState(t, h, door, "the release summary after the upgrade", mark, func(us bridgetest.UpdateState) bool {
+		return us.InstalledVersion == "0x0000001b" && us.ReleaseSummary == "0.0.0_0027: Demo: lower battery drain while idle."
+	})
 
 	// Progress went up in steps while the transfer ran.
 	pct := progressValues(t, h, door, mark)

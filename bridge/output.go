@@ -126,6 +126,17 @@ type otaStatePayload struct {
 	LatestVersion           string `json:"latest_version"`
 	InstalledDisplayVersion string `json:"installed_display_version"`
 	LatestDisplayVersion    string `json:"latest_display_version"`
+	// The versions of the last update, as 0x%08x like every other version (null before the first one).
+	FromVersion *string `json:"from_version"`
+	ToVersion   *string `json:"to_version"`
+}
+
+func versionPtr(v *uint32) *string {
+	if v == nil {
+		return nil
+	}
+	s := ota.VersionString(*v)
+	return &s
 }
 
 // publishDeviceState publishes the device's update and ota topics from the engine's current state.
@@ -153,7 +164,8 @@ func (b *Bridge) publishStateOf(d Device, st ota.DeviceState) {
 	}
 	b.pub.retained(b.topic(d.FriendlyName+"/ota"), mustJSON(otaStatePayload{DeviceState: roundedState(st),
 		FriendlyName: d.FriendlyName, InstalledVersion: us.InstalledVersion, LatestVersion: names.latest,
-		InstalledDisplayVersion: names.installedDisplay, LatestDisplayVersion: names.latestDisplay}))
+		InstalledDisplayVersion: names.installedDisplay, LatestDisplayVersion: names.latestDisplay,
+		FromVersion: versionPtr(st.FromVersion), ToVersion: versionPtr(st.ToVersion)}))
 }
 
 // offeredImage is the image a device's state is about: the one available or pending approval, the target

@@ -3,6 +3,7 @@ package ota
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -451,7 +452,7 @@ func (e *Engine) succeedLocked(d *device) {
 	d.finishedAt = now
 	d.lastError = ""
 	data := map[string]any{"from_version": VersionString(d.from), "to_version": VersionString(d.to),
-		"seconds": took.Seconds()}
+		"seconds": math.Round(took.Seconds()*100) / 100}
 	if d.target != nil {
 		data["to_display_version"] = d.target.DisplayVersion()
 	}
