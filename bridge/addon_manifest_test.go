@@ -233,6 +233,21 @@ func TestAddonDocsListEveryOption(t *testing.T) {
 	}
 }
 
+// DOCS.md is read top to bottom in the add-on store: every section once, no empty bullets or placeholders.
+func TestAddonDocsStructure(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(addonDir, "DOCS.md"))
+	require.NoError(t, err)
+	seen := map[string]int{}
+	for _, h := range regexp.MustCompile(`(?m)^#{1,4} .+$`).FindAllString(string(b), -1) {
+		seen[h]++
+	}
+	for h, n := range seen {
+		assert.Equal(t, 1, n, "DOCS.md repeats the heading %q", h)
+	}
+	assert.NotRegexp(t, `(?m)^\s*[-*]\s*(<!--.*-->)?\s*$`, string(b), "an empty bullet")
+	assert.NotContains(t, string(b), "TODO")
+}
+
 func TestAddonChangelogMatchesVersion(t *testing.T) {
 	m := readAddonManifest(t)
 	b, err := os.ReadFile(filepath.Join(addonDir, "CHANGELOG.md"))

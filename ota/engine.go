@@ -15,7 +15,7 @@ import (
 // State is a device's OTA state as published on `<base>/<friendly_name>/ota`.
 type State string
 
-// The OTA states of a device (DESIGN.md "MQTT contract").
+// The OTA states of a device, as published on `<base>/<friendly_name>/ota` (README.md "MQTT topics").
 const (
 	StateIdle            State = "idle"             // nothing to do: up to date, or no image known
 	StateAvailable       State = "available"        // an image newer than the installed version exists
