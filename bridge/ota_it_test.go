@@ -1,8 +1,14 @@
 package bridge_test
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/otabridge/otabridge/bridge/bridgetest"
 	"github.com/otabridge/otabridge/discovery"
@@ -340,4 +346,24 @@ func startWithLightOnly(t *testing.T, opts bridgetest.Options) (*bridgetest.Harn
 	h := bridgetest.Start(t, nil, cfg, opts)
 	waitDiscovery(t, h.Rec, deviceConfigTopic(bridgetest.LightIEEE), 0)
 	return h, bridgetest.LightIEEE
+}
+
+// A normal start and stop logs what happened once and nothing that is not a problem: a refused image once
+// (not twice), no "outage" flush when there was no outage, no closed-connection warning at the stop.
+func TestITStartAndStopLogs(t *testing.T) {
+	skipShort(t)
+	cfg := bridgetest.RepoConfig(t)
+	bridgetest.KeepDevices(t, &cfg, bridgetest.LightIEEE)
+	good, err := os.ReadFile(filepath.Join(cfg.Images.Folder, "esp32c6-light-1.1.0.ota"))
+	require.NoError(t, err)
+	// A file whose header promises more bytes than it has: refused.
+	require.NoError(t, os.WriteFile(filepath.Join(cfg.Images.Folder, "truncated.ota"), good[:len(good)/2], 0o644))
+	h := bridgetest.Start(t, nil, cfg, bridgetest.Options{})
+	waitDiscovery(t, h.Rec, deviceConfigTopic(bridgetest.LightIEEE), 0)
+	h.Stop()
+	log := h.Log()
+	assert.Equal(t, 1, strings.Count(log, `"message":"image refused"`), "image refused once per start:\n%s", log)
+	assert.Contains(t, log, "truncated.ota")
+	assert.NotContains(t, log, "outage")
+	assert.NotContains(t, log, "use of closed network connection")
 }
