@@ -144,6 +144,9 @@ func addonLookupMQTT(ctx context.Context, supervisorURL, token string, log zerol
 				Str("username", svc.Username).Int("attempt", attempt).Msg("supervisor MQTT service")
 			return svc, nil
 		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("addon: stopped while asking the Supervisor for its MQTT service: %w", ctx.Err())
+		}
 		var transport *url.Error // from the HTTP client: the Supervisor did not answer
 		var why string
 		switch {
@@ -151,7 +154,7 @@ func addonLookupMQTT(ctx context.Context, supervisorURL, token string, log zerol
 			why = "no MQTT service yet: start (or install) the Mosquitto broker add-on, or set mqtt_server"
 		case errors.Is(err, bridge.ErrSupervisorNotReady):
 			why = "the Supervisor is not ready yet"
-		case errors.As(err, &transport) && ctx.Err() == nil:
+		case errors.As(err, &transport):
 			why = "the Supervisor does not answer yet"
 		default:
 			return nil, err // the Supervisor answered: waiting will not change it

@@ -259,7 +259,7 @@ func TestAddonWaitsForTheMQTTService(t *testing.T) {
 	defer stop.Stop()
 	_, err = addonLookupMQTT(ctx, never.URL, "tok", zerolog.Nop())
 	assert.ErrorIs(t, err, context.Canceled)
-	assert.ErrorContains(t, err, "stopped while waiting for the Supervisor's MQTT service")
+	assert.ErrorContains(t, err, "addon: stopped while", "a stop during a lookup or during a pause")
 }
 
 // Logs written to a file or a pipe (the add-on log view) carry no ANSI colour codes.
