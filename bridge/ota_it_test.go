@@ -181,7 +181,7 @@ func TestITUpdateFromHACommandTopic(t *testing.T) {
 
 	dc := waitDiscovery(t, h.Rec, deviceConfigTopic(light), 0)
 	waitUpdateState(t, h, light, "the light's update state", 0,
-		func(us bridgetest.UpdateState) bool { return us.LatestVersion == "1.1.0" })
+		func(us bridgetest.UpdateState) bool { return us.LatestVersion == "0x01010000" })
 	up := dc.Components[discovery.ComponentUpdate]
 	commandTopic, _ := up["command_topic"].(string)
 	install, _ := up["payload_install"].(string)
