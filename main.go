@@ -1,6 +1,6 @@
 // Command otabridge is a Zigbee OTA upgrade server that owns a coordinator radio and bridges firmware
 // upgrades to MQTT with Home Assistant discovery. main.go holds the command line: subcommands, flags and
-// wiring; the logic lives in the packages (see DESIGN.md).
+// wiring; the logic lives in the packages (README.md, "Development", lists them).
 package main
 
 import (

@@ -410,7 +410,8 @@ func (b *Bridge) check(ctx context.Context, d *Device) (map[string]any, error) {
 	data["installed_version"] = res.InstalledVersion
 	data["latest_version"] = res.InstalledVersion
 	if res.Image != nil {
-		data["latest_version"] = res.Image.Version
+		data["latest_version"] = ota.VersionString(res.Image.FileVersion)
+		data["latest_display_version"] = res.Image.Version
 		data["image"] = res.Image
 	}
 	data["state"] = res.State
@@ -457,16 +458,10 @@ func (b *Bridge) approveLike(ctx context.Context, req *request, withVersion bool
 	if d.FileVersionKnown {
 		data["from"] = ota.VersionString(d.FileVersion)
 	}
-	data["to"] = versionLabel(img)
+	data["to"] = ota.VersionString(img.Header.FileVersion)
+	data["to_display_version"] = img.DisplayVersion()
 	data["image"] = img.ID
 	return data, nil
-}
-
-func versionLabel(img *ota.Image) string {
-	if img.Meta.Version != "" {
-		return img.Meta.Version
-	}
-	return ota.VersionString(img.Header.FileVersion)
 }
 
 func (b *Bridge) apiUpdate(ctx context.Context, req *request) (any, error) {
@@ -687,7 +682,7 @@ func (b *Bridge) apiUpdateAll(ctx context.Context, req *request) (any, error) {
 			continue
 		}
 		queued = append(queued, map[string]any{"id": d.IEEE.String(), "friendly_name": d.FriendlyName,
-			"to": versionLabel(img), "image": img.ID})
+			"to": ota.VersionString(img.Header.FileVersion), "to_display_version": img.DisplayVersion(), "image": img.ID})
 	}
 	return map[string]any{"queued": queued, "skipped": skipped}, nil
 }
@@ -817,6 +812,11 @@ func (b *Bridge) apiImageNotify(_ context.Context, req *request) (any, error) {
 }
 
 func (b *Bridge) apiPermitJoin(ctx context.Context, req *request) (any, error) {
+	// Seconds are a number, as the README documents: unlike versions and manufacturer codes, which may be
+	// written "0x…", a string is a wrong type here.
+	if raw := req.fields["time"]; len(raw) > 0 && raw[0] == '"' {
+		return nil, badRequest("\"time\" must be a JSON number of seconds (0..254; 0 closes), not a string")
+	}
 	t, ok, err := req.uint("time", 254)
 	if err != nil {
 		return nil, err

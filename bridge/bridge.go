@@ -170,9 +170,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	if err := store.Load(ctx); err != nil {
 		b.log.Warn().Err(err).Msg("loading images")
 	}
-	for _, p := range store.Problems() {
-		b.log.Warn().Str("source", p.Source).Str("reason", p.Reason).Msg("image refused")
-	}
+	// The store logs each refused file itself ("image refused"), once per scan.
 
 	// Radio and clock.
 	if err := b.makeRadio(ctx); err != nil {
@@ -678,7 +676,7 @@ func (b *Bridge) onHAStatus(_ string, payload []byte) {
 		return
 	}
 	delay := time.Duration(rand.Int64N(int64(b.opts.BirthDelay)))
-	b.log.Info().Dur("delay", delay).Msg("Home Assistant is online: re-publishing discovery")
+	b.log.Info().Dur("delay_ms", delay).Msg("Home Assistant is online: re-publishing discovery")
 	b.goRun(func() {
 		select {
 		case <-time.After(delay):

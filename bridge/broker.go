@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/subtle"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sort"
 	"sync"
 	"time"
@@ -102,7 +104,7 @@ func (b *Broker) Addr() string { return b.addr }
 func (b *Broker) Close() error {
 	if b.final != nil {
 		if waiting := b.final.wait(finalDeliveryWait); len(waiting) > 0 {
-			b.log.Warn().Str("topic", b.final.topic).Strs("clients", waiting).Dur("waited", finalDeliveryWait).
+			b.log.Warn().Str("topic", b.final.topic).Strs("clients", waiting).Dur("waited_ms", finalDeliveryWait).
 				Msg("stopping before the final message reached every subscriber")
 		}
 	}
@@ -135,7 +137,16 @@ func zerologLevel(l slog.Level) zerolog.Level {
 }
 
 func (h zerologHandler) Handle(_ context.Context, r slog.Record) error {
-	ev := h.log.WithLevel(zerologLevel(r.Level))
+	level := zerologLevel(r.Level)
+	if level >= zerolog.WarnLevel && closedConnRecord(r) {
+		// A read on a connection the broker itself closed (a normal stop, a client taken over): not a
+		// problem worth a warning.
+		level = zerolog.DebugLevel
+		if h.log.GetLevel() > level {
+			return nil
+		}
+	}
+	ev := h.log.WithLevel(level)
 	// One key per field: mochi's attributes may repeat a key (its own, or one of the line's fixed fields);
 	// a repeat gets a numbered key instead of a duplicate that log shippers reject.
 	used := map[string]bool{zerolog.LevelFieldName: true, zerolog.TimestampFieldName: true,
@@ -168,6 +179,19 @@ func uniqueKey(used map[string]bool, key string) string {
 	}
 	used[k] = true
 	return k
+}
+
+// closedConnRecord reports whether a record carries the error of an I/O on a closed network connection.
+func closedConnRecord(r slog.Record) bool {
+	closed := false
+	r.Attrs(func(a slog.Attr) bool {
+		if err, ok := a.Value.Any().(error); ok && errors.Is(err, net.ErrClosed) {
+			closed = true
+			return false
+		}
+		return true
+	})
+	return closed
 }
 
 func (h zerologHandler) WithAttrs(attrs []slog.Attr) slog.Handler {

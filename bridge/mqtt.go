@@ -67,6 +67,7 @@ type MQTT struct {
 	connected bool
 	ready     bool // connected and every subscription granted: the state is online
 	gen       int  // connection generation: counts connects and losses, so a stale retry gives up
+	outage    bool // the connection was lost since the last flush (not set before the first connection)
 	closed    bool
 	started   bool
 	connects  int
@@ -284,7 +285,7 @@ func (m *MQTT) retry(ctx context.Context, msg, server string, attempt func() err
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w (last error: %v)", msg, ctx.Err(), err)
 		}
-		ev := m.log.Warn().Err(err).Int("attempt", n).Dur("retry_in", backoff)
+		ev := m.log.Warn().Err(err).Int("attempt", n).Dur("retry_in_ms", backoff)
 		if server != "" {
 			ev = ev.Str("server", server)
 		}
@@ -429,7 +430,7 @@ func (m *MQTT) establish(client paho.Client, gen int, subs []subscription, backo
 		retry := make([]subscription, 0, len(refused))
 		for _, r := range refused {
 			retry = append(retry, r.sub)
-			m.log.Error().Str("filter", r.sub.filter).Str("reason", r.reason).Dur("retry_in", backoff).
+			m.log.Error().Str("filter", r.sub.filter).Str("reason", r.reason).Dur("retry_in_ms", backoff).
 				Msg("MQTT subscription refused: bridge/state stays offline, the API is not listening")
 		}
 		if backoff == subscribeRetryFirst { // once per connection
@@ -500,6 +501,9 @@ func (m *MQTT) onConnectionLost(_ paho.Client, err error) {
 	m.ready = false
 	m.gen++
 	closed := m.closed
+	if !closed {
+		m.outage = true
+	}
 	m.mu.Unlock()
 	if !closed {
 		m.log.Warn().Err(err).Msg("MQTT connection lost; reconnecting")
@@ -587,6 +591,8 @@ func (m *MQTT) flush() {
 	held := m.pending
 	m.pending = make(map[string]pendingPublish)
 	client := m.client
+	outage := m.outage
+	m.outage = false
 	m.mu.Unlock()
 	type sent struct {
 		topic string
@@ -605,7 +611,13 @@ func (m *MQTT) flush() {
 			m.hold(s.topic, s.p.payload, s.p.seq)
 		}
 	}
-	m.log.Info().Int("messages", len(toks)).Int("failed", failed).Msg("MQTT flushed retained messages held during the outage")
+	if outage {
+		m.log.Info().Int("messages", len(toks)).Int("failed", failed).Msg("MQTT flushed retained messages held during the outage")
+		return
+	}
+	// Retained state published before the first connection (or while a publish failed): nothing the user
+	// needs to hear about.
+	m.log.Debug().Int("messages", len(toks)).Int("failed", failed).Msg("MQTT sent retained messages held before the connection")
 }
 
 // Subscribe subscribes filter now (when connected) and again after every reconnect; handler gets the

@@ -245,6 +245,9 @@ func (h *Harness) Stop() {
 	})
 }
 
+// Log returns the bridge's log so far (JSON lines).
+func (h *Harness) Log() string { return h.logs.String() }
+
 // Device returns the simulated device ieee.
 func (h *Harness) Device(ieee string) *sim.Device {
 	h.T.Helper()
