@@ -46,7 +46,7 @@ func badRequest(format string, args ...any) error { return &apiError{fmt.Sprintf
 func parseRequest(path string, payload []byte) (*request, json.RawMessage, error) {
 	r := &request{path: path, fields: map[string]json.RawMessage{}, used: map[string]bool{"transaction": true}}
 	if len(payload) > maxRequestPayload { // before trimming: padding counts too
-		return r, nil, badRequest("payload too large (%d bytes, at most %d)", len(payload), maxRequestPayload)
+		return r, nil, payloadTooLarge(int64(len(payload)))
 	}
 	payload = bytes.TrimSpace(payload)
 	if len(payload) == 0 {
@@ -206,13 +206,15 @@ func (b *Bridge) apiRoutes() map[string]requestHandler {
 	}
 }
 
-// handleRequest runs one request and publishes its response.
+// handleRequest runs one MQTT request and publishes its response.
 func (b *Bridge) handleRequest(ctx context.Context, path string, payload []byte) {
-	resp := map[string]any{"status": "ok", "data": map[string]any{}}
+	b.pub.event(b.topic("bridge/response/"+path), b.runRequest(ctx, "mqtt", path, payload))
+}
+
+// runRequest runs one request from source (mqtt or web) and returns its response document. MQTT and the
+// web console share it, so both validate alike and answer with the same sentences.
+func (b *Bridge) runRequest(ctx context.Context, source, path string, payload []byte) []byte {
 	req, txn, err := parseRequest(path, payload)
-	if txn != nil {
-		resp["transaction"] = txn
-	}
 	var data any
 	if err == nil {
 		h, ok := b.apiRoutes()[path]
@@ -223,20 +225,36 @@ func (b *Bridge) handleRequest(ctx context.Context, path string, payload []byte)
 		}
 	}
 	if err != nil {
+		b.log.Info().Str("request", path).Str("source", source).Str("error", err.Error()).Msg("request refused")
+	} else {
+		b.log.Info().Str("request", path).Str("source", source).Msg("request done")
+	}
+	return responseJSON(txn, data, err)
+}
+
+// responseJSON is a response document: {"status":"ok","data":…} or {"status":"error","error":…}, with the
+// request's transaction echoed.
+func responseJSON(txn json.RawMessage, data any, err error) []byte {
+	resp := map[string]any{"status": "ok", "data": map[string]any{}}
+	if txn != nil {
+		resp["transaction"] = txn
+	}
+	if err != nil {
 		resp["status"] = "error"
 		resp["error"] = err.Error()
-		b.log.Info().Str("request", path).Str("error", err.Error()).Msg("request refused")
-	} else {
-		if data != nil {
-			resp["data"] = data
-		}
-		b.log.Info().Str("request", path).Msg("request done")
+	} else if data != nil {
+		resp["data"] = data
 	}
 	out, jerr := json.Marshal(resp)
 	if jerr != nil {
 		out = []byte(`{"status":"error","data":{},"error":"internal error: response could not be encoded"}`)
 	}
-	b.pub.event(b.topic("bridge/response/"+path), out)
+	return out
+}
+
+// payloadTooLarge is the refusal of a request payload of size bytes (more than maxRequestPayload).
+func payloadTooLarge(size int64) error {
+	return badRequest("payload too large (%d bytes, at most %d)", size, maxRequestPayload)
 }
 
 // idArg reads the required "id" (IEEE address or friendly name) and returns the device.

@@ -20,6 +20,7 @@ import (
 	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/ncp/sim"
 	"github.com/otabridge/otabridge/ota"
+	"github.com/otabridge/otabridge/web"
 	"github.com/otabridge/otabridge/zcl"
 )
 
@@ -70,6 +71,8 @@ type Bridge struct {
 	iv       *Interviewer
 	saver    *Saver
 	disc     discovery.Instance
+	hub      *web.Hub    // the web console's live state (nil: console off)
+	webSrv   *web.Server // guarded by mu
 
 	ctx context.Context
 	wg  sync.WaitGroup
@@ -159,6 +162,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	// before the first connection is held and sent when it comes.
 	b.mqtt = NewMQTT(b.cfg.MQTT, b.log)
 	b.pub = newPublisher(b.publishNow, b.log.With().Str("component", "publisher").Logger())
+	b.startWeb()
 	b.send = newSender(b.radio, b.log.With().Str("component", "send").Logger())
 	b.iv = NewInterviewer(b.radio, b.clk, InterviewConfig{MaxAPSPayload: b.radio.MaxAPSPayload(), NextTSN: b.nextTSN},
 		b.log.With().Str("component", "interview").Logger())
@@ -228,6 +232,7 @@ func (b *Bridge) goRun(f func()) {
 
 func (b *Bridge) shutdown() {
 	b.log.Info().Msg("stopping")
+	b.stopWeb()
 	if b.engine != nil {
 		b.engine.Close()
 	}
@@ -533,6 +538,7 @@ func (b *Bridge) housekeeping() {
 			b.publishDevices()
 		case <-tick.C:
 			b.publishInfo(false)
+			b.publishWebStatus()
 		case <-health:
 			b.writeHealth()
 		}

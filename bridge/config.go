@@ -26,6 +26,7 @@ import (
 
 	"github.com/otabridge/otabridge/ncp/sim"
 	"github.com/otabridge/otabridge/ota"
+	"github.com/otabridge/otabridge/web"
 )
 
 // Config is the bridge's configuration: the documented config.yaml, overridden by OTABRIDGE_* environment
@@ -35,6 +36,7 @@ type Config struct {
 	MQTT    MQTTConfig       `yaml:"mqtt"`
 	OTA     ota.EngineConfig `yaml:"ota"`
 	Images  ota.StoreConfig  `yaml:"images"`
+	Web     web.Config       `yaml:"web"`
 	DataDir string           `yaml:"data_dir"`
 	Log     LogConfig        `yaml:"log"`
 }
@@ -128,6 +130,7 @@ func DefaultConfig() Config {
 			MaxImageSize:    ota.DefaultMaxImageSize,
 			FetchTimeout:    ota.DefaultFetchTimeout,
 		},
+		Web:     web.DefaultConfig(),
 		DataDir: "data",
 		Log:     LogConfig{Level: "info", Format: "console"},
 	}
@@ -209,6 +212,9 @@ func (c *Config) finish() error {
 			return fmt.Errorf("config mqtt.password_file: %w", err)
 		}
 		c.MQTT.Password = strings.TrimSpace(string(b))
+	}
+	if err := c.Web.Finish(); err != nil {
+		return fmt.Errorf("config %w", err)
 	}
 	for _, f := range []struct{ key, path string }{
 		{"mqtt.ca_file", c.MQTT.CAFile}, {"mqtt.cert_file", c.MQTT.CertFile}, {"mqtt.key_file", c.MQTT.KeyFile},
@@ -536,6 +542,9 @@ func (c *Config) Validate() error {
 		if strings.TrimSpace(ix) == "" {
 			return fmt.Errorf("config images.indexes[%d]: empty (want a path or an http(s) URL)", i)
 		}
+	}
+	if err := c.Web.Validate(); err != nil {
+		return fmt.Errorf("config %w", err)
 	}
 	if c.DataDir == "" {
 		return fmt.Errorf("config data_dir: empty (want a directory, e.g. data)")
