@@ -131,7 +131,7 @@ func TestBrowserConsole(t *testing.T) {
 	ctx := browser(t)
 	cfg := bridgetest.RepoConfig(t)
 	bridgetest.SimDevice(t, &cfg, bridgetest.DoorIEEE).QueryInterval = 20 * time.Second // asks for approval sooner
-	h := bridgetest.Start(t, nil, cfg, bridgetest.Options{Speed: 4}) // slow enough to watch a transfer
+	h := bridgetest.Start(t, nil, cfg, bridgetest.Options{Speed: 4})                    // slow enough to watch a transfer
 	addr := h.Bridge.WebAddr()
 	require.NotEmpty(t, addr, "the web console listens")
 	base := "http://" + addr + "/"
