@@ -196,6 +196,7 @@ func TestBrowserConsole(t *testing.T) {
 		step(t, ctx, "update all when the hue has nothing", chromedp.Click(chromedp.CSS(hue+" [data-act=check]")))
 		waitJS(t, ctx, "check answer", `document.querySelector('`+hue+` .actions .note').textContent === "up to date"`)
 		assert.Empty(t, text(t, ctx, hue+" .actions .err"), "a successful action clears the error")
+		step(t, ctx, "close More", chromedp.Click(chromedp.CSS(hue+" details.more summary")))
 	})
 
 	t.Run("upload through the file input", func(t *testing.T) {
