@@ -331,7 +331,10 @@ function makeRow(ieee) {
         return run(b, "device/interview", id, () => "interviewed");
       case "rename": {
         const name = tr.querySelector("[data-field=name]");
-        return run(b, "device/rename", { id: ieee, name: name.value }, (d) => "renamed to " + d.to);
+        return run(b, "device/rename", { id: ieee, name: name.value }, (d) => {
+          delete name.dataset.touched; // follow the device's name again
+          return "renamed to " + d.to;
+        });
       }
     }
   });
