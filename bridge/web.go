@@ -92,7 +92,7 @@ func (b *Bridge) webTap(topic string, payload []byte, retained bool) {
 		return
 	}
 	switch {
-	case key == "bridge/info", key == "bridge/devices", strings.HasSuffix(key, "/ota") && !strings.HasPrefix(key, "bridge/"):
+	case key == "bridge/info", key == "bridge/devices", strings.HasSuffix(key, "/ota"): // no bridge/… topic ends in /ota
 		if len(payload) == 0 {
 			b.hub.Delete(key)
 		} else {

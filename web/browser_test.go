@@ -277,3 +277,27 @@ func TestBrowserUnderIngressPrefix(t *testing.T) {
 	waitJS(t, ctx, "the check's answer through the prefix", `document.querySelector('`+hue+` .actions .note').textContent === "up to date"`)
 	assert.Equal(t, "", text(t, ctx, hue+" .actions .err"))
 }
+
+// TestBrowserSignIn: with a password the page asks for it, refuses a wrong one with its sentence, and shows
+// the devices after the right one.
+func TestBrowserSignIn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test: skipped with -short")
+	}
+	ctx := browser(t)
+	cfg := bridgetest.RepoConfig(t)
+	bridgetest.KeepDevices(t, &cfg, bridgetest.HueIEEE)
+	cfg.Web.Password = "correct horse battery"
+	h := bridgetest.Start(t, nil, cfg, bridgetest.Options{})
+
+	step(t, ctx, "open the console", chromedp.Navigate("http://"+h.Bridge.WebAddr()+"/"))
+	waitJS(t, ctx, "the sign-in dialog", `document.querySelector("#signin").open`)
+	assert.Equal(t, 0, eval[int](t, ctx, `document.querySelectorAll("#device-rows tr").length`), "nothing shown before signing in")
+	step(t, ctx, "a wrong password", chromedp.SendKeys(chromedp.CSS("#signin-password"), "wrong password"),
+		chromedp.Click(chromedp.CSS("#signin-form button")))
+	waitJS(t, ctx, "the refusal", `document.querySelector("#signin-error").textContent === "wrong password"`)
+	step(t, ctx, "the right password", chromedp.SetValue(chromedp.CSS("#signin-password"), cfg.Web.Password),
+		chromedp.Click(chromedp.CSS("#signin-form button")))
+	waitJS(t, ctx, "the device after signing in", `document.querySelectorAll("#device-rows tr").length === 1 && !document.querySelector("#signin").open`)
+	waitJS(t, ctx, "the sign-out button", `!document.querySelector("#signout").hidden`)
+}

@@ -79,8 +79,7 @@ const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 
 // NewServer prepares the console; cfg must have passed Validate and Finish.
 func NewServer(cfg Config, hub *Hub, req Requester, log zerolog.Logger) *Server {
 	s := &Server{cfg: cfg, hub: hub, req: req, log: log, done: make(chan struct{}), sessions: map[string]*session{}}
-	s.http = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: nil, BaseContext: func(net.Listener) context.Context { return context.Background() }}
+	s.http = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	return s
 }
 

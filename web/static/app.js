@@ -93,6 +93,7 @@ async function start() {
     return;
   }
   state.csrf = info.csrf || "";
+  $("signout").hidden = !info.auth_required || !info.csrf;
   connect();
 }
 
@@ -119,7 +120,15 @@ $("signin-form").addEventListener("submit", async (ev) => {
   $("signin-password").value = "";
   $("signin").close();
   state.csrf = resp.csrf;
+  $("signout").hidden = false;
   connect();
+});
+
+$("signout").addEventListener("click", async () => {
+  await fetch("api/logout", { method: "POST", headers: { "X-CSRF-Token": state.csrf }, credentials: "same-origin" });
+  if (state.source) state.source.close();
+  $("signout").hidden = true;
+  showSignIn();
 });
 
 function connect() {
@@ -161,7 +170,7 @@ function setLive(on) {
 function otaStates() {
   const out = new Map();
   for (const [k, v] of state.values) {
-    if (k.endsWith("/ota") && !k.startsWith("bridge/") && v && v.ieee) out.set(v.ieee, v);
+    if (k.endsWith("/ota") && v && v.ieee) out.set(v.ieee, v);
   }
   return out;
 }
@@ -402,6 +411,10 @@ function versionsByDevice() {
 function renderLists() {
   const devices = deviceList();
   const approvals = devices.filter((d) => d.state === "approval_pending");
+  const sig = JSON.stringify(devices.map((d) => [d.ieee, d.name, d.state, d.position, d.available, d.installed,
+    d.state === "updating" ? [d.progress, d.rate, d.remaining] : 0]));
+  if (sig === state.shownLists) return; // unchanged: keep the buttons
+  state.shownLists = sig;
   $("approvals").replaceChildren(...approvals.map((d) => {
     const err = el("output", { class: "err", role: "alert" });
     const approve = el("button", { type: "button", class: "primary" }, "Approve");
@@ -429,6 +442,8 @@ function renderLists() {
 
 function renderImages() {
   const images = state.values.get("web/images") || [];
+  if (images === state.shownImages) return; // unchanged: keep the rows (and a half-done click)
+  state.shownImages = images;
   $("image-count").textContent = "(" + images.length + ")";
   const rows = images.map((img) => {
     const err = el("output", { class: "err", role: "alert" });
