@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otabridge/otabridge/web"
 	"github.com/otabridge/otabridge/zcl"
 )
 
@@ -431,6 +432,10 @@ func (o AddonOptions) Apply(cfg *Config, mqtt *SupervisorMQTT) error {
 	c.DataDir = AddonDataDir
 	c.Images.Folder = AddonImagesFolder
 	c.Images.CacheDir = AddonCacheDir
+	// The web console is the ingress panel: on the add-on's ingress port, reachable by the Supervisor's
+	// proxy only (web.Server refuses every other client), signed in by Home Assistant.
+	c.Web.Ingress = true
+	c.Web.Listen = fmt.Sprintf(":%d", web.IngressPort)
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("add-on options: %w", err)
 	}

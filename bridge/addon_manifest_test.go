@@ -29,6 +29,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/otabridge/otabridge/web"
 )
 
 var addonDir = filepath.Join("..", "addon")
@@ -141,6 +143,34 @@ func TestAddonManifestKeys(t *testing.T) {
 
 	image, _ := m.raw["image"].(string)
 	assert.Regexp(t, reImage, image, "image is the multi-arch name, without a tag (the tag is version)")
+}
+
+// TestAddonManifestIngress checks the web console's panel: ingress on the port the console listens on as an
+// add-on, an mdi icon and a title for the sidebar, and no host port or webui beside it.
+func TestAddonManifestIngress(t *testing.T) {
+	m := readAddonManifest(t)
+	assert.Equal(t, true, m.raw["ingress"], "ingress: true (the console is the sidebar panel)")
+	assert.Equal(t, web.IngressPort, m.raw["ingress_port"], "ingress_port is where the add-on's console listens")
+	icon, _ := m.raw["panel_icon"].(string)
+	assert.Regexp(t, `^mdi:[a-z0-9-]+$`, icon, "panel_icon is a Material Design Icons name")
+	title, _ := m.raw["panel_title"].(string)
+	assert.NotEmpty(t, strings.TrimSpace(title), "panel_title names the sidebar entry")
+	assert.LessOrEqual(t, len(title), 30, "panel_title fits the sidebar")
+	_, ports := m.raw["ports"]
+	assert.False(t, ports, "no host port: the console is reachable through ingress only")
+	_, webui := m.raw["webui"]
+	assert.False(t, webui, "webui opens a host port; ingress replaces it")
+	for _, k := range []string{"ingress_entry", "ingress_stream", "panel_admin"} {
+		_, set := m.raw[k]
+		assert.False(t, set, "%s: the Supervisor's default is right (entry /, no stream, admins only)", k)
+	}
+
+	cfg := DefaultConfig()
+	opts := DefaultAddonOptions()
+	opts.RadioType, opts.MQTTServer = "sim", "mqtt://core-mosquitto:1883"
+	require.NoError(t, opts.Apply(&cfg, nil))
+	assert.True(t, cfg.Web.Enabled && cfg.Web.Ingress, "the add-on serves the console as its ingress panel")
+	assert.Equal(t, fmt.Sprintf(":%d", web.IngressPort), cfg.Web.Listen)
 }
 
 func TestAddonManifestSchema(t *testing.T) {

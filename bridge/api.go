@@ -47,7 +47,7 @@ func badRequest(format string, args ...any) error { return &apiError{fmt.Sprintf
 func parseRequest(path string, payload []byte) (*request, json.RawMessage, error) {
 	r := &request{path: path, fields: map[string]json.RawMessage{}, used: map[string]bool{"transaction": true}}
 	if len(payload) > maxRequestPayload { // before trimming: padding counts too
-		return r, nil, badRequest("payload too large (%d bytes, at most %d)", len(payload), maxRequestPayload)
+		return r, nil, payloadTooLarge(int64(len(payload)))
 	}
 	payload = bytes.TrimSpace(payload)
 	if len(payload) == 0 {
@@ -266,8 +266,14 @@ const (
 // errBusyUploads is the answer to a large request while maxLargeRequests others are in progress.
 var errBusyUploads = &apiError{fmt.Sprintf("busy: %d large requests (uploads) are in progress; try again when they are done", maxLargeRequests)}
 
-// handleRequest runs one request and publishes its response.
+// handleRequest runs one MQTT request and publishes its response.
 func (b *Bridge) handleRequest(ctx context.Context, path string, payload []byte) {
+	b.pub.event(b.topic("bridge/response/"+path), b.runRequest(ctx, "mqtt", path, payload))
+}
+
+// runRequest runs one request from source (mqtt or web) and returns its response document. MQTT and the
+// web console share it, so both validate alike and answer with the same sentences.
+func (b *Bridge) runRequest(ctx context.Context, source, path string, payload []byte) []byte {
 	req, txn, err := parseRequest(path, payload)
 	payload = nil // the fields hold what is needed; let an upload's raw payload go
 	var data any
@@ -279,20 +285,30 @@ func (b *Bridge) handleRequest(ctx context.Context, path string, payload []byte)
 			data, err = h(ctx, req)
 		}
 	}
-	b.respond(path, txn, data, err)
+	b.logResponse(path, source, err)
+	return responseJSON(txn, data, err)
 }
 
-// admitLarge takes a slot for a large request (see largeRequest), or answers it "busy" at once and
+// admitLarge takes a slot for a large MQTT request (see largeRequest), or answers it "busy" at once and
 // reports false. release gives the slot back (a no-op for small requests).
 func (b *Bridge) admitLarge(path string, payload []byte) (release func(), ok bool) {
-	if len(payload) <= largeRequest || len(payload) > maxRequestPayload {
+	release, ok = b.takeLargeSlot(len(payload))
+	if !ok {
+		b.respond(path, peekTransaction(payload), nil, errBusyUploads)
+	}
+	return release, ok
+}
+
+// takeLargeSlot takes one of the maxLargeRequests slots for a request of size bytes when it is large, MQTT
+// or web console alike; false when every slot is taken.
+func (b *Bridge) takeLargeSlot(size int) (release func(), ok bool) {
+	if size <= largeRequest || size > maxRequestPayload {
 		return func() {}, true // small, or refused as too large by parseRequest
 	}
 	select {
 	case b.largeRequests <- struct{}{}:
 		return func() { <-b.largeRequests }, true
 	default:
-		b.respond(path, peekTransaction(payload), nil, errBusyUploads)
 		return nil, false
 	}
 }
@@ -316,28 +332,44 @@ func peekTransaction(payload []byte) json.RawMessage {
 	return v
 }
 
-// respond publishes the response to a request: data on success, err's sentence otherwise.
+// respond publishes the response to an MQTT request answered without running it (refused before dispatch).
 func (b *Bridge) respond(path string, txn json.RawMessage, data any, err error) {
+	b.logResponse(path, "mqtt", err)
+	b.pub.event(b.topic("bridge/response/"+path), responseJSON(txn, data, err))
+}
+
+// logResponse logs the outcome of a request, one line.
+func (b *Bridge) logResponse(path, source string, err error) {
+	if err != nil {
+		b.log.Info().Str("request", path).Str("source", source).Str("error", redact.URLs(err.Error())).Msg("request refused")
+		return
+	}
+	b.log.Info().Str("request", path).Str("source", source).Msg("request done")
+}
+
+// responseJSON is a response document: {"status":"ok","data":…} or {"status":"error","error":…}, with the
+// request's transaction echoed. An error's URLs lose their credentials (a request's URL may carry them).
+func responseJSON(txn json.RawMessage, data any, err error) []byte {
 	resp := map[string]any{"status": "ok", "data": map[string]any{}}
 	if txn != nil {
 		resp["transaction"] = txn
 	}
 	if err != nil {
-		msg := redact.URLs(err.Error()) // a URL of the request may carry credentials
 		resp["status"] = "error"
-		resp["error"] = msg
-		b.log.Info().Str("request", path).Str("error", msg).Msg("request refused")
-	} else {
-		if data != nil {
-			resp["data"] = data
-		}
-		b.log.Info().Str("request", path).Msg("request done")
+		resp["error"] = redact.URLs(err.Error())
+	} else if data != nil {
+		resp["data"] = data
 	}
 	out, jerr := json.Marshal(resp)
 	if jerr != nil {
 		out = []byte(`{"status":"error","data":{},"error":"internal error: response could not be encoded"}`)
 	}
-	b.pub.event(b.topic("bridge/response/"+path), out)
+	return out
+}
+
+// payloadTooLarge is the refusal of a request payload of size bytes (more than maxRequestPayload).
+func payloadTooLarge(size int64) error {
+	return badRequest("payload too large (%d bytes, at most %d)", size, maxRequestPayload)
 }
 
 // idArg reads the required "id" (IEEE address or friendly name) and returns the device.

@@ -21,6 +21,7 @@ import (
 	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/ncp/sim"
 	"github.com/otabridge/otabridge/ota"
+	"github.com/otabridge/otabridge/web"
 	"github.com/otabridge/otabridge/zcl"
 )
 
@@ -77,6 +78,8 @@ type Bridge struct {
 	disc     discovery.Instance
 	health   *Health
 	dirLock  *dataDirLock
+	hub      *web.Hub    // the web console's live state (nil: console off)
+	webSrv   *web.Server // guarded by mu
 
 	ctx context.Context
 	wg  sync.WaitGroup
@@ -188,6 +191,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	// before the first connection is held and sent when it comes.
 	b.mqtt = NewMQTT(b.cfg.MQTT, b.log)
 	b.pub = newPublisher(b.publishNow, b.log.With().Str("component", "publisher").Logger())
+	b.startWeb()
 	b.send = newSender(b.radio, b.log.With().Str("component", "send").Logger())
 	b.iv = NewInterviewer(newLowPrioritySender(b.radio, b.send), b.clk, InterviewConfig{MaxAPSPayload: b.radio.MaxAPSPayload(), NextTSN: b.nextTSN},
 		b.log) // NewInterviewer adds its component
@@ -266,6 +270,7 @@ func (b *Bridge) goRun(f func()) {
 
 func (b *Bridge) shutdown() {
 	b.log.Info().Msg("stopping")
+	b.stopWeb()
 	if b.engine != nil {
 		b.engine.Close()
 	}
@@ -610,6 +615,7 @@ func (b *Bridge) housekeeping() {
 			b.publishInfo(false)
 		case <-tick.C:
 			b.publishInfo(false)
+			b.publishWebStatus()
 		case <-health:
 			b.writeHealth()
 		}

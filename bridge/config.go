@@ -28,6 +28,7 @@ import (
 	"github.com/otabridge/otabridge/ncp/sim"
 	"github.com/otabridge/otabridge/ota"
 	"github.com/otabridge/otabridge/redact"
+	"github.com/otabridge/otabridge/web"
 )
 
 // Config is the bridge's configuration: the documented config.yaml, overridden by OTABRIDGE_* environment
@@ -37,6 +38,7 @@ type Config struct {
 	MQTT    MQTTConfig       `yaml:"mqtt"`
 	OTA     ota.EngineConfig `yaml:"ota"`
 	Images  ota.StoreConfig  `yaml:"images"`
+	Web     web.Config       `yaml:"web"`
 	DataDir string           `yaml:"data_dir"`
 	Log     LogConfig        `yaml:"log"`
 }
@@ -133,6 +135,7 @@ func DefaultConfig() Config {
 			MaxImageSize:    ota.DefaultMaxImageSize,
 			FetchTimeout:    ota.DefaultFetchTimeout,
 		},
+		Web:     web.DefaultConfig(),
 		DataDir: "data",
 		Log:     LogConfig{Level: "info", Format: "console"},
 	}
@@ -220,6 +223,9 @@ func (c *Config) finish() error {
 		// The password is in Password now; the file is done with, so that validating again (bridge.New
 		// does) does not see both set.
 		c.MQTT.PasswordFile = ""
+	}
+	if err := c.Web.Finish(); err != nil {
+		return fmt.Errorf("config %w", err)
 	}
 	for _, f := range []struct{ key, path string }{
 		{"mqtt.ca_file", c.MQTT.CAFile}, {"mqtt.cert_file", c.MQTT.CertFile}, {"mqtt.key_file", c.MQTT.KeyFile},
@@ -654,6 +660,9 @@ func (c *Config) Validate() error {
 		if strings.TrimSpace(ix) == "" {
 			return fmt.Errorf("config images.indexes[%d]: empty (want a path or an http(s) URL)", i)
 		}
+	}
+	if err := c.Web.Validate(); err != nil {
+		return fmt.Errorf("config %w", err)
 	}
 	if c.DataDir == "" {
 		return fmt.Errorf("config data_dir: empty (want a directory, e.g. data)")

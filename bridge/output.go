@@ -297,6 +297,7 @@ func (b *Bridge) publishDevices() {
 		list = append(list, j)
 	}
 	b.pub.retained(b.topic("bridge/devices"), mustJSON(list))
+	b.publishWebImages() // which devices each image matches
 }
 
 func (b *Bridge) publishImages() {
@@ -309,6 +310,7 @@ func (b *Bridge) publishImages() {
 		list = append(list, img.Info())
 	}
 	b.pub.retained(b.topic("bridge/images"), mustJSON(list))
+	b.publishWebImages()
 }
 
 // publishInfo publishes `<base>/bridge/info` when it changed (or always with force).

@@ -61,6 +61,7 @@ func RepoConfig(t testing.TB) bridge.Config {
 	cfg.Images.CacheDir = filepath.Join(cfg.DataDir, "ota-cache")
 	cfg.MQTT.ClientID = fmt.Sprintf("otabridge-it-%d", time.Now().UnixNano())
 	cfg.Log.Level = "info"
+	cfg.Web.Listen = "127.0.0.1:0" // a free port: tests run side by side
 	return cfg
 }
 
@@ -140,6 +141,8 @@ type Harness struct {
 	Rec    *Recorder
 	Net    *sim.Network
 	Base   string
+	// Bridge is the bridge under test (its web console: Bridge.WebAddr).
+	Bridge *bridge.Bridge
 
 	cancel   context.CancelFunc
 	stopPace context.CancelFunc
@@ -211,7 +214,7 @@ func (h *Harness) startBridge(opts Options) {
 	if err != nil {
 		t.Fatalf("bridgetest: bridge.New: %v", err)
 	}
-	h.Net = n
+	h.Net, h.Bridge = n, b
 	ctx, cancel := context.WithCancel(context.Background())
 	paceCtx, stopPace := context.WithCancel(context.Background())
 	h.cancel, h.stopPace = cancel, stopPace
