@@ -141,6 +141,9 @@ func TestBrowserConsole(t *testing.T) {
 	for _, ieee := range []string{bridgetest.LightIEEE, bridgetest.BulbIEEE, bridgetest.DoorIEEE, bridgetest.HueIEEE} {
 		assert.Contains(t, text(t, ctx, row(ieee)+" .fname"), ieee, "row of %s", ieee)
 	}
+	// bridge/devices lists a device when it announces and again once its interview has learnt the model.
+	waitJS(t, ctx, "the light's model from its interview", fmt.Sprintf(
+		`(document.querySelector(%q)?.textContent ?? "").trim() === "ESP32C6.Light"`, row(bridgetest.LightIEEE)+" .model"))
 	assert.Equal(t, "ESP32C6.Light", text(t, ctx, row(bridgetest.LightIEEE)+" .model"))
 	assert.Equal(t, "Espressif", text(t, ctx, row(bridgetest.LightIEEE)+" .vendor"))
 	assert.Equal(t, "battery", text(t, ctx, row(bridgetest.DoorIEEE)+" .power"))
