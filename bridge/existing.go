@@ -156,6 +156,10 @@ func (b *Bridge) interviewFound(ieee zcl.IEEE) {
 			case <-b.ctx.Done():
 				return
 			}
+			if d, ok := b.registry.ByIEEE(ieee); !ok || (attempt == 1 && d.Interview == InterviewOK && d.HasImageID) {
+				<-x.slots // gone, or interviewed meanwhile (it announced itself)
+				return
+			}
 			err, _ := b.jobs.do(b.ctx, ieee, false, func() error { return b.interviewNow(b.ctx, ieee) })
 			<-x.slots
 			if err == nil || b.ctx.Err() != nil {
