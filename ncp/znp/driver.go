@@ -64,6 +64,7 @@ type Driver struct {
 	version      Version
 	waiters      []*waiter
 	pending      map[uint8]chan DataConfirm
+	zdoTSN       map[uint32]uint8 // (destination, response cluster) → the TSN of the last request
 	nextTrans    uint8
 	ieee         map[uint16]zcl.IEEE
 }
@@ -110,6 +111,7 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) *Driver {
 		notReady: "not started",
 		pending:  make(map[uint8]chan DataConfirm),
 		ieee:     make(map[uint16]zcl.IEEE),
+		zdoTSN:   make(map[uint32]uint8),
 	}
 	d.open = func(context.Context) (io.ReadWriteCloser, error) {
 		return serialport.Open(serialport.Config{Port: d.cfg.Port, Baud: d.cfg.Baud, FlowControl: d.cfg.FlowControl})
@@ -486,8 +488,8 @@ func (d *Driver) Send(ctx context.Context, f ncp.Frame) error {
 	if err != nil {
 		return err
 	}
-	if f.ProfileID == 0 && f.SrcEndpoint == 0 {
-		return fmt.Errorf("send to 0x%04x: ZDO frames go through Z-Stack's ZDO commands, not AF", f.DstShort)
+	if f.ProfileID == 0 && f.DstEndpoint == 0 {
+		return d.sendZDO(ctx, c, f)
 	}
 	if len(f.Payload) > MaxDataRequestExtLen {
 		return fmt.Errorf("send to 0x%04x: payload of %d bytes exceeds what one MT frame carries (%d)", f.DstShort, len(f.Payload), MaxDataRequestExtLen)
@@ -683,6 +685,10 @@ func (d *Driver) handleCallback(c *Conn, f Frame) {
 			d.log.Info().Uint8("state", st).Msg("device state changed")
 		}
 	default:
+		if f.Subsystem == SubZDO && f.ID >= 0x80 && f.ID < 0xC0 {
+			err = d.onZDOResponse(f)
+			break
+		}
 		d.log.Debug().Stringer("cmd", f.Command()).Hex("data", f.Data).Msg("callback ignored")
 	}
 	if err != nil {

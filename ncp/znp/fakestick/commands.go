@@ -157,8 +157,14 @@ func (ss *session) handle(f znp.Frame) {
 			Radius: m.Radius, APSAck: m.Options&znp.TxOptionAPSAck != 0, Payload: m.Data}, m.TransID)
 	case znp.AFDataRequestExt:
 		m, err := znp.DecodeDataRequestExt(f.Data)
-		if err != nil || (m.AddrMode != znp.AddrModeShort && m.AddrMode != znp.AddrModeBroadcast) {
+		if err != nil || (m.AddrMode != znp.AddrModeShort && m.AddrMode != znp.AddrModeBroadcast && m.AddrMode != znp.AddrModeGroup) {
 			ss.rpcError(f, 3)
+			return
+		}
+		if m.AddrMode == znp.AddrModeGroup {
+			// A group frame goes on the air as a NWK broadcast; the simulated devices are members of no group.
+			ss.respond(cmd, []byte{znp.StatusSuccess})
+			ss.callback(znp.AFDataConfirm, znp.DataConfirm{Status: znp.StatusSuccess, Endpoint: m.SrcEP, TransID: m.TransID}.Append(nil))
 			return
 		}
 		ss.dataRequest(cmd, ncp.Frame{DstShort: uint16(m.DstAddr), DstEndpoint: m.DstEP, SrcEndpoint: m.SrcEP, ClusterID: m.ClusterID,
