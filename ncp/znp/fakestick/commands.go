@@ -21,6 +21,8 @@ var (
 	zdoExtFindGroup  = znp.Command{Subsystem: znp.SubZDO, ID: 0x4A}
 	afInterPanCtl    = znp.Command{Subsystem: znp.SubAF, ID: 0x10}
 	utilAssocGetAddr = znp.Command{Subsystem: znp.SubUTIL, ID: 0x4A}
+	utilAssocRemove  = znp.Command{Subsystem: znp.SubUTIL, ID: 0x63} // Koenkk's firmware
+	utilAssocAdd     = znp.Command{Subsystem: znp.SubUTIL, ID: 0x64} // Koenkk's firmware
 )
 
 // handle answers one frame from the host (on the reader goroutine; slow work goes to spawned goroutines).
@@ -109,10 +111,28 @@ func (ss *session) handle(f znp.Frame) {
 		ss.respond(cmd, ss.extNwkInfo().Append(nil))
 	case znp.ZDOStartupFromApp:
 		ss.startupFromApp()
-	case znp.ZDOMsgCBRegister, zdoExtRouteDisc, zdoExtAddGroup, afInterPanCtl:
+	case znp.ZDOMsgCBRegister, zdoExtRouteDisc, afInterPanCtl, utilAssocRemove, utilAssocAdd:
 		ss.respond(cmd, []byte{znp.StatusSuccess})
-	case zdoExtFindGroup:
-		ss.respond(cmd, []byte{znp.StatusFailure})
+	case zdoExtAddGroup, zdoExtFindGroup:
+		if len(f.Data) < 3 {
+			ss.rpcError(f, 4)
+			return
+		}
+		key := uint32(f.Data[0])<<16 | uint32(binary.LittleEndian.Uint16(f.Data[1:]))
+		st.mu.Lock()
+		_, found := st.groups[key]
+		if cmd == zdoExtAddGroup {
+			st.groups[key] = struct{}{}
+		}
+		st.mu.Unlock()
+		switch {
+		case cmd == zdoExtAddGroup:
+			ss.respond(cmd, []byte{znp.StatusSuccess})
+		case found: // status, group id, name length (no name)
+			ss.respond(cmd, []byte{znp.StatusSuccess, f.Data[1], f.Data[2], 0})
+		default:
+			ss.respond(cmd, []byte{znp.StatusFailure, f.Data[1], f.Data[2], 0})
+		}
 	case znp.AppCnfBDBSetChan:
 		if len(f.Data) < 5 {
 			ss.rpcError(f, 4)

@@ -80,6 +80,7 @@ type Stick struct {
 	commands   map[string]int
 	resets     int
 	zdoSeq     uint8
+	groups     map[uint32]struct{} // endpoint<<16 | group id
 	booted     bool // the bootloader was skipped (NeedsBootloaderSkip)
 	sess       *session
 
@@ -99,7 +100,7 @@ func New(net Network, cfg Config) *Stick {
 	}
 	s := &Stick{cfg: cfg, net: net, log: cfg.Log.With().Str("component", "fakestick-znp").Logger(),
 		nv: factoryNV(), endpoints: make(map[uint8]znp.AFRegisterReq), eui: make(map[uint16]zcl.IEEE),
-		commands: make(map[string]int), serving: make(chan struct{}, 1), stop: make(chan struct{})}
+		commands: make(map[string]int), groups: make(map[uint32]struct{}), serving: make(chan struct{}, 1), stop: make(chan struct{})}
 	s.wg.Add(1)
 	go s.pumpNetworkEvents()
 	return s
