@@ -81,7 +81,7 @@ type Stick struct {
 	resets     int
 	zdoSeq     uint8
 	groups     map[uint32]struct{} // endpoint<<16 | group id
-	booted     bool // the bootloader was skipped (NeedsBootloaderSkip)
+	booted     bool                // the bootloader was skipped (NeedsBootloaderSkip)
 	sess       *session
 
 	serving   chan struct{}
