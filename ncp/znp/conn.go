@@ -140,7 +140,7 @@ func (c *Conn) dispatch(f Frame) {
 		c.mu.Lock()
 		w := c.wait
 		c.mu.Unlock()
-		if w != nil && (f.Command() == w.cmd || f.Command() == RPCError) {
+		if w != nil && (f.Command() == w.cmd || rpcErrorFor(f, w.cmd)) {
 			select {
 			case w.ch <- f:
 			default:
@@ -155,6 +155,15 @@ func (c *Conn) dispatch(f Frame) {
 	default:
 		c.log.Debug().Stringer("type", f.Type).Stringer("cmd", f.Command()).Msg("ZNP: unexpected frame type from the stick")
 	}
+}
+
+// rpcErrorFor reports whether f is the RPC error SRSP about an SREQ of cmd (it names the command).
+func rpcErrorFor(f Frame, cmd Command) bool {
+	if f.Command() != RPCError {
+		return false
+	}
+	info, err := DecodeRPCError(f.Data)
+	return err == nil && Subsystem(info.CMD0&0x1F) == cmd.Subsystem && info.CMD1 == cmd.ID
 }
 
 // WriteRaw writes bytes as they are (the bootloader-skip byte).
