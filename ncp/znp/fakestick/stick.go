@@ -18,6 +18,7 @@ import (
 	"io"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -84,6 +85,8 @@ type Stick struct {
 	booted     bool                // the bootloader was skipped (NeedsBootloaderSkip)
 	sess       *session
 
+	bytesRead, bytesWritten atomic.Int64
+
 	serving   chan struct{}
 	stop      chan struct{}
 	closeOnce sync.Once
@@ -146,6 +149,9 @@ func (s *Stick) NVItem(id uint16) []byte {
 	defer s.mu.Unlock()
 	return append([]byte(nil), s.nv[id]...)
 }
+
+// WireBytes returns how many bytes the stick read from hosts and wrote to them, over all sessions.
+func (s *Stick) WireBytes() (read, written int64) { return s.bytesRead.Load(), s.bytesWritten.Load() }
 
 // Resets returns how many times the stick reset (asked or not).
 func (s *Stick) Resets() int {
@@ -270,6 +276,7 @@ func (ss *session) readLoop() {
 	for {
 		n, err := ss.port.Read(buf)
 		if n > 0 {
+			ss.st.bytesRead.Add(int64(n))
 			chunk := buf[:n]
 			ss.st.mu.Lock()
 			if ss.st.cfg.NeedsBootloaderSkip && !ss.st.booted {
@@ -308,6 +315,7 @@ func (ss *session) write(f znp.Frame) {
 		ss.fail(err)
 		return
 	}
+	ss.st.bytesWritten.Add(int64(len(b)))
 	if baud := ss.st.cfg.Baud; baud > 0 {
 		now := time.Now()
 		if ss.free.Before(now) {
