@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/otabridge/otabridge/ncp"
+	"github.com/otabridge/otabridge/ncp/fifo"
 	"github.com/otabridge/otabridge/ncp/serialport"
 	"github.com/otabridge/otabridge/zcl"
 )
@@ -40,8 +41,8 @@ type Driver struct {
 	to     Timeouts
 
 	events    chan ncp.Event
-	evq       *fifo[ncp.Event]
-	callbacks *fifo[callbackItem]
+	evq       *fifo.Queue[ncp.Event]
+	callbacks *fifo.Queue[callbackItem]
 	trouble   chan trouble
 
 	ctx    context.Context
@@ -104,8 +105,8 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) *Driver {
 		log:       log.With().Str("radio", "znp").Str("port", cfg.Port).Logger(),
 		to:        DefaultTimeouts,
 		events:    make(chan ncp.Event),
-		evq:       newFIFO[ncp.Event](),
-		callbacks: newFIFO[callbackItem](),
+		evq:       fifo.New[ncp.Event](),
+		callbacks: fifo.New[callbackItem](),
 		trouble:   make(chan trouble, 16),
 		ctx:       ctx, cancel: cancel,
 		notReady: "not started",
@@ -268,7 +269,7 @@ func (d *Driver) onFrame(c *Conn, f Frame) {
 		}
 	}
 	d.mu.Unlock()
-	d.callbacks.push(callbackItem{c: c, f: f})
+	d.callbacks.Push(callbackItem{c: c, f: f})
 }
 
 // expect registers a wait for a callback that matches; call it before the request that causes it.
@@ -441,12 +442,12 @@ func (d *Driver) readyConn() (*Conn, error) {
 }
 
 // emit queues an event for Events; it never blocks.
-func (d *Driver) emit(ev ncp.Event) { d.evq.push(ev) }
+func (d *Driver) emit(ev ncp.Event) { d.evq.Push(ev) }
 
 func (d *Driver) pumpEvents() {
 	defer d.wg.Done()
 	for {
-		ev, ok := d.evq.pop(d.ctx.Done())
+		ev, ok := d.evq.Pop(d.ctx.Done())
 		if !ok {
 			return
 		}
@@ -619,7 +620,7 @@ func (d *Driver) learn(short uint16, ieee zcl.IEEE) {
 func (d *Driver) callbackLoop() {
 	defer d.wg.Done()
 	for {
-		it, ok := d.callbacks.pop(d.ctx.Done())
+		it, ok := d.callbacks.Pop(d.ctx.Done())
 		if !ok {
 			return
 		}
@@ -739,42 +740,4 @@ func (d *Driver) onIncoming(m IncomingMsg) {
 		ProfileID: zcl.ProfileHomeAutomation, // AF carries no profile: it is the registered endpoint's
 		Broadcast: m.WasBroadcast != 0, LQI: m.LQI, Payload: m.Data,
 	}})
-}
-
-// fifo is an unbounded queue whose pop blocks: the reader goroutine hands callbacks over without waiting.
-type fifo[T any] struct {
-	mu     sync.Mutex
-	items  []T
-	signal chan struct{}
-}
-
-func newFIFO[T any]() *fifo[T] { return &fifo[T]{signal: make(chan struct{}, 1)} }
-
-func (q *fifo[T]) push(v T) {
-	q.mu.Lock()
-	q.items = append(q.items, v)
-	q.mu.Unlock()
-	select {
-	case q.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (q *fifo[T]) pop(stop <-chan struct{}) (T, bool) {
-	for {
-		q.mu.Lock()
-		if n := len(q.items); n > 0 {
-			v := q.items[0]
-			q.items = q.items[1:]
-			q.mu.Unlock()
-			return v, true
-		}
-		q.mu.Unlock()
-		select {
-		case <-q.signal:
-		case <-stop:
-			var zero T
-			return zero, false
-		}
-	}
 }
