@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
 
 	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/ncp/sim"
@@ -29,4 +30,21 @@ func TestBridgeOverZNPFakeStickUpgradesAndSurvivesStickReset(t *testing.T) {
 			return d, d.Network
 		},
 	})
+}
+
+// TestRadioTypeZNP: radio.type znp validates and builds the ZNP driver behind savingRadio; a missing port is
+// named in the error.
+func TestRadioTypeZNP(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Radio.Type, cfg.Radio.Port = "znp", "/dev/does-not-exist-znp"
+	require.NoError(t, cfg.Validate())
+	r, err := newSerialRadio(cfg.Radio, t.TempDir(), zerolog.Nop())
+	require.NoError(t, err)
+	defer r.Close()
+	sr, ok := r.(*savingRadio)
+	require.True(t, ok, "the network is saved after Start")
+	_, ok = sr.Radio.(*znp.Driver)
+	require.True(t, ok)
+	_, err = r.Start(context.Background())
+	require.ErrorContains(t, err, "serial port /dev/does-not-exist-znp does not exist")
 }

@@ -15,39 +15,41 @@ type Command struct {
 
 // Commands the driver and the fake stick use (TI Z-Stack Monitor and Test API).
 var (
-	SysResetReq        = Command{SubSYS, 0x00}
-	SysPing            = Command{SubSYS, 0x01}
-	SysVersion         = Command{SubSYS, 0x02}
-	SysGetExtAddr      = Command{SubSYS, 0x04}
-	SysNVItemInit      = Command{SubSYS, 0x07}
-	SysNVRead          = Command{SubSYS, 0x08}
-	SysNVWrite         = Command{SubSYS, 0x09}
-	SysNVDelete        = Command{SubSYS, 0x12}
-	SysNVLength        = Command{SubSYS, 0x13}
-	SysResetInd        = Command{SubSYS, 0x80}
-	AFRegister         = Command{SubAF, 0x00}
-	AFDataRequest      = Command{SubAF, 0x01}
-	AFDataRequestExt   = Command{SubAF, 0x02}
-	AFDataConfirm      = Command{SubAF, 0x80}
-	AFIncomingMsg      = Command{SubAF, 0x81}
-	AFIncomingMsgExt   = Command{SubAF, 0x82}
-	ZDOMgmtPermitJoin  = Command{SubZDO, 0x36}
-	ZDOMsgCBRegister   = Command{SubZDO, 0x3E}
-	ZDOStartupFromApp  = Command{SubZDO, 0x40}
-	ZDOExtNwkInfo      = Command{SubZDO, 0x50}
-	ZDOMgmtPermitRsp   = Command{SubZDO, 0xB6}
-	ZDOStateChangeInd  = Command{SubZDO, 0xC0}
-	ZDOEndDeviceAnnce  = Command{SubZDO, 0xC1}
-	ZDOLeaveInd        = Command{SubZDO, 0xC9}
-	ZDOTCDevInd        = Command{SubZDO, 0xCA}
-	ZDOPermitJoinInd   = Command{SubZDO, 0xCB}
-	UtilGetDeviceInfo  = Command{SubUTIL, 0x00}
-	UtilLEDControl     = Command{SubUTIL, 0x0A}
-	UtilAddrMgrNwkAddr = Command{SubUTIL, 0x41}
-	AppCnfBDBStartComm = Command{SubAPPCNF, 0x05}
-	AppCnfBDBSetChan   = Command{SubAPPCNF, 0x08}
-	AppCnfBDBCommNotif = Command{SubAPPCNF, 0x80}
-	RPCError           = Command{SubRPCError, 0x00}
+	SysResetReq         = Command{SubSYS, 0x00}
+	SysPing             = Command{SubSYS, 0x01}
+	SysVersion          = Command{SubSYS, 0x02}
+	SysGetExtAddr       = Command{SubSYS, 0x04}
+	SysNVItemInit       = Command{SubSYS, 0x07}
+	SysNVRead           = Command{SubSYS, 0x08}
+	SysNVWrite          = Command{SubSYS, 0x09}
+	SysNVDelete         = Command{SubSYS, 0x12}
+	SysNVLength         = Command{SubSYS, 0x13}
+	SysResetInd         = Command{SubSYS, 0x80}
+	AFRegister          = Command{SubAF, 0x00}
+	AFDataRequest       = Command{SubAF, 0x01}
+	AFDataRequestExt    = Command{SubAF, 0x02}
+	AFDataConfirm       = Command{SubAF, 0x80}
+	AFIncomingMsg       = Command{SubAF, 0x81}
+	AFIncomingMsgExt    = Command{SubAF, 0x82}
+	ZDOMgmtPermitJoin   = Command{SubZDO, 0x36}
+	ZDOMsgCBRegister    = Command{SubZDO, 0x3E}
+	ZDOStartupFromApp   = Command{SubZDO, 0x40}
+	ZDOExtNwkInfo       = Command{SubZDO, 0x50}
+	ZDOMgmtPermitRsp    = Command{SubZDO, 0xB6}
+	ZDOStateChangeInd   = Command{SubZDO, 0xC0}
+	ZDOEndDeviceAnnce   = Command{SubZDO, 0xC1}
+	ZDOLeaveInd         = Command{SubZDO, 0xC9}
+	ZDOTCDevInd         = Command{SubZDO, 0xCA}
+	ZDOPermitJoinInd    = Command{SubZDO, 0xCB}
+	UtilGetDeviceInfo   = Command{SubUTIL, 0x00}
+	UtilLEDControl      = Command{SubUTIL, 0x0A}
+	UtilAddrMgrNwkAddr  = Command{SubUTIL, 0x41}
+	AppCnfBDBStartComm  = Command{SubAPPCNF, 0x05}
+	AppCnfBDBSetChan    = Command{SubAPPCNF, 0x08}
+	AppCnfBDBCommNotif  = Command{SubAPPCNF, 0x80}
+	AppCnfAllowRejoinTC = Command{SubAPPCNF, 0x03}
+	AppCnfBDBTCKeyExch  = Command{SubAPPCNF, 0x09}
+	RPCError            = Command{SubRPCError, 0x00}
 )
 
 var commandNames = map[Command]string{
@@ -62,6 +64,7 @@ var commandNames = map[Command]string{
 	ZDOPermitJoinInd: "ZDO_PERMIT_JOIN_IND", UtilGetDeviceInfo: "UTIL_GET_DEVICE_INFO", UtilLEDControl: "UTIL_LED_CONTROL",
 	UtilAddrMgrNwkAddr: "UTIL_ADDRMGR_NWK_ADDR_LOOKUP", AppCnfBDBStartComm: "APP_CNF_BDB_START_COMMISSIONING",
 	AppCnfBDBSetChan: "APP_CNF_BDB_SET_CHANNEL", AppCnfBDBCommNotif: "APP_CNF_BDB_COMMISSIONING_NOTIFICATION", RPCError: "RPC_ERROR",
+	AppCnfAllowRejoinTC: "APP_CNF_SET_ALLOWREJOIN_TC_POLICY", AppCnfBDBTCKeyExch: "APP_CNF_BDB_SET_TC_REQUIRE_KEY_EXCHANGE",
 }
 
 func (c Command) String() string {

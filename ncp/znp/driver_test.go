@@ -118,6 +118,12 @@ func TestStartFormsThenResumes(t *testing.T) {
 	assert.Equal(t, 1, cmds["AF_REGISTER"])
 	assert.Equal(t, 1, cmds["UTIL_LED_CONTROL"])
 	assert.Equal(t, []byte{0x55}, r.stick.NVItem(znp.NVHasConfigured))
+	rejoin, ok := r.stick.Policy("APP_CNF_SET_ALLOWREJOIN_TC_POLICY")
+	assert.True(t, ok)
+	assert.Equal(t, uint8(1), rejoin, "trust-center rejoins allowed")
+	keyExchange, ok := r.stick.Policy("APP_CNF_BDB_SET_TC_REQUIRE_KEY_EXCHANGE")
+	assert.True(t, ok)
+	assert.Equal(t, uint8(0), keyExchange, "devices without a TCLK exchange are kept")
 	assert.Equal(t, testNetwork.NetworkKey[:], r.stick.NVItem(znp.NVPreCfgKey))
 	require.NoError(t, d.Close())
 

@@ -92,6 +92,17 @@ func (d *Driver) initialize(ctx context.Context, c *Conn) error {
 			return fmt.Errorf("znp: register endpoint 1: %w", err)
 		}
 	}
+	// Trust-center policies: devices may rejoin through the trust center, and devices that do not request a
+	// unique trust-center link key after joining (many older ones) are kept. Older firmware lacks the
+	// commands; the stack's defaults then apply.
+	for _, p := range []struct {
+		cmd   Command
+		value byte
+	}{{AppCnfAllowRejoinTC, 1}, {AppCnfBDBTCKeyExch, 0}} {
+		if err := c.StatusRequest(ctx, p.cmd, []byte{p.value}); err != nil {
+			d.log.Warn().Err(err).Msg("trust-center policy not set")
+		}
+	}
 	// LED off (firmware without LED support refuses; that is fine).
 	if err := c.StatusRequest(ctx, UtilLEDControl, []byte{0xFF, 0}); err != nil {
 		d.log.Debug().Err(err).Msg("LED control not supported")

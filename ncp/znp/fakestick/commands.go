@@ -111,6 +111,15 @@ func (ss *session) handle(f znp.Frame) {
 		ss.respond(cmd, ss.extNwkInfo().Append(nil))
 	case znp.ZDOStartupFromApp:
 		ss.startupFromApp()
+	case znp.AppCnfAllowRejoinTC, znp.AppCnfBDBTCKeyExch:
+		if len(f.Data) < 1 {
+			ss.rpcError(f, 4)
+			return
+		}
+		st.mu.Lock()
+		st.policies[cmd.String()] = f.Data[0]
+		st.mu.Unlock()
+		ss.respond(cmd, []byte{znp.StatusSuccess})
 	case znp.ZDOMsgCBRegister, zdoExtRouteDisc, afInterPanCtl, utilAssocRemove, utilAssocAdd:
 		ss.respond(cmd, []byte{znp.StatusSuccess})
 	case zdoExtAddGroup, zdoExtFindGroup:

@@ -82,6 +82,7 @@ type Stick struct {
 	resets     int
 	zdoSeq     uint8
 	groups     map[uint32]struct{} // endpoint<<16 | group id
+	policies   map[string]uint8    // trust-center policy commands and the value last set
 	booted     bool                // the bootloader was skipped (NeedsBootloaderSkip)
 	sess       *session
 
@@ -103,7 +104,7 @@ func New(net Network, cfg Config) *Stick {
 	}
 	s := &Stick{cfg: cfg, net: net, log: cfg.Log.With().Str("component", "fakestick-znp").Logger(),
 		nv: factoryNV(), endpoints: make(map[uint8]znp.AFRegisterReq), eui: make(map[uint16]zcl.IEEE),
-		commands: make(map[string]int), groups: make(map[uint32]struct{}), serving: make(chan struct{}, 1), stop: make(chan struct{})}
+		commands: make(map[string]int), groups: make(map[uint32]struct{}), policies: make(map[string]uint8), serving: make(chan struct{}, 1), stop: make(chan struct{})}
 	s.wg.Add(1)
 	go s.pumpNetworkEvents()
 	return s
@@ -148,6 +149,14 @@ func (s *Stick) NVItem(id uint16) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]byte(nil), s.nv[id]...)
+}
+
+// Policy returns the value a host last set with a trust-center policy command (by name) and whether it did.
+func (s *Stick) Policy(name string) (uint8, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.policies[name]
+	return v, ok
 }
 
 // WireBytes returns how many bytes the stick read from hosts and wrote to them, over all sessions.
