@@ -37,6 +37,7 @@ func TestBridgeOverZNPFakeStickUpgradesAndSurvivesStickReset(t *testing.T) {
 func TestRadioTypeZNP(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Radio.Type, cfg.Radio.Port = "znp", "/dev/does-not-exist-znp"
+	cfg.MQTT.ClientID = "otabridge-test"
 	require.NoError(t, cfg.Validate())
 	r, err := newSerialRadio(cfg.Radio, t.TempDir(), zerolog.Nop())
 	require.NoError(t, err)
