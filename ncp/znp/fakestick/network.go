@@ -2,6 +2,7 @@ package fakestick
 
 import (
 	"encoding/binary"
+	"time"
 
 	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/ncp/sim"
@@ -130,7 +131,7 @@ func (s *Stick) onNetworkEvent(ev ncp.Event) {
 			wasBroadcast = 1
 		}
 		m := znp.IncomingMsg{ClusterID: in.ClusterID, SrcAddr: uint64(in.SrcShort), SrcEP: in.SrcEndpoint, DstEP: in.DstEndpoint,
-			WasBroadcast: wasBroadcast, LQI: in.LQI, Timestamp: uint32(s.nextZDOSeq()), TransSeq: 0, Data: in.Payload,
+			WasBroadcast: wasBroadcast, LQI: in.LQI, Timestamp: uint32(time.Now().UnixMilli()), TransSeq: 0, Data: in.Payload,
 			MacSrcAddr: in.SrcShort, Radius: 0x1D}
 		if len(in.Payload) > znp.MaxDataLen-20 {
 			m.SrcAddrMode = znp.AddrModeShort
