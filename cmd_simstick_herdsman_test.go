@@ -243,40 +243,15 @@ func TestHerdsmanConformance(t *testing.T) {
 		host := fmt.Sprintf("herdsman %s v%d", tc.adapter, tc.version)
 		t.Run(fmt.Sprintf("%s_v%d", tc.adapter, tc.version), func(t *testing.T) {
 			port, stick := startConformanceStick(t, tc.version)
-			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-			defer cancel()
-			n := conformanceNetwork
-			cmd := exec.CommandContext(ctx, node, "harness.mjs", "--port", port, "--adapter", tc.adapter, "--dir", t.TempDir(),
-				"--channel", fmt.Sprint(n.Channel), "--pan-id", fmt.Sprintf("0x%04x", n.PANID),
-				"--ext-pan-id", fmt.Sprintf("%016x", uint64(n.ExtendedPANID)), "--network-key", n.NetworkKey.String(),
-				"--devices", string(devicesJSON))
-			cmd.Dir = herdsmanDir
-			var stderr strings.Builder
-			cmd.Stderr = &stderr
-			stdout, err := cmd.StdoutPipe()
-			require.NoError(t, err)
-			require.NoError(t, cmd.Start())
-			var results []stepResult
-			sc := bufio.NewScanner(stdout)
-			sc.Buffer(make([]byte, 1<<20), 1<<20)
-			for sc.Scan() {
-				var r stepResult
-				if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-					t.Logf("harness: %s", sc.Text())
-					continue
-				}
-				results = append(results, r)
-				if !r.OK && !r.Done {
-					t.Errorf("%s: step %q failed: %s\nlast frames herdsman logged:\n  %s", host, r.Step, r.Error, strings.Join(r.Frames, "\n  "))
-					var dump strings.Builder
-					stick.DumpFrames(&dump)
-					t.Log(dump.String())
-				}
-			}
-			werr := cmd.Wait()
+			results, stderr, werr := runHarness(t, node, port, tc.adapter, string(devicesJSON), func(r stepResult) {
+				t.Errorf("%s: step %q failed: %s\nlast frames herdsman logged:\n  %s", host, r.Step, r.Error, strings.Join(r.Frames, "\n  "))
+				var dump strings.Builder
+				stick.DumpFrames(&dump)
+				t.Log(dump.String())
+			})
 			table.record(host, results, stick)
 			if werr != nil && !t.Failed() {
-				t.Errorf("%s: harness exited: %v\n%s", host, werr, tail(stderr.String(), 3000))
+				t.Errorf("%s: harness exited: %v\n%s", host, werr, tail(stderr, 3000))
 			}
 			got := reachedSteps(results)
 			if !slices.Equal(got, scenarioSteps(true)) && !t.Failed() {
@@ -294,7 +269,9 @@ func TestHerdsmanConformance(t *testing.T) {
 		host := fmt.Sprintf("otabridge driver v%d", version)
 		t.Run(fmt.Sprintf("otabridge_v%d", version), func(t *testing.T) {
 			port, stick := startConformanceStick(t, version)
-			results := runDriverScenario(t, port)
+			results := runDriverScenario(t, port, func(p string) ncp.Radio {
+				return ezsp.New(ezsp.Config{Port: p, Network: conformanceNetwork}, zerolog.Nop())
+			})
 			table.record(host, results, stick)
 			for _, r := range results {
 				if !r.OK {
@@ -309,6 +286,41 @@ func TestHerdsmanConformance(t *testing.T) {
 		})
 	}
 	table.print(t)
+}
+
+// runHarness runs test/herdsman/harness.mjs with herdsman's adapter against port and collects its steps;
+// failed is called for each failed step.
+func runHarness(t *testing.T, node, port, adapter, devicesJSON string, failed func(stepResult)) ([]stepResult, string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	n := conformanceNetwork
+	cmd := exec.CommandContext(ctx, node, "harness.mjs", "--port", port, "--adapter", adapter, "--dir", t.TempDir(),
+		"--channel", fmt.Sprint(n.Channel), "--pan-id", fmt.Sprintf("0x%04x", n.PANID),
+		"--ext-pan-id", fmt.Sprintf("%016x", uint64(n.ExtendedPANID)), "--network-key", n.NetworkKey.String(),
+		"--devices", devicesJSON)
+	cmd.Dir = herdsmanDir
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	var results []stepResult
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var r stepResult
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Logf("harness: %s", sc.Text())
+			continue
+		}
+		results = append(results, r)
+		if !r.OK && !r.Done {
+			failed(r)
+		}
+	}
+	werr := cmd.Wait()
+	return results, stderr.String(), werr
 }
 
 func reachedSteps(results []stepResult) []string {
@@ -328,8 +340,8 @@ func tail(s string, n int) string {
 	return s
 }
 
-// runDriverScenario runs the scenario with otabridge's own EZSP driver on the port.
-func runDriverScenario(t *testing.T, port string) []stepResult {
+// runDriverScenario runs the scenario with one of otabridge's own drivers (newRadio builds it on the port).
+func runDriverScenario(t *testing.T, port string, newRadio func(port string) ncp.Radio) []stepResult {
 	var results []stepResult
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -343,8 +355,7 @@ func runDriverScenario(t *testing.T, port string) []stepResult {
 		results = append(results, r)
 		return err == nil
 	}
-	cfg := ezsp.Config{Port: port, Network: conformanceNetwork}
-	drv := ezsp.New(cfg, zerolog.Nop())
+	drv := newRadio(port)
 	if !step("start+form", func() (string, error) {
 		info, err := drv.Start(ctx)
 		if err != nil {
@@ -361,7 +372,7 @@ func runDriverScenario(t *testing.T, port string) []stepResult {
 	if !step("stop", func() (string, error) { return "", drv.Close() }) {
 		return results
 	}
-	drv = ezsp.New(cfg, zerolog.Nop())
+	drv = newRadio(port)
 	defer drv.Close()
 	if !step("start again+resume", func() (string, error) {
 		info, err := drv.Start(ctx)
@@ -484,7 +495,7 @@ func runDriverScenario(t *testing.T, port string) []stepResult {
 }
 
 // driverRequest sends a ZDO request and waits for the response cluster with the TSN.
-func driverRequest(ctx context.Context, drv *ezsp.Driver, f ncp.Frame, rspCluster uint16, tsn uint8) ([]byte, error) {
+func driverRequest(ctx context.Context, drv ncp.Radio, f ncp.Frame, rspCluster uint16, tsn uint8) ([]byte, error) {
 	if err := drv.Send(ctx, f); err != nil {
 		return nil, err
 	}
@@ -503,7 +514,7 @@ func driverRequest(ctx context.Context, drv *ezsp.Driver, f ncp.Frame, rspCluste
 var readTSN uint8 = 0x60
 
 // driverRead reads attributes and returns their records in order (all must succeed).
-func driverRead(ctx context.Context, drv *ezsp.Driver, short uint16, ep uint8, cluster uint16, ids ...uint16) ([]zcl.ReadAttributeRecord, error) {
+func driverRead(ctx context.Context, drv ncp.Radio, short uint16, ep uint8, cluster uint16, ids ...uint16) ([]zcl.ReadAttributeRecord, error) {
 	readTSN++
 	tsn := readTSN
 	req := zcl.AppendFrame(nil, zcl.GlobalHeader(zcl.ClientToServer, false, tsn, zcl.CmdReadAttributes), zcl.ReadAttributes{AttributeIDs: ids})

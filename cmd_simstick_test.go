@@ -102,6 +102,6 @@ radio:
 }
 
 func TestSimStickRejectsOtherProtocols(t *testing.T) {
-	err := runSimStick(context.Background(), simStickOptions{protocol: "znp", configPath: "config.yaml"}, io.Discard, zerolog.Nop())
-	assert.ErrorContains(t, err, `--protocol "znp": only ezsp is implemented`)
+	err := runSimStick(context.Background(), simStickOptions{protocol: "zigate", configPath: "config.yaml"}, io.Discard, zerolog.Nop())
+	assert.ErrorContains(t, err, `--protocol "zigate": want ezsp or znp`)
 }

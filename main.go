@@ -56,7 +56,7 @@ const usageText = `usage:
                        [--header-string S] [--stack-version N] FIRMWARE -o OUT
                                               wrap a firmware binary into a Zigbee OTA file
   otabridge zcl decode [--cluster N] HEX      decode one ZCL frame to JSON
-  otabridge simstick --protocol ezsp [--config FILE]
+  otabridge simstick --protocol ezsp|znp [--config FILE]
                                               serve the simulated network as a stick on a pseudo-terminal
   otabridge addon [--options FILE] [--dry-run]
                                               run as a Home Assistant add-on (options from the Supervisor)

@@ -13,11 +13,14 @@ import (
 	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/ncp/ezsp"
 	"github.com/otabridge/otabridge/ncp/ezsp/fakestick"
+	"github.com/otabridge/otabridge/ncp/znp"
+	znpfake "github.com/otabridge/otabridge/ncp/znp/fakestick"
 	"github.com/otabridge/otabridge/zcl"
 )
 
-// serialResult is OTA block traffic through the EZSP driver, ASH and the fake stick at one baud rate.
+// serialResult is OTA block traffic through a serial driver and its fake stick at one baud rate.
 type serialResult struct {
+	protocol    string // "ezsp" (EZSP over ASH) or "znp" (Z-Stack MT)
 	baud        int
 	blocks      int
 	elapsed     time.Duration
@@ -56,11 +59,37 @@ func (p *pacedPort) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// benchSerial runs OTA-like traffic for d through the real EZSP driver and the fake stick over an in-memory
-// line paced in both directions at baud: per block, one Image Block Response with 64 data bytes (an 81-byte
-// ZCL frame, APS-acked unicast, confirmed by messageSentHandler) and the device's next Image Block Request
-// coming back as incomingMessageHandler.
-func benchSerial(baud int, d time.Duration) (serialResult, error) {
+// serialStick is a fake stick the serial bench drives.
+type serialStick interface {
+	Serve(ctx context.Context, port io.ReadWriteCloser) error
+	Close() error
+}
+
+// serialProtocols are the serial drivers the bench measures.
+var serialProtocols = []string{"ezsp", "znp"}
+
+// newSerialPair builds the fake stick of a protocol in front of memnet, the driver that reaches it through
+// open, and the stick's wire byte counters (read from the host, written to it).
+func newSerialPair(protocol string, memnet *fakestick.MemNetwork, baud int, open ezsp.Opener) (serialStick, ncp.Radio, func() (int64, int64)) {
+	if protocol == "znp" {
+		stick := znpfake.New(memnet, znpfake.Config{Baud: baud})
+		drv := znp.New(znp.Config{Port: "bench-line", Baud: baud}, zerolog.Nop(), znp.WithOpener(znp.Opener(open)))
+		return stick, drv, stick.WireBytes
+	}
+	stick := fakestick.New(memnet, fakestick.Config{ProtocolVersion: 14, Baud: baud})
+	drv := ezsp.New(ezsp.Config{Port: "bench-line", Baud: baud}, zerolog.Nop(), ezsp.WithOpener(open))
+	return stick, drv, func() (int64, int64) {
+		st := stick.LinkStats()
+		return int64(st.BytesRead), int64(st.BytesWritten)
+	}
+}
+
+// benchSerial runs OTA-like traffic for d through a real serial driver (EZSP over ASH, or Z-Stack MT) and
+// its fake stick over an in-memory line paced in both directions at baud: per block, one Image Block
+// Response with 64 data bytes (an 81-byte ZCL frame, APS-acked unicast, confirmed by messageSentHandler or
+// AF_DATA_CONFIRM) and the device's next Image Block Request coming back (incomingMessageHandler or
+// AF_INCOMING_MSG).
+func benchSerial(protocol string, baud int, d time.Duration) (serialResult, error) {
 	const short, ieee = 0x4242, zcl.IEEE(0x00124B0099887766)
 	memnet := fakestick.NewMemNetwork(ncp.NetworkInfo{IEEE: 0x00124B00FA4E0001})
 	defer memnet.Close()
@@ -74,25 +103,24 @@ func benchSerial(baud int, d time.Duration) (serialResult, error) {
 		return []ncp.Event{{Kind: ncp.EventFrame, Frame: ncp.Incoming{SrcShort: short, SrcEndpoint: 1, DstEndpoint: 1,
 			ClusterID: zcl.ClusterOTA, ProfileID: zcl.ProfileHomeAutomation, Payload: req}}}
 	})
-	stick := fakestick.New(memnet, fakestick.Config{ProtocolVersion: 14, Baud: baud})
-	defer stick.Close()
-
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
+	var stick serialStick
 	open := func(context.Context) (io.ReadWriteCloser, error) {
 		host, ncpSide := net.Pipe()
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = stick.Serve(ctx, ncpSide) }()
 		return &pacedPort{Conn: host, baud: baud}, nil
 	}
-	drv := ezsp.New(ezsp.Config{Port: "bench-line", Baud: baud}, zerolog.Nop(), ezsp.WithOpener(open))
+	stick, drv, wire := newSerialPair(protocol, memnet, baud, open)
+	defer stick.Close()
 	defer drv.Close()
 	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
 	defer scancel()
 	if _, err := drv.Start(sctx); err != nil {
-		return serialResult{}, fmt.Errorf("serial bench at %d baud: start: %w", baud, err)
+		return serialResult{}, fmt.Errorf("serial bench (%s) at %d baud: start: %w", protocol, baud, err)
 	}
 	block := zcl.AppendImageBlockResponseFrame(nil, 1, &zcl.ImageBlockResponse{Status: zcl.StatusSuccess,
 		ManufacturerCode: benchManufacturer, ImageType: firstImageType, FileVersion: newVersion, Data: make([]byte, 64)})
@@ -116,22 +144,22 @@ func benchSerial(baud int, d time.Duration) (serialResult, error) {
 	}
 	for i := 0; i < 20; i++ { // warm up
 		if err := one(i); err != nil {
-			return serialResult{}, fmt.Errorf("serial bench at %d baud: %w", baud, err)
+			return serialResult{}, fmt.Errorf("serial bench (%s) at %d baud: %w", protocol, baud, err)
 		}
 	}
-	before := stick.LinkStats()
+	readBefore, writtenBefore := wire()
 	start := time.Now()
 	n := 0
 	for time.Since(start) < d {
 		if err := one(n); err != nil {
-			return serialResult{}, fmt.Errorf("serial bench at %d baud: %w", baud, err)
+			return serialResult{}, fmt.Errorf("serial bench (%s) at %d baud: %w", protocol, baud, err)
 		}
 		n++
 	}
-	res := serialResult{baud: baud, blocks: n, elapsed: time.Since(start)}
-	st := stick.LinkStats()
-	res.hostToStick = float64(st.BytesRead-before.BytesRead) / float64(n)
-	res.stickToHost = float64(st.BytesWritten-before.BytesWritten) / float64(n)
+	res := serialResult{protocol: protocol, baud: baud, blocks: n, elapsed: time.Since(start)}
+	read, written := wire()
+	res.hostToStick = float64(read-readBefore) / float64(n)
+	res.stickToHost = float64(written-writtenBefore) / float64(n)
 	res.uartBlocksS = float64(baud) / 10 / max(res.hostToStick, res.stickToHost)
 	return res, nil
 }

@@ -523,7 +523,7 @@ func TestAddonOptionValueValidation(t *testing.T) {
 		"baud_rate":                {9600},
 		"max_concurrent":           {0, 9},
 		"upgrade_delay":            {-1, 86401},
-		"radio_type":               {"znp"},
+		"radio_type":               {"zigate"},
 		"index_urls":               {[]any{"not a url"}},
 	}
 	for key, vals := range good {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/ncp/ezsp"
+	"github.com/otabridge/otabridge/ncp/znp"
 	"github.com/otabridge/otabridge/zcl"
 )
 
@@ -28,14 +29,21 @@ func newSerialRadio(cfg RadioConfig, dataDir string, log zerolog.Logger) (ncp.Ra
 		}
 		d := ezsp.New(ezsp.Config{Port: cfg.Port, Baud: cfg.Baud, FlowControl: cfg.FlowControl, Network: settings}, log)
 		return &savingRadio{Radio: d, network: d.Network, path: filepath.Join(dataDir, NetworkFile), log: log}, nil
+	case "znp":
+		settings, err := ezspNetwork(cfg.Network, filepath.Join(dataDir, NetworkFile), log)
+		if err != nil {
+			return nil, err
+		}
+		d := znp.New(znp.Config{Port: cfg.Port, Baud: cfg.Baud, FlowControl: cfg.FlowControl, Network: settings}, log)
+		return &savingRadio{Radio: d, network: d.Network, path: filepath.Join(dataDir, NetworkFile), log: log}, nil
 	}
-	return nil, fmt.Errorf("radio.type %q: no driver built in (want sim or ezsp)", cfg.Type)
+	return nil, fmt.Errorf("radio.type %q: no driver built in (want sim, ezsp or znp)", cfg.Type)
 }
 
 // ezspNetwork merges the configured network with the saved one: configured values win, the saved ones fill
-// what the configuration leaves to chance.
-func ezspNetwork(c NetworkConfig, savedPath string, log zerolog.Logger) (ezsp.NetworkSettings, error) {
-	var saved ezsp.NetworkSettings
+// what the configuration leaves to chance. Every serial driver (ezsp, znp) takes the result.
+func ezspNetwork(c NetworkConfig, savedPath string, log zerolog.Logger) (ncp.NetworkSettings, error) {
+	var saved ncp.NetworkSettings
 	if _, err := LoadJSON(savedPath, &saved, log); err != nil {
 		log.Warn().Err(err).Str("path", savedPath).Msg("saved network unreadable")
 	}
@@ -64,7 +72,7 @@ func ezspNetwork(c NetworkConfig, savedPath string, log zerolog.Logger) (ezsp.Ne
 // savingRadio saves the network a driver formed or resumed after every successful Start.
 type savingRadio struct {
 	ncp.Radio
-	network func() ezsp.NetworkSettings
+	network func() ncp.NetworkSettings
 	path    string
 	log     zerolog.Logger
 }
@@ -75,7 +83,7 @@ func (r *savingRadio) Start(ctx context.Context) (ncp.NetworkInfo, error) {
 		return info, err
 	}
 	n := r.network()
-	var saved ezsp.NetworkSettings
+	var saved ncp.NetworkSettings
 	if _, lerr := LoadJSON(r.path, &saved, r.log); lerr == nil && saved == n {
 		return info, nil
 	}

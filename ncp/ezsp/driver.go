@@ -12,6 +12,8 @@ import (
 
 	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/ncp/ezsp/ash"
+	"github.com/otabridge/otabridge/ncp/fifo"
+	"github.com/otabridge/otabridge/ncp/serialport"
 	"github.com/otabridge/otabridge/zcl"
 	"github.com/rs/zerolog"
 )
@@ -42,8 +44,8 @@ type Driver struct {
 	to     Timeouts
 
 	events    chan ncp.Event
-	evq       *queue[ncp.Event]
-	callbacks *queue[callbackItem]
+	evq       *fifo.Queue[ncp.Event]
+	callbacks *fifo.Queue[callbackItem]
 	trouble   chan trouble
 
 	ctx    context.Context // cancelled by Close
@@ -103,8 +105,8 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) *Driver {
 		log:        log.With().Str("radio", "ezsp").Str("port", cfg.Port).Logger(),
 		to:         DefaultTimeouts,
 		events:     make(chan ncp.Event),
-		evq:        newQueue[ncp.Event](),
-		callbacks:  newQueue[callbackItem](),
+		evq:        fifo.New[ncp.Event](),
+		callbacks:  fifo.New[callbackItem](),
 		trouble:    make(chan trouble, 16),
 		ctx:        ctx,
 		cancel:     cancel,
@@ -114,7 +116,9 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) *Driver {
 		eui:        make(map[uint16]zcl.IEEE),
 		notReady:   "not started",
 	}
-	d.open = func(context.Context) (io.ReadWriteCloser, error) { return openSerial(d.cfg) }
+	d.open = func(context.Context) (io.ReadWriteCloser, error) {
+		return serialport.Open(serialport.Config{Port: d.cfg.Port, Baud: d.cfg.Baud, FlowControl: d.cfg.FlowControl})
+	}
 	for _, o := range opts {
 		o(d)
 	}
@@ -424,13 +428,13 @@ func (d *Driver) readySession() (*session, error) {
 // emit queues an event for Events; it never blocks.
 func (d *Driver) emit(ev ncp.Event) {
 	d.log.Debug().Stringer("event", ev.Kind).Uint16("short", ev.Short).Stringer("ieee", ev.IEEE).Str("reason", ev.Reason).Msg("event")
-	d.evq.push(ev)
+	d.evq.Push(ev)
 }
 
 func (d *Driver) pumpEvents() {
 	defer d.wg.Done()
 	for {
-		ev, ok := d.evq.pop(d.ctx.Done())
+		ev, ok := d.evq.Pop(d.ctx.Done())
 		if !ok {
 			return
 		}
@@ -626,7 +630,7 @@ func (d *Driver) learn(short uint16, ieee zcl.IEEE) {
 func (d *Driver) callbackLoop() {
 	defer d.wg.Done()
 	for {
-		it, ok := d.callbacks.pop(d.ctx.Done())
+		it, ok := d.callbacks.Pop(d.ctx.Done())
 		if !ok {
 			return
 		}

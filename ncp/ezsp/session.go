@@ -100,7 +100,7 @@ func (s *session) onData(b []byte) {
 	}
 	if f.IsCallback() {
 		f.Params = append([]byte(nil), f.Params...)
-		s.d.callbacks.push(callbackItem{s: s, version: v, f: f})
+		s.d.callbacks.Push(callbackItem{s: s, version: v, f: f})
 		return
 	}
 	if w != nil && w.seq == f.Seq {

@@ -1,0 +1,41 @@
+package fifo
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+// TestQueueOrderAndStop: items come out in order from another goroutine, Pop waits for a Push, and a closed
+// stop ends a waiting Pop.
+func TestQueueOrderAndStop(t *testing.T) {
+	q := New[int]()
+	stop := make(chan struct{})
+	var got []int
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			v, ok := q.Pop(stop)
+			if !ok {
+				return
+			}
+			got = append(got, v)
+			if len(got) == 100 {
+				return
+			}
+		}
+	}()
+	for i := range 100 {
+		q.Push(i)
+	}
+	wg.Wait()
+	for i, v := range got {
+		assert.Equal(t, i, v)
+	}
+	close(stop)
+	_, ok := q.Pop(stop)
+	assert.False(t, ok)
+}
