@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otabridge/otabridge/ota"
 	"github.com/otabridge/otabridge/zcl"
 )
 
@@ -492,7 +493,7 @@ func (o AddonOptions) applyOTA(cfg *Config) error {
 	cfg.OTA.Allow.IEEE = ieees
 	cfg.OTA.Allow.Models = models
 	cfg.OTA.Allow.ManufacturerCodes = codes
-	cfg.OTA.MaxConcurrent = o.MaxConcurrent
+	cfg.OTA.MaxConcurrent = ota.Concurrency(o.MaxConcurrent)
 	cfg.OTA.UpgradeDelay = time.Duration(o.UpgradeDelay) * time.Second
 	cfg.Images.Indexes = indexes
 	return nil

@@ -362,12 +362,7 @@ func (s *persistedState) check() error {
 	case s.Version < 0 || s.Version > stateVersion:
 		return fmt.Errorf("version %d is not one this otabridge reads (it reads %d; a newer otabridge wrote it?)", s.Version, stateVersion)
 	}
-	for _, d := range s.OTA.Devices {
-		if !d.State.Valid() {
-			return fmt.Errorf("device %s: unknown OTA state %q", d.IEEE, d.State)
-		}
-	}
-	return nil
+	return s.OTA.Check()
 }
 
 // publishStateCorrupt tells bridge/event (once, after the first connect) that the state file was refused.

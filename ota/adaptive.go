@@ -1,0 +1,219 @@
+package ota
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Concurrency is `ota.max_concurrent`: a fixed number of parallel transfers, or ConcurrencyAuto.
+type Concurrency int
+
+// ConcurrencyAuto is `max_concurrent: auto`: the engine adapts the number of parallel transfers (AIMD).
+const ConcurrencyAuto Concurrency = -1
+
+// UnmarshalText reads "auto" or a number (environment overrides).
+func (c *Concurrency) UnmarshalText(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if strings.EqualFold(s, "auto") {
+		*c = ConcurrencyAuto
+		return nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return fmt.Errorf("max_concurrent: %q is neither a number nor auto", s)
+	}
+	*c = Concurrency(n)
+	return nil
+}
+
+// UnmarshalYAML reads "auto" or a number.
+func (c *Concurrency) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: max_concurrent must be a number or auto", n.Line)
+	}
+	return c.UnmarshalText([]byte(n.Value))
+}
+
+// MarshalJSON writes "auto" or the number.
+func (c Concurrency) MarshalJSON() ([]byte, error) {
+	if c == ConcurrencyAuto {
+		return []byte(`"auto"`), nil
+	}
+	return json.Marshal(int(c))
+}
+
+// String is "auto" or the number.
+func (c Concurrency) String() string {
+	if c == ConcurrencyAuto {
+		return "auto"
+	}
+	return strconv.Itoa(int(c))
+}
+
+// WindowList is `ota.window`: one window or a list of them.
+type WindowList []string
+
+// UnmarshalYAML accepts a single string as well as a list.
+func (w *WindowList) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		if n.Value == "" {
+			*w = nil
+			return nil
+		}
+		*w = WindowList{n.Value}
+		return nil
+	}
+	var list []string
+	if err := n.Decode(&list); err != nil {
+		return fmt.Errorf("window: want a string or a list of strings: %w", err)
+	}
+	*w = list
+	return nil
+}
+
+// AdaptiveConfig bounds and tunes `max_concurrent: auto` (config key `ota.adaptive`).
+type AdaptiveConfig struct {
+	// Min and Max bound the number of parallel transfers (defaults 1 and 8); Start is where it begins
+	// (default 2, the fixed default).
+	Min   int `yaml:"min" json:"min"`
+	Max   int `yaml:"max" json:"max"`
+	Start int `yaml:"start" json:"start"`
+	// Interval is how often the controller decides (default 10s): one more transfer when the last
+	// interval was clean and every slot was used, half as many when it was not.
+	Interval time.Duration `yaml:"interval" json:"interval"`
+	// RTTFactor: an interval whose mean block round trip exceeds RTTFactor × the best interval seen is
+	// congested (default 2).
+	RTTFactor float64 `yaml:"rtt_factor" json:"rtt_factor"`
+	// RetryRatio: an interval where more than this share of block requests repeat an offset already served
+	// (the client retried: a lost frame) or a send failed is congested (default 0.05).
+	RetryRatio float64 `yaml:"retry_ratio" json:"retry_ratio"`
+}
+
+func (a AdaptiveConfig) withDefaults() AdaptiveConfig {
+	if a.Min <= 0 {
+		a.Min = 1
+	}
+	if a.Max <= 0 {
+		a.Max = 8
+	}
+	if a.Max < a.Min {
+		a.Max = a.Min
+	}
+	if a.Start <= 0 {
+		a.Start = 2
+	}
+	a.Start = min(max(a.Start, a.Min), a.Max)
+	if a.Interval <= 0 {
+		a.Interval = 10 * time.Second
+	}
+	if a.RTTFactor <= 1 {
+		a.RTTFactor = 2
+	}
+	if a.RetryRatio <= 0 {
+		a.RetryRatio = 0.05
+	}
+	return a
+}
+
+func (a AdaptiveConfig) validate() error {
+	switch {
+	case a.Min < 0 || a.Min > 64:
+		return fmt.Errorf("ota.adaptive.min: %d is out of range (1..64)", a.Min)
+	case a.Max < 0 || a.Max > 64:
+		return fmt.Errorf("ota.adaptive.max: %d is out of range (1..64)", a.Max)
+	case a.Max > 0 && a.Min > a.Max:
+		return fmt.Errorf("ota.adaptive: min %d is above max %d", a.Min, a.Max)
+	case a.RTTFactor != 0 && a.RTTFactor <= 1:
+		return fmt.Errorf("ota.adaptive.rtt_factor: %g must be above 1", a.RTTFactor)
+	case a.RetryRatio < 0 || a.RetryRatio >= 1:
+		return fmt.Errorf("ota.adaptive.retry_ratio: %g is out of range (0..1)", a.RetryRatio)
+	}
+	return nil
+}
+
+// aimd is the adaptive concurrency controller: the congestion signals of the current interval and the
+// current limit. It lives under the engine's lock.
+type aimd struct {
+	cfg   AdaptiveConfig
+	limit int
+	// Signals of the running interval.
+	blocks, retries, failures int
+	rttSum                    time.Duration
+	rttN                      int
+	saturated                 bool // every slot was in use at some point of the interval with devices waiting
+	// baseRTT is the smallest interval mean round trip seen (the uncongested channel).
+	baseRTT time.Duration
+	last    time.Time
+	// Changes counts decisions, for the log and the bench.
+	Increases, Decreases int
+	Peak                 int
+}
+
+func newAIMD(cfg AdaptiveConfig, now time.Time) *aimd {
+	cfg = cfg.withDefaults()
+	return &aimd{cfg: cfg, limit: cfg.Start, last: now, Peak: cfg.Start}
+}
+
+// block records one served block request: rtt is the time since the previous block went to the same
+// client (0: not measured), retry says the request repeated an offset already served.
+func (a *aimd) block(rtt time.Duration, retry bool) {
+	a.blocks++
+	if retry {
+		a.retries++
+	}
+	if rtt > 0 {
+		a.rttSum += rtt
+		a.rttN++
+	}
+}
+
+// decision is the result of one interval.
+type decision struct {
+	from, to  int
+	meanRTT   time.Duration
+	baseRTT   time.Duration
+	blocks    int
+	retries   int
+	failures  int
+	congested bool
+}
+
+// step closes the interval when it is over and adjusts the limit; ok is false while the interval runs.
+func (a *aimd) step(now time.Time) (decision, bool) {
+	if now.Sub(a.last) < a.cfg.Interval {
+		return decision{}, false
+	}
+	d := decision{from: a.limit, to: a.limit, blocks: a.blocks, retries: a.retries, failures: a.failures}
+	if a.rttN > 0 {
+		d.meanRTT = a.rttSum / time.Duration(a.rttN)
+		if a.baseRTT == 0 || d.meanRTT < a.baseRTT {
+			a.baseRTT = d.meanRTT
+		}
+	}
+	d.baseRTT = a.baseRTT
+	events := a.blocks + a.failures
+	switch {
+	case events > 0 && float64(a.retries+a.failures) > a.cfg.RetryRatio*float64(events),
+		d.meanRTT > 0 && a.baseRTT > 0 && float64(d.meanRTT) > a.cfg.RTTFactor*float64(a.baseRTT):
+		d.congested = true
+		a.limit = max(a.cfg.Min, a.limit/2)
+		if a.limit < d.from {
+			a.Decreases++
+		}
+	case a.saturated && a.blocks > 0:
+		a.limit = min(a.cfg.Max, a.limit+1)
+		if a.limit > d.from {
+			a.Increases++
+		}
+	}
+	a.Peak = max(a.Peak, a.limit)
+	d.to = a.limit
+	a.blocks, a.retries, a.failures, a.rttSum, a.rttN, a.saturated = 0, 0, 0, 0, 0, false
+	a.last = now
+	return d, true
+}
