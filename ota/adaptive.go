@@ -152,6 +152,10 @@ type aimd struct {
 	// Changes counts decisions, for the log and the bench.
 	Increases, Decreases int
 	Peak                 int
+	// Time-weighted running transfers (sampled at every tick while transfers run).
+	sampledAt  time.Time
+	activeTime float64
+	busyTime   time.Duration
 }
 
 func newAIMD(cfg AdaptiveConfig, now time.Time) *aimd {

@@ -62,6 +62,29 @@ func (e *Engine) Concurrency() (limit, peak int) {
 	return int(e.cfg.MaxConcurrent), int(e.cfg.MaxConcurrent)
 }
 
+// AdaptiveStats are the adaptive controller's figures (zero without max_concurrent: auto).
+type AdaptiveStats struct {
+	Limit, Peak          int
+	Increases, Decreases int
+	// MeanActive is the time-weighted mean number of running transfers while any ran.
+	MeanActive float64
+}
+
+// Adaptive returns the adaptive controller's figures.
+func (e *Engine) Adaptive() AdaptiveStats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.aimd == nil {
+		return AdaptiveStats{}
+	}
+	a := e.aimd
+	st := AdaptiveStats{Limit: a.limit, Peak: a.Peak, Increases: a.Increases, Decreases: a.Decreases}
+	if a.busyTime > 0 {
+		st.MeanActive = a.activeTime / a.busyTime.Seconds()
+	}
+	return st
+}
+
 // wallAt converts a time on the engine's clock to the wall clock users see.
 func (e *Engine) wallAt(t time.Time) time.Time {
 	return e.wall().Add(t.Sub(e.clk.Now())).UTC()
@@ -130,6 +153,11 @@ func (e *Engine) adaptLocked(now time.Time) {
 	if e.aimd == nil {
 		return
 	}
+	if dt := now.Sub(e.aimd.sampledAt); e.active > 0 && dt > 0 && !e.aimd.sampledAt.IsZero() {
+		e.aimd.activeTime += float64(e.active) * dt.Seconds()
+		e.aimd.busyTime += dt
+	}
+	e.aimd.sampledAt = now
 	dec, ok := e.aimd.step(now)
 	if !ok || dec.from == dec.to {
 		return

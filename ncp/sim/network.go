@@ -238,6 +238,22 @@ func (n *Network) powerOn() {
 		delay := 10*time.Millisecond + time.Duration(n.rng.Int64N(int64(490*time.Millisecond)))
 		d.after(delay, func() { d.boot(*d.cfg.AnnounceOnStart) })
 	}
+	if n.cfg.Link.Background.Rate > 0 {
+		n.background()
+	}
+}
+
+// background puts one frame of the home's other traffic on the channel and schedules the next at an
+// exponentially distributed gap (Poisson arrivals at link.background.rate). It runs until Close.
+func (n *Network) background() {
+	if n.closed.Load() {
+		return
+	}
+	bg := n.cfg.Link.Background
+	n.countMessage("background")
+	n.occupy("background", bg.Payload, true, n.cfg.Link.Loss, true)
+	gap := time.Duration(n.rng.ExpFloat64() / bg.Rate * float64(time.Second))
+	n.clk.AfterFunc(gap, n.background)
 }
 
 // PermitJoin opens joining on the coordinator and every router for seconds (0 closes, 255 until closed).
