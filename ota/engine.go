@@ -253,14 +253,14 @@ func NewEngine(cfg EngineConfig, cat Catalog, out Output, clk clock.Clock, log z
 		aimd:      ctl,
 		campaigns: make(map[string]*campaign),
 		cfg:       cfg,
-		cat:     cat,
-		out:     out,
-		clk:     clk,
-		wall:    clk.Now,
-		log:     log.With().Str("component", "ota").Logger(),
-		quirk:   blockSizeQuirks,
-		devices: make(map[zcl.IEEE]*device),
-		scratch: make([]byte, 0, 512),
+		cat:       cat,
+		out:       out,
+		clk:       clk,
+		wall:      clk.Now,
+		log:       log.With().Str("component", "ota").Logger(),
+		quirk:     blockSizeQuirks,
+		devices:   make(map[zcl.IEEE]*device),
+		scratch:   make([]byte, 0, 512),
 	}
 }
 
@@ -448,30 +448,30 @@ func (e *Engine) RemoveDevice(ieee zcl.IEEE) {
 
 // DeviceState is a device's full OTA state, published on `<base>/<friendly_name>/ota`.
 type DeviceState struct {
-	IEEE             zcl.IEEE   `json:"ieee"`
-	State            State      `json:"state"`
-	InstalledVersion *uint32    `json:"installed_version"`
-	Available        *ImageRef  `json:"available"`
-	Target           *ImageRef  `json:"target"`
-	Progress         *float64   `json:"progress"`  // percent, while a transfer runs or waits
-	Bytes            uint32     `json:"bytes"`     // bytes of the image served so far (high-water mark)
-	Size             uint32     `json:"size"`      // image size
-	Rate             float64    `json:"rate"`      // B/s, moving average
-	Remaining        *float64   `json:"remaining"` // seconds, estimated
-	FromVersion      *uint32    `json:"from_version"`
-	ToVersion        *uint32    `json:"to_version"`
-	QueuePosition    int        `json:"queue_position,omitempty"`
+	IEEE             zcl.IEEE  `json:"ieee"`
+	State            State     `json:"state"`
+	InstalledVersion *uint32   `json:"installed_version"`
+	Available        *ImageRef `json:"available"`
+	Target           *ImageRef `json:"target"`
+	Progress         *float64  `json:"progress"`  // percent, while a transfer runs or waits
+	Bytes            uint32    `json:"bytes"`     // bytes of the image served so far (high-water mark)
+	Size             uint32    `json:"size"`      // image size
+	Rate             float64   `json:"rate"`      // B/s, moving average
+	Remaining        *float64  `json:"remaining"` // seconds, estimated
+	FromVersion      *uint32   `json:"from_version"`
+	ToVersion        *uint32   `json:"to_version"`
+	QueuePosition    int       `json:"queue_position,omitempty"`
 	// Hold says why a queued or scheduled update does not start yet ("outside the maintenance window",
 	// "battery 23 % < 50 %", "campaign night paused"); ETA is when it is expected to start (a window's start).
-	Hold     string     `json:"hold,omitempty"`
-	ETA      *time.Time `json:"eta,omitempty"`
-	Battery  *float64   `json:"battery,omitempty"` // percent, last reading
-	Campaign string     `json:"campaign,omitempty"`
-	Retries          int        `json:"retries,omitempty"`
-	LastError        string     `json:"last_error,omitempty"`
-	StartedAt        *time.Time `json:"started_at"`
-	FinishedAt       *time.Time `json:"finished_at"`
-	ChangedAt        time.Time  `json:"changed_at"`
+	Hold       string     `json:"hold,omitempty"`
+	ETA        *time.Time `json:"eta,omitempty"`
+	Battery    *float64   `json:"battery,omitempty"` // percent, last reading
+	Campaign   string     `json:"campaign,omitempty"`
+	Retries    int        `json:"retries,omitempty"`
+	LastError  string     `json:"last_error,omitempty"`
+	StartedAt  *time.Time `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+	ChangedAt  time.Time  `json:"changed_at"`
 }
 
 // ImageRef names an image in a device state.
