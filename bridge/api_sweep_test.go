@@ -63,6 +63,7 @@ func sweepSchemas(light, lightImage string) map[string][]sweepField {
 		{name: "manufacturer", kind: kindString, valid: `"Espressif"`},
 		{name: "manufacturer_code", kind: kindUint, max: 0xFFFF, valid: `"0x131b"`},
 	}}
+	campaign := sweepField{name: "id", kind: kindString, required: true, valid: `"no-such-campaign"`}
 	return map[string][]sweepField{
 		"device/ota_update/check":      {id},
 		"device/ota_update/update":     {id, version},
@@ -81,6 +82,10 @@ func sweepSchemas(light, lightImage string) map[string][]sweepField {
 		"image/notify":  {{name: "image", kind: kindImage, valid: `"` + lightImage + `"`}, {name: "id", kind: kindDevice, valid: `"` + light + `"`}, {name: "jitter", kind: kindUint, min: 1, max: 100, valid: `50`}},
 		"image/refresh": {},
 		"permit_join":   {{name: "time", kind: kindUint, required: true, max: 254, valid: `0`}},
+		"campaign/pause":  {campaign},
+		"campaign/resume": {campaign},
+		"campaign/cancel": {campaign},
+		"campaign/remove": {campaign},
 	}
 }
 

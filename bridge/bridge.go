@@ -100,6 +100,14 @@ type Bridge struct {
 	infoDirty     chan struct{}
 	devicesPub    *coalescer // publishes bridge/devices at most once a second
 	discoveryDone bool
+	// campaignSensors: campaigns whose HA sensor is published (true while running); batteryReads:
+	// devices whose battery is being read (campaign.go).
+	campaignSensors map[string]bool
+	batteryReads    map[zcl.IEEE]bool
+	// campaignLatest holds campaign states not yet published; campaignsPub publishes them at most once a
+	// second on the wall clock, however fast the simulated network runs.
+	campaignLatest map[string]ota.CampaignStatus
+	campaignsPub   *coalescer
 }
 
 // New validates cfg and prepares a bridge; nothing runs until Run.
@@ -122,6 +130,7 @@ func New(cfg Config, opts Options) (*Bridge, error) {
 	// bridge/devices is the whole list, retained: it goes out on a listed change (see Registry), at most
 	// once a second on the wall clock, however fast the simulated network runs.
 	b.devicesPub = newCoalescer(clock.Real{}, DevicesInterval, b.publishDevices)
+	b.campaignsPub = newCoalescer(clock.Real{}, DevicesInterval, b.flushCampaigns)
 	b.disc = discovery.Instance{BaseTopic: cfg.MQTT.BaseTopic, DiscoveryPrefix: cfg.MQTT.DiscoveryPrefix, Version: opts.Version}
 	b.health = NewHealth(b.healthChanged)
 	b.health.Down(HealthMQTT, "not connected yet")
@@ -193,6 +202,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.engine = ota.NewEngine(b.cfg.OTA, store, &engineOutput{b: b}, b.clk, b.log)
 	b.engine.SetMaxAPSPayload(b.radio.MaxAPSPayload())
 	b.engine.SetWallClock(time.Now)
+	b.send.onFailure = b.engine.SendFailed // congestion signal for max_concurrent: auto
 	b.saver = NewSaver(SaverConfig{Path: statePath, Snapshot: b.snapshot, Log: b.log})
 	restored := b.registry.Restore(state.Registry)
 	b.engine.Restore(state.OTA)
@@ -284,6 +294,7 @@ func (b *Bridge) shutdown() {
 	}
 	if b.registry != nil {
 		b.devicesPub.close() // a pending device list goes out now
+		b.campaignsPub.close()
 	}
 	if b.pub != nil {
 		b.pub.close()
@@ -538,6 +549,9 @@ func (b *Bridge) interviewNow(ctx context.Context, ieee zcl.IEEE) error {
 		return err
 	}
 	b.engine.SetDevice(nd.EngineInfo())
+	if res.OK && nd.Sleepy && b.cfg.OTA.MinBattery > 0 {
+		b.readBattery(ctx, ieee) // for ota.min_battery
+	}
 	b.publishDeviceDiscovery(nd)
 	b.publishDeviceState(nd)
 	if !res.OK {

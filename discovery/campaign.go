@@ -66,4 +66,6 @@ func (in Instance) CampaignConfig(id, name string) (Message, error) {
 }
 
 // RemoveCampaign is the message that deletes a campaign's sensor.
-func (in Instance) RemoveCampaign(id string) Message { return Message{Topic: in.CampaignConfigTopic(id)} }
+func (in Instance) RemoveCampaign(id string) Message {
+	return Message{Topic: in.CampaignConfigTopic(id)}
+}
