@@ -334,3 +334,22 @@ func FuzzLoadConfig(f *testing.F) {
 		_ = cfg.Summary()
 	})
 }
+
+func TestConfigCampaignKeys(t *testing.T) {
+	cfg, err := parseConfig([]byte("ota:\n  max_concurrent: auto\n  window: \"01:00-05:00\"\n  window_timezone: Europe/Berlin\n  window_end: pause\n  min_battery: 30\n  adaptive: {max: 12}\n"), nil)
+	require.NoError(t, err)
+	assert.Equal(t, ota.ConcurrencyAuto, cfg.OTA.MaxConcurrent)
+	assert.Equal(t, ota.WindowList{"01:00-05:00"}, cfg.OTA.Window)
+	assert.Equal(t, "pause", cfg.OTA.WindowEnd)
+	assert.Equal(t, 30, cfg.OTA.MinBattery)
+	assert.Equal(t, 12, cfg.OTA.Adaptive.Max)
+	cfg, err = parseConfig([]byte("ota:\n  window: [\"mon-fri 22:00-06:00\", \"sat-sun 00:00-24:00\"]\n"), []string{"OTABRIDGE_OTA_MAX_CONCURRENT=auto"})
+	require.NoError(t, err)
+	assert.Equal(t, ota.ConcurrencyAuto, cfg.OTA.MaxConcurrent)
+	assert.Len(t, cfg.OTA.Window, 2)
+	for _, bad := range []string{"ota:\n  window: \"9-5\"\n", "ota:\n  window_end: stop\n", "ota:\n  min_battery: 101\n",
+		"ota:\n  max_concurrent: lots\n", "ota:\n  window_timezone: Mars/Base\n  window: 01:00-02:00\n"} {
+		_, err := parseConfig([]byte(bad), nil)
+		assert.Error(t, err, bad)
+	}
+}
