@@ -151,6 +151,10 @@ type aimd struct {
 	saturated                 bool // every slot was in use at some point of the interval with devices waiting
 	// baseRTT is the smallest interval mean round trip seen (the uncongested channel).
 	baseRTT time.Duration
+	// raisedFrom is the limit before the last raise (0: the last interval did not raise) and raisedBlocks
+	// the blocks served in the interval that decided it: a raise that brings no more blocks means the
+	// channel is full (the other devices' traffic takes the rest), and is taken back with a halving.
+	raisedFrom, raisedBlocks int
 	last    time.Time
 	// Changes counts decisions, for the log and the bench.
 	Increases, Decreases int
@@ -204,9 +208,15 @@ func (a *aimd) step(now time.Time) (decision, bool) {
 	}
 	d.baseRTT = a.baseRTT
 	events := a.blocks + a.failures
+	// A raise from n to n+1 transfers should bring about (n+1)/n the blocks; less than half that gain is no
+	// headroom.
+	noGain := a.raisedFrom > 0 && a.saturated &&
+		float64(a.blocks) < float64(a.raisedBlocks)*(1+0.5/float64(a.raisedFrom))
+	a.raisedFrom = 0
 	switch {
 	case events > 0 && float64(a.retries+a.failures) > a.cfg.RetryRatio*float64(events),
-		d.meanRTT > 0 && a.baseRTT > 0 && float64(d.meanRTT) > a.cfg.RTTFactor*float64(a.baseRTT):
+		d.meanRTT > 0 && a.baseRTT > 0 && float64(d.meanRTT) > a.cfg.RTTFactor*float64(a.baseRTT),
+		noGain:
 		d.congested = true
 		a.limit = max(a.cfg.Min, a.limit/2)
 		if a.limit < d.from {
@@ -216,6 +226,7 @@ func (a *aimd) step(now time.Time) (decision, bool) {
 		a.limit = min(a.cfg.Max, a.limit+1)
 		if a.limit > d.from {
 			a.Increases++
+			a.raisedFrom, a.raisedBlocks = d.from, a.blocks
 		}
 	}
 	a.Peak = max(a.Peak, a.limit)

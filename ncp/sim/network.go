@@ -86,7 +86,11 @@ type LinkStats struct {
 	Lost       int // messages lost on a hop after all MAC retries (or not heard by a broadcast recipient)
 	Duplicated int // messages delivered twice
 	Polls      int // MAC data requests of sleepy devices
-	PerKind    map[string]KindStats
+	// BackgroundFrames of link.background traffic were sent; BackgroundWait is the sum of the time each
+	// waited for the channel (how much the OTA traffic delays the home's other traffic).
+	BackgroundFrames int
+	BackgroundWait   time.Duration
+	PerKind          map[string]KindStats
 }
 
 // KindStats is the share of one kind of message ("ota.image_block_response", "zdo.match_desc_req",
@@ -251,6 +255,8 @@ func (n *Network) background() {
 	}
 	bg := n.cfg.Link.Background
 	n.countMessage("background")
+	wait := max(n.freeAt.Sub(n.clk.Now()), 0)
+	n.addStats(func(s *LinkStats) { s.BackgroundFrames++; s.BackgroundWait += wait })
 	n.occupy("background", bg.Payload, true, n.cfg.Link.Loss, true)
 	gap := time.Duration(n.rng.ExpFloat64() / bg.Rate * float64(time.Second))
 	n.clk.AfterFunc(gap, n.background)
