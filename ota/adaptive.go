@@ -155,7 +155,7 @@ type aimd struct {
 	// the blocks served in the interval that decided it: a raise that brings no more blocks means the
 	// channel is full (the other devices' traffic takes the rest), and is taken back with a halving.
 	raisedFrom, raisedBlocks int
-	last    time.Time
+	last                     time.Time
 	// Changes counts decisions, for the log and the bench.
 	Increases, Decreases int
 	Peak                 int
