@@ -493,7 +493,10 @@ func (o AddonOptions) applyOTA(cfg *Config) error {
 	cfg.OTA.Allow.IEEE = ieees
 	cfg.OTA.Allow.Models = models
 	cfg.OTA.Allow.ManufacturerCodes = codes
-	cfg.OTA.MaxConcurrent = ota.Concurrency(o.MaxConcurrent)
+	if cfg.OTA.MaxConcurrent != ota.ConcurrencyAuto || o.MaxConcurrent != DefaultAddonOptions().MaxConcurrent {
+		// max_concurrent: auto in otabridge.yaml stands while the option keeps its default.
+		cfg.OTA.MaxConcurrent = ota.Concurrency(o.MaxConcurrent)
+	}
 	cfg.OTA.UpgradeDelay = time.Duration(o.UpgradeDelay) * time.Second
 	cfg.Images.Indexes = indexes
 	return nil
