@@ -143,7 +143,7 @@ func adaptiveRows(results []adaptiveResult) []row {
 			row{fmt.Sprintf("Adaptive concurrency, %s, fleet %s: max_concurrent 2, modelled total", fixed.mesh, fleet),
 				note(fixed), fmt.Sprintf("at most %d transfers at once", fixed.maxActive), "—"},
 			row{fmt.Sprintf("Adaptive concurrency, %s, same fleet: max_concurrent auto, modelled total", auto.mesh),
-				note(auto), fmt.Sprintf("limit peaked at %d, ended at %d; %d raises, %d halvings; %.1f transfers at once on average",
+				note(auto), fmt.Sprintf("limit peaked at %d, ended at %d; %d raises, %d decreases; %.1f transfers at once on average",
 					auto.stats.Peak, auto.stats.Limit, auto.stats.Increases, auto.stats.Decreases, auto.stats.MeanActive),
 				fmt.Sprintf("%.2f× the cap-2 time", auto.modelled.Seconds()/fixed.modelled.Seconds())},
 		)

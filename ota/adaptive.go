@@ -139,6 +139,9 @@ func (a AdaptiveConfig) validate() error {
 	return nil
 }
 
+// holdIntervals is how many intervals the limit stays put after a raise that brought no more blocks.
+const holdIntervals = 6
+
 // aimd is the adaptive concurrency controller: the congestion signals of the current interval and the
 // current limit. It lives under the engine's lock.
 type aimd struct {
@@ -155,6 +158,16 @@ type aimd struct {
 	// the blocks served in the interval that decided it: a raise that brings no more blocks means the
 	// channel is full (the other devices' traffic takes the rest), and is taken back with a halving.
 	raisedFrom, raisedBlocks int
+	raisedActive             float64
+	// ivActive and ivTime: running transfers × seconds, and seconds, of the interval (a lowered limit only
+	// stops new starts, so the transfers really running are what the blocks are judged against).
+	ivActive, ivTime float64
+	// settling: the interval right after a raise, while the new transfer starts (Image Notify, query): it
+	// neither raises nor judges the raise; the interval after it does.
+	settling bool
+	// lastGood is the limit before the last raise; holdLeft counts intervals without raises after a raise
+	// that brought nothing.
+	lastGood, holdLeft int
 	last                     time.Time
 	// Changes counts decisions, for the log and the bench.
 	Increases, Decreases int
@@ -208,30 +221,52 @@ func (a *aimd) step(now time.Time) (decision, bool) {
 	}
 	d.baseRTT = a.baseRTT
 	events := a.blocks + a.failures
-	// A raise from n to n+1 transfers should bring about (n+1)/n the blocks; less than half that gain is no
-	// headroom.
-	noGain := a.raisedFrom > 0 && a.saturated &&
-		float64(a.blocks) < float64(a.raisedBlocks)*(1+0.5/float64(a.raisedFrom))
-	a.raisedFrom = 0
+	settling := a.settling
+	a.settling = false
+	meanActive := 0.0
+	if a.ivTime > 0 {
+		meanActive = a.ivActive / a.ivTime
+	}
+	// A raise that did put more transfers on the air should bring proportionally more blocks; less than
+	// three quarters of that gain means the channel is full at the old limit.
+	noGain := !settling && a.raisedFrom > 0 && a.raisedActive > 0 && meanActive >= a.raisedActive+0.5 &&
+		float64(a.blocks) < float64(a.raisedBlocks)*(1+0.75*(meanActive-a.raisedActive)/a.raisedActive)
+	if !settling {
+		a.raisedFrom = 0
+	}
+	if a.holdLeft > 0 {
+		a.holdLeft--
+	}
 	switch {
 	case events > 0 && float64(a.retries+a.failures) > a.cfg.RetryRatio*float64(events),
-		d.meanRTT > 0 && a.baseRTT > 0 && float64(d.meanRTT) > a.cfg.RTTFactor*float64(a.baseRTT),
-		noGain:
+		d.meanRTT > 0 && a.baseRTT > 0 && float64(d.meanRTT) > a.cfg.RTTFactor*float64(a.baseRTT):
+		// Losses or queueing: multiplicative decrease.
 		d.congested = true
 		a.limit = max(a.cfg.Min, a.limit/2)
 		if a.limit < d.from {
 			a.Decreases++
 		}
+	case noGain:
+		// The channel was full before the raise: back to that limit, and no probing above it for a while.
+		d.congested = true
+		a.limit = max(a.cfg.Min, min(a.limit, a.lastGood))
+		a.holdLeft = holdIntervals
+		if a.limit < d.from {
+			a.Decreases++
+		}
+	case settling, a.holdLeft > 0:
 	case a.saturated && a.blocks > 0:
 		a.limit = min(a.cfg.Max, a.limit+1)
 		if a.limit > d.from {
 			a.Increases++
-			a.raisedFrom, a.raisedBlocks = d.from, a.blocks
+			a.raisedFrom, a.raisedBlocks, a.raisedActive, a.settling = d.from, a.blocks, meanActive, true
+			a.lastGood = d.from
 		}
 	}
 	a.Peak = max(a.Peak, a.limit)
 	d.to = a.limit
 	a.blocks, a.retries, a.failures, a.rttSum, a.rttN, a.saturated = 0, 0, 0, 0, 0, false
+	a.ivActive, a.ivTime = 0, 0
 	a.last = now
 	return d, true
 }

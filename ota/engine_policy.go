@@ -156,6 +156,8 @@ func (e *Engine) adaptLocked(now time.Time) {
 	if dt := now.Sub(e.aimd.sampledAt); e.active > 0 && dt > 0 && !e.aimd.sampledAt.IsZero() {
 		e.aimd.activeTime += float64(e.active) * dt.Seconds()
 		e.aimd.busyTime += dt
+		e.aimd.ivActive += float64(e.active) * dt.Seconds()
+		e.aimd.ivTime += dt.Seconds()
 	}
 	e.aimd.sampledAt = now
 	dec, ok := e.aimd.step(now)
