@@ -168,7 +168,7 @@ type aimd struct {
 	// lastGood is the limit before the last raise; holdLeft counts intervals without raises after a raise
 	// that brought nothing.
 	lastGood, holdLeft int
-	last                     time.Time
+	last               time.Time
 	// Changes counts decisions, for the log and the bench.
 	Increases, Decreases int
 	Peak                 int
