@@ -16,6 +16,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/rs/zerolog"
+
+	"github.com/otabridge/otabridge/redact"
 )
 
 // ErrMQTTClosed is returned by an MQTT used after Close.
@@ -65,6 +67,7 @@ type MQTT struct {
 	connected bool
 	ready     bool // connected and every subscription granted: the state is online
 	gen       int  // connection generation: counts connects and losses, so a stale retry gives up
+	outage    bool // the connection was lost since the last flush (not set before the first connection)
 	closed    bool
 	started   bool
 	connects  int
@@ -216,6 +219,7 @@ func (m *MQTT) Connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	shown := redact.URLs(serverURL) // for logs and errors: mqtt://user:password@host works, and must not show
 	opts := paho.NewClientOptions().
 		AddBroker(serverURL).
 		SetClientID(m.cfg.ClientID).
@@ -236,7 +240,7 @@ func (m *MQTT) Connect(ctx context.Context) error {
 		SetOnConnectHandler(m.onConnect).
 		SetConnectionLostHandler(m.onConnectionLost).
 		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
-			m.log.Info().Str("server", serverURL).Msg("MQTT reconnecting")
+			m.log.Info().Str("server", shown).Msg("MQTT reconnecting")
 		}).
 		SetCustomOpenConnectionFn(func(u *url.URL, o paho.ClientOptions) (net.Conn, error) {
 			return m.dial(u, tlsCfg, o.ConnectTimeout)
@@ -244,10 +248,10 @@ func (m *MQTT) Connect(ctx context.Context) error {
 	client := paho.NewClient(opts)
 	m.mu.Lock()
 	m.client = client
-	m.serverURL = serverURL
+	m.serverURL = shown
 	m.mu.Unlock()
 
-	return m.retry(ctx, "MQTT connect failed", serverURL, func() error {
+	return m.retry(ctx, "MQTT connect failed", shown, func() error {
 		tok := client.Connect()
 		select {
 		case <-tok.Done():
@@ -277,10 +281,11 @@ func (m *MQTT) retry(ctx context.Context, msg, server string, attempt func() err
 		if err == nil {
 			return nil
 		}
+		err = redact.Error(err) // a broker error may quote the server URL with its credentials
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w (last error: %v)", msg, ctx.Err(), err)
 		}
-		ev := m.log.Warn().Err(err).Int("attempt", n).Dur("retry_in", backoff)
+		ev := m.log.Warn().Err(err).Int("attempt", n).Dur("retry_in_ms", backoff)
 		if server != "" {
 			ev = ev.Str("server", server)
 		}
@@ -425,7 +430,7 @@ func (m *MQTT) establish(client paho.Client, gen int, subs []subscription, backo
 		retry := make([]subscription, 0, len(refused))
 		for _, r := range refused {
 			retry = append(retry, r.sub)
-			m.log.Error().Str("filter", r.sub.filter).Str("reason", r.reason).Dur("retry_in", backoff).
+			m.log.Error().Str("filter", r.sub.filter).Str("reason", r.reason).Dur("retry_in_ms", backoff).
 				Msg("MQTT subscription refused: bridge/state stays offline, the API is not listening")
 		}
 		if backoff == subscribeRetryFirst { // once per connection
@@ -496,6 +501,9 @@ func (m *MQTT) onConnectionLost(_ paho.Client, err error) {
 	m.ready = false
 	m.gen++
 	closed := m.closed
+	if !closed {
+		m.outage = true
+	}
 	m.mu.Unlock()
 	if !closed {
 		m.log.Warn().Err(err).Msg("MQTT connection lost; reconnecting")
@@ -541,7 +549,9 @@ func (m *MQTT) Publish(topic string, payload []byte, retained bool) error {
 	m.mu.Unlock()
 	tok := client.Publish(topic, byte(m.cfg.QoS), retained, payload)
 	m.pubMu.Unlock()
-	m.log.Trace().Str("topic", topic).Bool("retained", retained).Bytes("payload", payload).Msg("MQTT publish")
+	if e := m.log.Trace(); e.Enabled() {
+		e.Str("topic", topic).Bool("retained", retained).Str("payload", redact.URLs(string(payload))).Msg("MQTT publish")
+	}
 
 	err := waitToken(tok, m.publishTimeout)
 	if err == nil {
@@ -581,6 +591,8 @@ func (m *MQTT) flush() {
 	held := m.pending
 	m.pending = make(map[string]pendingPublish)
 	client := m.client
+	outage := m.outage
+	m.outage = false
 	m.mu.Unlock()
 	type sent struct {
 		topic string
@@ -599,7 +611,13 @@ func (m *MQTT) flush() {
 			m.hold(s.topic, s.p.payload, s.p.seq)
 		}
 	}
-	m.log.Info().Int("messages", len(toks)).Int("failed", failed).Msg("MQTT flushed retained messages held during the outage")
+	if outage {
+		m.log.Info().Int("messages", len(toks)).Int("failed", failed).Msg("MQTT flushed retained messages held during the outage")
+		return
+	}
+	// Retained state published before the first connection (or while a publish failed): nothing the user
+	// needs to hear about.
+	m.log.Debug().Int("messages", len(toks)).Int("failed", failed).Msg("MQTT sent retained messages held before the connection")
 }
 
 // Subscribe subscribes filter now (when connected) and again after every reconnect; handler gets the
@@ -735,7 +753,10 @@ func (m *MQTT) dispatch() {
 			m.inbox[0] = inboxMessage{}
 			m.inbox = m.inbox[1:]
 			m.mu.Unlock()
-			m.log.Trace().Str("topic", msg.msg.Topic).Bool("retained", msg.msg.Retained).Bytes("payload", msg.msg.Payload).Msg("MQTT message")
+			if e := m.log.Trace(); e.Enabled() {
+				e.Str("topic", msg.msg.Topic).Bool("retained", msg.msg.Retained).
+					Str("payload", redact.URLs(string(msg.msg.Payload))).Msg("MQTT message")
+			}
 			msg.handler(msg.msg)
 		}
 	}

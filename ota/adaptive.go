@@ -25,7 +25,7 @@ func (c *Concurrency) UnmarshalText(b []byte) error {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil {
-		return fmt.Errorf("%q is not an integer or auto", s)
+		return fmt.Errorf("%q is not a whole number (nor auto)", s)
 	}
 	if n < 0 {
 		return fmt.Errorf("%d is out of range (1..64, or auto)", n)

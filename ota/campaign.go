@@ -198,7 +198,7 @@ func (e *Engine) CancelCampaign(id string) (CampaignStatus, error) {
 			if d.slot || d.state != StateQueued && d.state != StateScheduled {
 				continue // running or past its transfer: it finishes, and counts
 			}
-			e.cancelLocked(d)
+			e.cancelLocked(d, "campaign "+c.Name+" cancelled")
 		}
 		return nil
 	})
