@@ -145,6 +145,8 @@ func DefaultEngineConfig() EngineConfig {
 		VerifyAttempts:   3,
 		ProgressInterval: time.Second,
 		MinBattery:       50,
+		Adaptive:         AdaptiveConfig{}.withDefaults(),
+		WindowEnd:        "finish",
 	}
 }
 
