@@ -443,6 +443,7 @@ func (e *Engine) RemoveDevice(ieee zcl.IEEE) {
 		d.session.stopPage()
 	}
 	e.releaseSlotLocked(d)
+	e.campaignResultLocked(d, ResultFailed, "the device left the network")
 	delete(e.devices, ieee)
 	e.out.DurableChanged()
 	e.pumpLocked()

@@ -360,3 +360,23 @@ func TestConcurrencyConfig(t *testing.T) {
 	assert.ErrorContains(t, EngineConfig{Adaptive: AdaptiveConfig{Min: 5, Max: 2}}.Validate(), "ota.adaptive")
 	assert.NoError(t, EngineConfig{MaxConcurrent: ConcurrencyAuto, Window: WindowList{"mon-fri 01:00-05:00"}}.Validate())
 }
+
+// A device that leaves the network ends its part of a campaign as failed, so the campaign still ends.
+func TestEngineCampaignDeviceLeaves(t *testing.T) {
+	img := makeImage(t, 0x1234, 1, 2, 6_000)
+	r := newSimRig(t, netYAML(realisticLink, deviceYAML(devA, ""), deviceYAML(devB, "")), EngineConfig{MaxConcurrent: 1}, img)
+	require.NoError(t, r.eng.CreateCampaign("c2", "c2", nil))
+	for _, ieee := range []zcl.IEEE{devA, devB} {
+		_, err := r.eng.UpdateWith(ieee, nil, UpdateOptions{Campaign: "c2"})
+		require.NoError(t, err)
+	}
+	_, err := r.eng.CommitCampaign("c2")
+	require.NoError(t, err)
+	r.eng.RemoveDevice(devB)
+	r.h.RunUntil(func() bool { s, _ := r.eng.CampaignStatus("c2"); return s.State == CampaignFinished }, time.Hour)
+	st, _ := r.eng.CampaignStatus("c2")
+	assert.Equal(t, CampaignFinished, st.State)
+	assert.Equal(t, 1, st.Done)
+	require.Len(t, st.Failures, 1)
+	assert.Equal(t, "the device left the network", st.Failures[0].Reason)
+}
