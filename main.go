@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 )
 
 //go:generate sh scripts/demo-images.sh
@@ -19,7 +20,19 @@ var version = "dev"
 var errUsage = errors.New("usage")
 
 func main() {
+	setMemoryLimit()
 	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// defaultMemoryLimit is the Go runtime's soft memory limit unless GOMEMLIMIT sets another: otabridge lives in
+// tens of MiB, and without a limit the garbage of a burst of large requests (image uploads, each copied by
+// the broker and the MQTT client) would let the heap grow to twice its peak before the collector runs.
+const defaultMemoryLimit = 256 << 20
+
+func setMemoryLimit() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 }
 
 // runMain dispatches a command line and returns the process exit code.

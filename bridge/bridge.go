@@ -661,6 +661,10 @@ func (b *Bridge) onRequest(msg Message) {
 		b.refuseRetainedRequest(path, payload)
 		return
 	}
+	if msg.Truncated > 0 { // a large request that arrived while others filled the inbox
+		b.respond(path, peekTransaction(payload), nil, errBusyUploads)
+		return
+	}
 	if b.requests.Add(1) > maxRequestsInFlight {
 		b.requests.Add(-1)
 		b.log.Warn().Str("request", path).Int("in_flight", maxRequestsInFlight).Msg("request refused: busy")

@@ -83,8 +83,17 @@ func StartBroker(cfg BrokerConfig, log zerolog.Logger) (*Broker, error) {
 	if err := srv.AddHook(newRetainLimit(log), nil); err != nil {
 		return nil, fmt.Errorf("embedded broker: add retained-message limit: %w", err)
 	}
-	tcp := listeners.NewTCP(listeners.Config{ID: "otabridge", Address: cfg.Listen, TLSConfig: cfg.TLS})
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("embedded broker: listen on %s: %w", cfg.Listen, err)
+	}
+	if cfg.TLS != nil {
+		ln = tls.NewListener(ln, cfg.TLS)
+	}
+	gate := newPacketGate(gateSlots, gateLargePacket, MaxBrokerPacket, gateWait)
+	tcp := listeners.NewNet("otabridge", gatedListener{Listener: ln, gate: gate})
 	if err := srv.AddListener(tcp); err != nil {
+		_ = ln.Close()
 		return nil, fmt.Errorf("embedded broker: listen on %s: %w", cfg.Listen, err)
 	}
 	if err := srv.Serve(); err != nil { // Serve starts the listener goroutines and returns

@@ -392,7 +392,7 @@ func applyEnv(cfg *Config, env []string) error {
 }
 
 // nonConfigEnv are OTABRIDGE_ variables read by the test harnesses, not by the configuration.
-var nonConfigEnv = []string{"OTABRIDGE_BROKERTEST", "OTABRIDGE_SOAK", "OTABRIDGE_SOAK_HEAPPROFILE"}
+var nonConfigEnv = []string{"OTABRIDGE_BROKERTEST", "OTABRIDGE_SOAK", "OTABRIDGE_SOAK_HEAPPROFILE", "OTABRIDGE_SOAK_TIMEOUT"}
 
 // envKeyGuess turns a variable back into the key path it would stand for ("OTABRIDGE_OTA_X" → "ota.x").
 func envKeyGuess(name string) string {

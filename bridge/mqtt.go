@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -60,26 +61,27 @@ type MQTT struct {
 
 	pubMu sync.Mutex // orders client.Publish calls with flushes, so an older value never overtakes a newer one
 
-	mu        sync.Mutex // guards everything below
-	client    paho.Client
-	broker    *Broker
-	serverURL string
-	connected bool
-	ready     bool // connected and every subscription granted: the state is online
-	gen       int  // connection generation: counts connects and losses, so a stale retry gives up
-	outage    bool // the connection was lost since the last flush (not set before the first connection)
-	closed    bool
-	started   bool
-	connects  int
-	subs      []subscription
-	hooks     []func()
-	status    func(up bool, reason string)
-	pending   map[string]pendingPublish // retained messages held while disconnected
-	seq       map[string]uint64         // latest Publish per retained topic
-	inbox     []inboxMessage
-	inboxWake chan struct{}
-	done      chan struct{}
-	wg        sync.WaitGroup
+	mu         sync.Mutex // guards everything below
+	client     paho.Client
+	broker     *Broker
+	serverURL  string
+	connected  bool
+	ready      bool // connected and every subscription granted: the state is online
+	gen        int  // connection generation: counts connects and losses, so a stale retry gives up
+	outage     bool // the connection was lost since the last flush (not set before the first connection)
+	closed     bool
+	started    bool
+	connects   int
+	subs       []subscription
+	hooks      []func()
+	status     func(up bool, reason string)
+	pending    map[string]pendingPublish // retained messages held while disconnected
+	seq        map[string]uint64         // latest Publish per retained topic
+	inbox      []inboxMessage
+	inboxBytes int // payload bytes in inbox
+	inboxWake  chan struct{}
+	done       chan struct{}
+	wg         sync.WaitGroup
 }
 
 type subscription struct {
@@ -94,7 +96,20 @@ type Message struct {
 	// Retained is the message's retain flag: set when the broker delivers a stored retained message (on
 	// subscribing, so after every start and reconnect), clear for a message published while subscribed.
 	Retained bool
+	// Truncated, when not 0, is the size of a large message that arrived while the messages waiting for their
+	// handlers already held maxInboxBytes: Payload is only its first inboxKeepBytes (enough to find a
+	// request's transaction), and the handler should refuse it as busy.
+	Truncated int
 }
+
+// The handlers' inbox holds at most maxInboxBytes of payloads; a message above inboxSmallMessage that
+// does not fit keeps only its first inboxKeepBytes (see Message.Truncated), so a flood of large publishes
+// cannot make the bridge hold them all.
+const (
+	maxInboxBytes     = 64 << 20
+	inboxSmallMessage = 64 << 10
+	inboxKeepBytes    = 4 << 10
+)
 
 type pendingPublish struct {
 	payload []byte
@@ -623,7 +638,11 @@ func (m *MQTT) flush() {
 // Subscribe subscribes filter now (when connected) and again after every reconnect; handler gets the
 // messages (see MQTT for the goroutine it runs on). Subscribing a filter again replaces its handler.
 func (m *MQTT) Subscribe(filter string, handler func(topic string, payload []byte)) error {
-	return m.SubscribeMessages(filter, func(msg Message) { handler(msg.Topic, msg.Payload) })
+	return m.SubscribeMessages(filter, func(msg Message) {
+		if msg.Truncated == 0 { // only requests are ever large; a cut message is no use to these handlers
+			handler(msg.Topic, msg.Payload)
+		}
+	})
 }
 
 // SubscribeMessages is Subscribe with a handler that also sees the retain flag.
@@ -725,6 +744,12 @@ func (m *MQTT) enqueue(msg inboxMessage) {
 		m.mu.Unlock()
 		return
 	}
+	if n := len(msg.msg.Payload); n > inboxSmallMessage && m.inboxBytes+n > maxInboxBytes {
+		msg.msg.Payload, msg.msg.Truncated = bytes.Clone(msg.msg.Payload[:inboxKeepBytes]), n
+		m.log.Warn().Str("topic", msg.msg.Topic).Int("bytes", n).Int("waiting_bytes", m.inboxBytes).
+			Msg("large MQTT message arrived while the handlers are behind: kept only its start, it is refused as busy")
+	}
+	m.inboxBytes += len(msg.msg.Payload)
 	m.inbox = append(m.inbox, msg)
 	m.mu.Unlock()
 	select {
@@ -745,13 +770,14 @@ func (m *MQTT) dispatch() {
 		for {
 			m.mu.Lock()
 			if len(m.inbox) == 0 || m.closed {
-				m.inbox = nil
+				m.inbox, m.inboxBytes = nil, 0
 				m.mu.Unlock()
 				break
 			}
 			msg := m.inbox[0]
 			m.inbox[0] = inboxMessage{}
 			m.inbox = m.inbox[1:]
+			m.inboxBytes -= len(msg.msg.Payload)
 			m.mu.Unlock()
 			if e := m.log.Trace(); e.Enabled() {
 				e.Str("topic", msg.msg.Topic).Bool("retained", msg.msg.Retained).
