@@ -265,13 +265,7 @@ func TestEngineOnSimCampaignPauseResumeAcrossRestart(t *testing.T) {
 func TestEngineCampaignCancel(t *testing.T) {
 	img := makeImage(t, 0x1234, 1, 2, 6_000)
 	r := newSimRig(t, netYAML(realisticLink, deviceYAML(devA, ""), deviceYAML(devB, "")), EngineConfig{MaxConcurrent: 1}, img)
-	require.NoError(t, r.eng.CreateCampaign("c1", "c1", nil))
-	for _, ieee := range []zcl.IEEE{devA, devB} {
-		_, err := r.eng.UpdateWith(ieee, nil, UpdateOptions{Campaign: "c1"})
-		require.NoError(t, err)
-	}
-	_, err := r.eng.CommitCampaign("c1")
-	require.NoError(t, err)
+	startCampaign(t, r, "c1", devA, devB)
 	st, err := r.eng.CancelCampaign("c1")
 	require.NoError(t, err)
 	assert.Equal(t, 1, st.Cancelled, "the queued one is withdrawn")
@@ -365,13 +359,7 @@ func TestConcurrencyConfig(t *testing.T) {
 func TestEngineCampaignDeviceLeaves(t *testing.T) {
 	img := makeImage(t, 0x1234, 1, 2, 6_000)
 	r := newSimRig(t, netYAML(realisticLink, deviceYAML(devA, ""), deviceYAML(devB, "")), EngineConfig{MaxConcurrent: 1}, img)
-	require.NoError(t, r.eng.CreateCampaign("c2", "c2", nil))
-	for _, ieee := range []zcl.IEEE{devA, devB} {
-		_, err := r.eng.UpdateWith(ieee, nil, UpdateOptions{Campaign: "c2"})
-		require.NoError(t, err)
-	}
-	_, err := r.eng.CommitCampaign("c2")
-	require.NoError(t, err)
+	startCampaign(t, r, "c2", devA, devB)
 	r.eng.RemoveDevice(devB)
 	r.h.RunUntil(func() bool { s, _ := r.eng.CampaignStatus("c2"); return s.State == CampaignFinished }, time.Hour)
 	st, _ := r.eng.CampaignStatus("c2")
@@ -379,4 +367,17 @@ func TestEngineCampaignDeviceLeaves(t *testing.T) {
 	assert.Equal(t, 1, st.Done)
 	require.Len(t, st.Failures, 1)
 	assert.Equal(t, "the device left the network", st.Failures[0].Reason)
+}
+
+// startCampaign makes campaign id of the devices' updates and commits it.
+func startCampaign(t *testing.T, r *simRig, id string, ieees ...zcl.IEEE) CampaignStatus {
+	t.Helper()
+	require.NoError(t, r.eng.CreateCampaign(id, id, nil))
+	for _, ieee := range ieees {
+		_, err := r.eng.UpdateWith(ieee, nil, UpdateOptions{Campaign: id})
+		require.NoError(t, err)
+	}
+	st, err := r.eng.CommitCampaign(id)
+	require.NoError(t, err)
+	return st
 }
