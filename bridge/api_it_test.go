@@ -43,6 +43,7 @@ var unknownKeyPayload = map[string]string{
 	"campaign/resume":              `{"id":"x","bogus":1}`,
 	"campaign/cancel":              `{"id":"x","bogus":1}`,
 	"campaign/remove":              `{"id":"x","bogus":1}`,
+	"network/scan":                 `{"bogus":1}`,
 }
 
 // devicePaths take {"id"} of a device.

@@ -86,6 +86,7 @@ func sweepSchemas(light, lightImage string) map[string][]sweepField {
 		"campaign/resume": {campaign},
 		"campaign/cancel": {campaign},
 		"campaign/remove": {campaign},
+		"network/scan":    {},
 	}
 }
 
