@@ -129,7 +129,7 @@ func addonConfig(ctx context.Context, optionsPath, configPath, supervisorURL, to
 	source := opts.MQTTSource(svc)
 	log.Info().Str("radio", cfg.Radio.Type).Str("port", cfg.Radio.Port).Int("baud", cfg.Radio.Baud).
 		Str("mqtt_server", redact.URLs(cfg.MQTT.Server)).Str("mqtt_source", source).Str("base_topic", cfg.MQTT.BaseTopic).
-		Str("approval", cfg.OTA.Approval).Int("max_concurrent", cfg.OTA.MaxConcurrent).
+		Str("approval", cfg.OTA.Approval).Stringer("max_concurrent", cfg.OTA.MaxConcurrent).
 		Int("indexes", len(cfg.Images.Indexes)).Bool("config_file", file != "").Msg("add-on configuration")
 	return cfg, source, nil
 }

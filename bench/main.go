@@ -30,21 +30,23 @@ type plan struct {
 	bridgeTimeout time.Duration
 	serialTime    time.Duration   // per baud rate
 	only          map[string]bool // sections to run; nil: all
+	// adaptiveDevices and adaptiveSize: the fleet of the adaptive-concurrency comparison (adaptive.go).
+	adaptiveDevices, adaptiveSize int
 }
 
 // sections of a run, in order.
-var sections = []string{"engine", "goodput", "fleet", "bridge", "serial"}
+var sections = []string{"engine", "goodput", "fleet", "adaptive", "bridge", "serial"}
 
 func (p plan) runs(section string) bool { return p.only == nil || p.only[section] }
 
 func fullPlan() plan {
 	return plan{goodputSize: 100_000, fleetDevices: 100, fleetImages: 10, fleetSize: 300_000, bridgeSpeed: 1000,
-		bridgeTimeout: 10 * time.Minute, serialTime: 3 * time.Second}
+		bridgeTimeout: 10 * time.Minute, serialTime: 3 * time.Second, adaptiveDevices: 40, adaptiveSize: 40_000}
 }
 
 func quickPlan() plan {
 	return plan{goodputSize: 30_000, fleetDevices: 10, fleetImages: 5, fleetSize: 30_000, bridgeSpeed: 1000,
-		bridgeTimeout: 3 * time.Minute, serialTime: time.Second}
+		bridgeTimeout: 3 * time.Minute, serialTime: time.Second, adaptiveDevices: 12, adaptiveSize: 12_000}
 }
 
 func main() {
@@ -112,8 +114,10 @@ type measurements struct {
 	engine  *engineResult
 	goodput []goodputResult
 	fleets  []fleetResult // otabridge defaults, then zigbee2mqtt-like
-	bridge  *bridgeResult
-	serial  []serialResult
+	// adaptive: cap 2 then auto, on a healthy then a busy, lossy mesh.
+	adaptive []adaptiveResult
+	bridge   *bridgeResult
+	serial   []serialResult
 }
 
 func measure(p plan, dir string, logf func(string, ...any)) (*measurements, error) {
@@ -173,6 +177,14 @@ func measure(p plan, dir string, logf func(string, ...any)) (*measurements, erro
 		}
 		logf("fleet: %s modelled %s in %s wall", f.name, r.modelled.Round(time.Second), r.wall.Round(time.Millisecond))
 		m.fleets = append(m.fleets, r)
+	}
+
+	if p.runs("adaptive") && p.adaptiveDevices > 0 {
+		r, err := measureAdaptive(sub, p.adaptiveDevices, p.adaptiveSize, logf)
+		if err != nil {
+			return nil, err
+		}
+		m.adaptive = r
 	}
 
 	if p.runs("bridge") {

@@ -154,7 +154,7 @@ func runFleet(dir, policy string, cfg ota.EngineConfig, devices, images, size in
 		return fleetResult{}, fmt.Errorf("fleet %s: not every device finished within 1000 modelled hours", policy)
 	}
 	res := fleetResult{policy: policy, devices: devices, imageSize: int(store.Images()[0].Size()), block: tc.block,
-		parallel: rig.Engine.Config().MaxConcurrent, modelled: rig.Now() - start, wall: time.Since(wallStart)}
+		parallel: int(rig.Engine.Config().MaxConcurrent), modelled: rig.Now() - start, wall: time.Since(wallStart)}
 	for _, st := range rig.Engine.States() {
 		if st.State == ota.StateIdle && st.InstalledVersion != nil && *st.InstalledVersion == newVersion {
 			res.upgraded++

@@ -49,6 +49,7 @@ func (m *measurements) rows() []row {
 		}
 		rows = append(rows, row{name, result, "channel minimum " + hms(f.minimum) + " (every byte at the 64 B block limit)", ratio})
 	}
+	rows = append(rows, adaptiveRows(m.adaptive)...)
 	if b := m.bridge; b != nil {
 		fleet := fmt.Sprintf("%d × %s", b.devices, kb(b.imageSize))
 		rows = append(rows,

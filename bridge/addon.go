@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otabridge/otabridge/ota"
 	"github.com/otabridge/otabridge/web"
 	"github.com/otabridge/otabridge/zcl"
 )
@@ -563,7 +564,10 @@ func (o AddonOptions) applyOTA(cfg *Config) error {
 	cfg.OTA.Allow.IEEE = ieees
 	cfg.OTA.Allow.Models = models
 	cfg.OTA.Allow.ManufacturerCodes = codes
-	cfg.OTA.MaxConcurrent = o.MaxConcurrent
+	if cfg.OTA.MaxConcurrent != ota.ConcurrencyAuto || o.MaxConcurrent != DefaultAddonOptions().MaxConcurrent {
+		// max_concurrent: auto in otabridge.yaml stands while the option keeps its default.
+		cfg.OTA.MaxConcurrent = ota.Concurrency(o.MaxConcurrent)
+	}
 	cfg.OTA.UpgradeDelay = time.Duration(o.UpgradeDelay) * time.Second
 	cfg.Images.Indexes = indexes
 	return nil

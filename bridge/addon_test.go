@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/otabridge/otabridge/ota"
 	"github.com/otabridge/otabridge/zcl"
 )
 
@@ -82,7 +83,7 @@ func TestAddonOptionsApplyMapsEveryOption(t *testing.T) {
 	assert.Equal(t, []zcl.IEEE{0x00124b0012345678, 0x00158d0001020304}, cfg.OTA.Allow.IEEE)
 	assert.Equal(t, []string{"TRADFRI bulb E27 WS opal 980lm"}, cfg.OTA.Allow.Models)
 	assert.Equal(t, []uint16{0x117C, 4447}, cfg.OTA.Allow.ManufacturerCodes)
-	assert.Equal(t, 4, cfg.OTA.MaxConcurrent)
+	assert.Equal(t, ota.Concurrency(4), cfg.OTA.MaxConcurrent)
 	assert.Equal(t, 30*time.Second, cfg.OTA.UpgradeDelay)
 	assert.Equal(t, []string{
 		"/config/index.json",
@@ -124,7 +125,7 @@ func TestAddonOptionsDefaults(t *testing.T) {
 	assert.Empty(t, cfg.OTA.Allow.IEEE)
 	assert.Empty(t, cfg.OTA.Allow.Models)
 	assert.Empty(t, cfg.OTA.Allow.ManufacturerCodes)
-	assert.Equal(t, 2, cfg.OTA.MaxConcurrent)
+	assert.Equal(t, ota.Concurrency(2), cfg.OTA.MaxConcurrent)
 	assert.Equal(t, time.Duration(0), cfg.OTA.UpgradeDelay)
 	assert.Empty(t, cfg.Images.Indexes)
 	assert.Equal(t, "mqtt://core-mosquitto:1883", cfg.MQTT.Server)
@@ -501,7 +502,7 @@ func FuzzParseAddonOptions(f *testing.F) {
 			if verr := cfg.Validate(); verr != nil {
 				t.Fatalf("Apply accepted options that make an invalid configuration: %v", verr)
 			}
-			if cfg.OTA.MaxConcurrent < 1 || cfg.OTA.MaxConcurrent > addonMaxConcurrentMax {
+			if cfg.OTA.MaxConcurrent < 1 || int(cfg.OTA.MaxConcurrent) > addonMaxConcurrentMax {
 				t.Fatalf("max_concurrent %d out of range", cfg.OTA.MaxConcurrent)
 			}
 		} else if !strings.Contains(err.Error(), "add-on option") && !errors.Is(err, ErrNoMQTTBroker) &&

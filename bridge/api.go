@@ -209,6 +209,20 @@ func (r *request) unknown() error {
 	return badRequest("unknown key %q", extra[0])
 }
 
+// boolean reads an optional true/false field.
+func (r *request) boolean(key string) (bool, error) {
+	r.used[key] = true
+	raw, ok := r.fields[key]
+	if !ok || string(raw) == "null" {
+		return false, nil
+	}
+	var v bool
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return false, badRequest("%q must be true or false", key)
+	}
+	return v, nil
+}
+
 // version reads the optional "version" field (file version as a number or "0x…" string).
 func (r *request) version() (*uint32, error) {
 	v, ok, err := r.uint("version", math.MaxUint32)
@@ -233,6 +247,10 @@ func (b *Bridge) apiRoutes() map[string]requestHandler {
 		"device/interview":             b.apiInterview,
 		"ota/check_all":                b.apiCheckAll,
 		"ota/update_all":               b.apiUpdateAll,
+		"campaign/pause":               b.campaignOp(b.engine.PauseCampaign),
+		"campaign/resume":              b.campaignOp(b.engine.ResumeCampaign),
+		"campaign/cancel":              b.campaignOp(b.engine.CancelCampaign),
+		"campaign/remove":              b.apiCampaignRemove,
 		"image/add":                    b.apiImageAdd,
 		"image/remove":                 b.apiImageRemove,
 		"image/notify":                 b.apiImageNotify,
@@ -453,15 +471,21 @@ func (b *Bridge) check(ctx context.Context, d *Device) (map[string]any, error) {
 
 // approveLike runs update/schedule/approve: resolve the image, download it when it comes from a remote
 // index, then hand it to the engine.
-func (b *Bridge) approveLike(ctx context.Context, req *request, withVersion bool,
+func (b *Bridge) approveLike(ctx context.Context, req *request, withVersion, withNow bool,
 	op func(ieee zcl.IEEE, version *uint32) (*ota.Image, error)) (any, error) {
 	d, err := b.idArg(req)
 	if err != nil {
 		return nil, err
 	}
 	var version *uint32
+	var opt ota.UpdateOptions
 	if withVersion {
 		if version, err = req.version(); err != nil {
+			return nil, err
+		}
+	}
+	if withNow { // update only: start outside the maintenance windows
+		if opt.Now, err = req.boolean("now"); err != nil {
 			return nil, err
 		}
 	}
@@ -484,7 +508,12 @@ func (b *Bridge) approveLike(ctx context.Context, req *request, withVersion bool
 		}
 	}
 	v := img.Header.FileVersion
-	if _, err := op(d.IEEE, &v); err != nil {
+	if withNow {
+		_, err = b.engine.UpdateWith(d.IEEE, &v, opt)
+	} else {
+		_, err = op(d.IEEE, &v)
+	}
+	if err != nil {
 		return nil, err
 	}
 	data := b.deviceData(d)
@@ -498,11 +527,11 @@ func (b *Bridge) approveLike(ctx context.Context, req *request, withVersion bool
 }
 
 func (b *Bridge) apiUpdate(ctx context.Context, req *request) (any, error) {
-	return b.approveLike(ctx, req, true, b.engine.Update)
+	return b.approveLike(ctx, req, true, true, b.engine.Update)
 }
 
 func (b *Bridge) apiSchedule(ctx context.Context, req *request) (any, error) {
-	return b.approveLike(ctx, req, true, b.engine.Schedule)
+	return b.approveLike(ctx, req, true, false, b.engine.Schedule)
 }
 
 func (b *Bridge) apiApprove(ctx context.Context, req *request) (any, error) {
@@ -513,7 +542,7 @@ func (b *Bridge) apiApprove(ctx context.Context, req *request) (any, error) {
 	if st, _ := b.engine.State(d.IEEE); st.State != ota.StateApprovalPending {
 		return nil, fmt.Errorf("%s has no pending request to approve (state %s)", d.FriendlyName, st.State)
 	}
-	return b.approveLike(ctx, req, false, func(ieee zcl.IEEE, _ *uint32) (*ota.Image, error) {
+	return b.approveLike(ctx, req, false, false, func(ieee zcl.IEEE, _ *uint32) (*ota.Image, error) {
 		return b.engine.Approve(ieee)
 	})
 }
@@ -590,6 +619,10 @@ type deviceFilter struct {
 	manufacturerName  string
 	manufacturerCode  *uint16
 	includeSleepyOnly bool
+	// image selects devices by the image they would get: its id or its file name (update_all only).
+	image string
+	// given lists the criteria as the request gave them (the campaign's record).
+	given map[string]string
 }
 
 func (b *Bridge) parseFilter(req *request) (*deviceFilter, error) {
@@ -624,8 +657,19 @@ func (b *Bridge) parseFilter(req *request) (*deviceFilter, error) {
 		c := uint16(v)
 		out.manufacturerCode = &c
 	}
+	if out.image, err = f.str("image", false); err != nil {
+		return nil, err
+	}
 	if err := f.unknown(); err != nil {
 		return nil, fmt.Errorf("filter: %w", err)
+	}
+	out.given = map[string]string{}
+	for k, raw := range f.fields {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			s = string(raw)
+		}
+		out.given[k] = s
 	}
 	return out, nil
 }
@@ -671,12 +715,30 @@ func (b *Bridge) apiCheckAll(ctx context.Context, req *request) (any, error) {
 	return map[string]any{"checked": len(results), "available": available, "devices": results}, nil
 }
 
+// apiUpdateAll queues an update of every matching device that has a newer image, as one campaign
+// ("name" names it; "now" starts it outside the maintenance windows). Its progress is retained on
+// `<base>/bridge/campaign/<id>`.
 func (b *Bridge) apiUpdateAll(ctx context.Context, req *request) (any, error) {
 	filter, err := b.parseFilter(req)
 	if err != nil {
 		return nil, err
 	}
+	name, err := req.str("name", false)
+	if err != nil {
+		return nil, err
+	}
+	now, err := req.boolean("now")
+	if err != nil {
+		return nil, err
+	}
 	if err := req.unknown(); err != nil {
+		return nil, err
+	}
+	id := b.campaignID(name)
+	if name == "" {
+		name = id
+	}
+	if err := b.engine.CreateCampaign(id, name, filter.given); err != nil {
 		return nil, err
 	}
 	queued, skipped := []map[string]any{}, []map[string]any{}
@@ -703,6 +765,10 @@ func (b *Bridge) apiUpdateAll(ctx context.Context, req *request) (any, error) {
 			skip("no newer image")
 			continue
 		}
+		if filter.image != "" && img.ID != filter.image && img.FileName != filter.image {
+			skip("its image " + img.ID + " is not " + filter.image)
+			continue
+		}
 		if !img.Local() {
 			if err := b.store.Ensure(ctx, img); err != nil {
 				skip("download failed: " + err.Error())
@@ -710,14 +776,19 @@ func (b *Bridge) apiUpdateAll(ctx context.Context, req *request) (any, error) {
 			}
 		}
 		v := img.Header.FileVersion
-		if _, err := b.engine.Update(d.IEEE, &v); err != nil {
+		if _, err := b.engine.UpdateWith(d.IEEE, &v, ota.UpdateOptions{Now: now, Campaign: id}); err != nil {
 			skip(err.Error())
 			continue
 		}
 		queued = append(queued, map[string]any{"id": d.IEEE.String(), "friendly_name": d.FriendlyName,
 			"to": ota.VersionString(img.Header.FileVersion), "to_display_version": img.DisplayVersion(), "image": img.ID})
 	}
-	return map[string]any{"queued": queued, "skipped": skipped}, nil
+	st, err := b.engine.CommitCampaign(id)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"queued": queued, "skipped": skipped, "campaign": id, "name": name,
+		"state": st.State}, nil
 }
 
 func (b *Bridge) apiImageAdd(ctx context.Context, req *request) (any, error) {

@@ -39,6 +39,10 @@ var unknownKeyPayload = map[string]string{
 	"image/notify":                 `{"bogus":1}`,
 	"image/refresh":                `{"bogus":1}`,
 	"permit_join":                  `{"time":0,"bogus":1}`,
+	"campaign/pause":               `{"id":"x","bogus":1}`,
+	"campaign/resume":              `{"id":"x","bogus":1}`,
+	"campaign/cancel":              `{"id":"x","bogus":1}`,
+	"campaign/remove":              `{"id":"x","bogus":1}`,
 	"network/scan":                 `{"bogus":1}`,
 }
 
@@ -108,6 +112,20 @@ func badRequests(t *testing.T, light, idle string) map[string][]badRequest {
 			badRequest{"filter unknown device", `{"filter":{"id":"0x00000000deadbeef"}}`, "unknown device"},
 			badRequest{"filter unknown key", `{"filter":{"colour":"red"}}`, `unknown key "colour"`},
 			badRequest{"filter manufacturer_code too large", `{"filter":{"manufacturer_code":70000}}`, `"manufacturer_code" must be at most 65535`},
+		)
+	}
+	add("ota/update_all",
+		badRequest{"name a number", `{"name":5}`, `"name" must be a string`},
+		badRequest{"now a string", `{"now":"yes"}`, `"now" must be true or false`},
+		badRequest{"filter image a number", `{"filter":{"image":5}}`, `"image" must be a string`},
+	)
+	add("device/ota_update/update", badRequest{"now a number", `{"id":"` + light + `","now":1}`, `"now" must be true or false`})
+	for _, path := range []string{"campaign/pause", "campaign/resume", "campaign/cancel", "campaign/remove"} {
+		add(path,
+			badRequest{"missing id", `{}`, `missing "id"`},
+			badRequest{"id a number", `{"id":5}`, `"id" must be a string`},
+			badRequest{"unknown campaign", `{"id":"no-such-campaign"}`, `unknown campaign "no-such-campaign"`},
+			badRequest{"unknown key", `{"id":"x","colour":"red"}`, `unknown key "colour"`},
 		)
 	}
 	notOTA := base64.StdEncoding.EncodeToString([]byte("this is not a Zigbee OTA file at all"))

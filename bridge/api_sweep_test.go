@@ -63,6 +63,7 @@ func sweepSchemas(light, lightImage string) map[string][]sweepField {
 		{name: "manufacturer", kind: kindString, valid: `"Espressif"`},
 		{name: "manufacturer_code", kind: kindUint, max: 0xFFFF, valid: `"0x131b"`},
 	}}
+	campaign := sweepField{name: "id", kind: kindString, required: true, valid: `"no-such-campaign"`}
 	return map[string][]sweepField{
 		"device/ota_update/check":      {id},
 		"device/ota_update/update":     {id, version},
@@ -77,11 +78,15 @@ func sweepSchemas(light, lightImage string) map[string][]sweepField {
 		"ota/update_all":               {filter},
 		"image/add": {{name: "url", kind: kindString, valid: `"https://example.com/a.ota"`},
 			{name: "path", kind: kindString}, {name: "data", kind: kindString}, {name: "file_name", kind: kindString}},
-		"image/remove":  {{name: "id", kind: kindImage, required: true, valid: `"` + lightImage + `"`}},
-		"image/notify":  {{name: "image", kind: kindImage, valid: `"` + lightImage + `"`}, {name: "id", kind: kindDevice, valid: `"` + light + `"`}, {name: "jitter", kind: kindUint, min: 1, max: 100, valid: `50`}},
-		"image/refresh": {},
-		"permit_join":   {{name: "time", kind: kindUint, required: true, max: 254, valid: `0`}},
-		"network/scan":  {},
+		"image/remove":    {{name: "id", kind: kindImage, required: true, valid: `"` + lightImage + `"`}},
+		"image/notify":    {{name: "image", kind: kindImage, valid: `"` + lightImage + `"`}, {name: "id", kind: kindDevice, valid: `"` + light + `"`}, {name: "jitter", kind: kindUint, min: 1, max: 100, valid: `50`}},
+		"image/refresh":   {},
+		"permit_join":     {{name: "time", kind: kindUint, required: true, max: 254, valid: `0`}},
+		"campaign/pause":  {campaign},
+		"campaign/resume": {campaign},
+		"campaign/cancel": {campaign},
+		"campaign/remove": {campaign},
+		"network/scan":    {},
 	}
 }
 

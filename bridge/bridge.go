@@ -116,6 +116,14 @@ type Bridge struct {
 	scanRunning   atomic.Bool      // a network scan runs
 	pendingEvents []map[string]any // events from the start, published once MQTT runs
 	share         stickShare       // handing the stick over to another add-on (stickshare.go)
+	// campaignSensors: campaigns whose HA sensor is published (true while running); batteryReads:
+	// devices whose battery is being read (campaign.go).
+	campaignSensors map[string]bool
+	batteryReads    map[zcl.IEEE]bool
+	// campaignLatest holds campaign states not yet published; campaignsPub publishes them at most once a
+	// second on the wall clock, however fast the simulated network runs.
+	campaignLatest map[string]ota.CampaignStatus
+	campaignsPub   *coalescer
 
 	largeRequests chan struct{} // slots of large requests (uploads) in progress; see handleRequest
 }
@@ -141,6 +149,7 @@ func New(cfg Config, opts Options) (*Bridge, error) {
 	// bridge/devices is the whole list, retained: it goes out on a listed change (see Registry), at most
 	// once a second on the wall clock, however fast the simulated network runs.
 	b.devicesPub = newCoalescer(clock.Real{}, DevicesInterval, b.publishDevices)
+	b.campaignsPub = newCoalescer(clock.Real{}, DevicesInterval, b.flushCampaigns)
 	b.disc = discovery.Instance{BaseTopic: cfg.MQTT.BaseTopic, DiscoveryPrefix: cfg.MQTT.DiscoveryPrefix, Version: opts.Version}
 	b.health = NewHealth(b.healthChanged)
 	b.health.Down(HealthMQTT, "not connected yet")
@@ -214,6 +223,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.engine = ota.NewEngine(b.cfg.OTA, store, &engineOutput{b: b}, b.clk, b.log)
 	b.engine.SetMaxAPSPayload(b.radio.MaxAPSPayload())
 	b.engine.SetWallClock(time.Now)
+	b.send.onFailure = b.engine.SendFailed // congestion signal for max_concurrent: auto
 	b.saver = NewSaver(SaverConfig{Path: statePath, Snapshot: b.snapshot, Log: b.log})
 	restored := b.registry.Restore(state.Registry)
 	b.engine.Restore(state.OTA)
@@ -331,6 +341,7 @@ func (b *Bridge) shutdown() {
 	}
 	if b.registry != nil {
 		b.devicesPub.close() // a pending device list goes out now
+		b.campaignsPub.close()
 	}
 	if b.pub != nil {
 		b.pub.close()
@@ -409,12 +420,7 @@ func (s *persistedState) check() error {
 	case s.Version < 0 || s.Version > stateVersion:
 		return fmt.Errorf("version %d is not one this otabridge reads (it reads %d; a newer otabridge wrote it?)", s.Version, stateVersion)
 	}
-	for _, d := range s.OTA.Devices {
-		if !d.State.Valid() {
-			return fmt.Errorf("device %s: unknown OTA state %q", d.IEEE, d.State)
-		}
-	}
-	return nil
+	return s.OTA.Check()
 }
 
 // publishStateCorrupt tells bridge/event (once, after the first connect) that the state file was refused.
@@ -597,6 +603,9 @@ func (b *Bridge) interviewNow(ctx context.Context, ieee zcl.IEEE) error {
 		return err
 	}
 	b.engine.SetDevice(nd.EngineInfo())
+	if res.OK && nd.Sleepy && b.cfg.OTA.MinBattery > 0 {
+		b.readBattery(ctx, ieee) // for ota.min_battery
+	}
 	b.publishDeviceDiscovery(nd)
 	b.publishDeviceState(nd)
 	if !res.OK {

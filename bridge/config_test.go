@@ -88,7 +88,7 @@ log: {level: debug, format: json}
 	assert.Equal(t, []zcl.IEEE{0x00124b0012345678}, cfg.OTA.Allow.IEEE)
 	assert.Equal(t, []string{"lumi.plug"}, cfg.OTA.Allow.Models)
 	assert.Equal(t, []uint16{0x115f}, cfg.OTA.Allow.ManufacturerCodes)
-	assert.Equal(t, 4, cfg.OTA.MaxConcurrent)
+	assert.Equal(t, ota.Concurrency(4), cfg.OTA.MaxConcurrent)
 	assert.Equal(t, 3*time.Minute, cfg.OTA.StallTimeout)
 	assert.Equal(t, []string{"index.json", "https://example.com/index.json"}, cfg.Images.Indexes)
 	assert.Equal(t, filepath.Join("/data", "ota-cache"), cfg.Images.CacheDir)
@@ -136,7 +136,7 @@ func TestConfigEnvOverrides(t *testing.T) {
 	assert.Equal(t, 2, cfg.MQTT.QoS)
 	assert.False(t, cfg.MQTT.Discovery)
 	assert.Equal(t, 150*time.Second, cfg.MQTT.Keepalive)
-	assert.Equal(t, 5, cfg.OTA.MaxConcurrent)
+	assert.Equal(t, ota.Concurrency(5), cfg.OTA.MaxConcurrent)
 	assert.Equal(t, "auto", cfg.OTA.Approval)
 	assert.Equal(t, []string{"lumi.plug", "TS011F"}, cfg.OTA.Allow.Models)
 	assert.Equal(t, []zcl.IEEE{0x00124b0012345678, 0x00124b0000000001}, cfg.OTA.Allow.IEEE)
@@ -373,4 +373,23 @@ func FuzzLoadConfig(f *testing.F) {
 		}
 		_ = cfg.Summary()
 	})
+}
+
+func TestConfigCampaignKeys(t *testing.T) {
+	cfg, err := parseConfig([]byte("ota:\n  max_concurrent: auto\n  window: \"01:00-05:00\"\n  window_timezone: Europe/Berlin\n  window_end: pause\n  min_battery: 30\n  adaptive: {max: 12}\n"), nil)
+	require.NoError(t, err)
+	assert.Equal(t, ota.ConcurrencyAuto, cfg.OTA.MaxConcurrent)
+	assert.Equal(t, ota.WindowList{"01:00-05:00"}, cfg.OTA.Window)
+	assert.Equal(t, "pause", cfg.OTA.WindowEnd)
+	assert.Equal(t, 30, cfg.OTA.MinBattery)
+	assert.Equal(t, 12, cfg.OTA.Adaptive.Max)
+	cfg, err = parseConfig([]byte("ota:\n  window: [\"mon-fri 22:00-06:00\", \"sat-sun 00:00-24:00\"]\n"), []string{"OTABRIDGE_OTA_MAX_CONCURRENT=auto"})
+	require.NoError(t, err)
+	assert.Equal(t, ota.ConcurrencyAuto, cfg.OTA.MaxConcurrent)
+	assert.Len(t, cfg.OTA.Window, 2)
+	for _, bad := range []string{"ota:\n  window: \"9-5\"\n", "ota:\n  window_end: stop\n", "ota:\n  min_battery: 101\n",
+		"ota:\n  max_concurrent: lots\n", "ota:\n  window_timezone: Mars/Base\n  window: 01:00-02:00\n"} {
+		_, err := parseConfig([]byte(bad), nil)
+		assert.Error(t, err, bad)
+	}
 }

@@ -405,7 +405,7 @@ func (iv *Interviewer) exchange(ctx context.Context, p *pendingRead, f ncp.Frame
 // pending read (then the caller does nothing more with it). src is the sender's IEEE address as the
 // bridge resolved it (0 when unknown: the short address is used). It never blocks.
 func (iv *Interviewer) HandleResponse(src zcl.IEEE, in ncp.Incoming) bool {
-	if in.ClusterID != zcl.ClusterBasic && in.ClusterID != zcl.ClusterOTA {
+	if in.ClusterID != zcl.ClusterBasic && in.ClusterID != zcl.ClusterOTA && in.ClusterID != zcl.ClusterPowerConfig {
 		return false
 	}
 	h, payload, err := zcl.DecodeHeader(in.Payload)

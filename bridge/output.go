@@ -42,6 +42,10 @@ func (o *engineOutput) BroadcastZCL(frame []byte) {
 
 func (o *engineOutput) Event(ev ota.Event) {
 	b := o.b
+	if ev.IEEE == 0 {
+		b.campaignEvent(ev)
+		return
+	}
 	d, ok := b.registry.ByIEEE(ev.IEEE)
 	if !ok {
 		d = Device{IEEE: ev.IEEE, FriendlyName: ev.IEEE.String()}
@@ -384,4 +388,5 @@ func (b *Bridge) publishAll() {
 		b.publishDeviceDiscovery(d)
 		b.publishDeviceState(d)
 	}
+	b.publishCampaigns()
 }

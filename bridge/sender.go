@@ -35,8 +35,10 @@ type sender struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	// failures counts frames the radio could not deliver (for bridge/info and tests).
-	failures int
+	// failures counts frames the radio could not deliver (for bridge/info and tests); onFailure, when set
+	// before start, hears of each undelivered unicast (the OTA engine's congestion signal).
+	failures  int
+	onFailure func(dst zcl.IEEE)
 	// inFlight counts frames queued or being sent; idle is closed while it is 0 (see waitIdle).
 	inFlight int
 	idle     chan struct{}
@@ -128,6 +130,8 @@ func (s *sender) run(key uint64, q *sendQueue) {
 			lvl := s.log.Debug()
 			if !errors.As(err, new(*ncp.SendError)) {
 				lvl = s.log.Warn()
+			} else if s.onFailure != nil && key != 0 {
+				s.onFailure(zcl.IEEE(key))
 			}
 			lvl.Err(err).Stringer("ieee", zcl.IEEE(key)).Str("nwk", hex16(f.DstShort)).
 				Uint16("cluster", f.ClusterID).Msg("frame not delivered")

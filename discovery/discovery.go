@@ -191,6 +191,7 @@ type component struct {
 	StateOff            string         `json:"state_off,omitempty"`
 	Options             []string       `json:"options,omitempty"`
 	StateClass          string         `json:"state_class,omitempty"`
+	UnitOfMeasurement   string         `json:"unit_of_measurement,omitempty"`
 	DisplayPrecision    *int           `json:"display_precision,omitempty"`
 	Availability        []availability `json:"availability,omitempty"` // only ConnectionState has none
 

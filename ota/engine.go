@@ -114,6 +114,10 @@ type Engine struct {
 	pumpTimer     clock.Timer
 	pumpAt        time.Time
 	closed        bool
+
+	windows   Windows
+	aimd      *aimd // nil unless max_concurrent: auto
+	campaigns map[string]*campaign
 }
 
 // blockSizeQuirks are manufacturers whose clients need smaller blocks than they ask for
@@ -140,6 +144,9 @@ func DefaultEngineConfig() EngineConfig {
 		VerifyTimeout:    5 * time.Minute,
 		VerifyAttempts:   3,
 		ProgressInterval: time.Second,
+		MinBattery:       50,
+		Adaptive:         AdaptiveConfig{}.withDefaults(),
+		WindowEnd:        "finish",
 	}
 }
 
@@ -149,8 +156,12 @@ func (c EngineConfig) withDefaults() EngineConfig {
 	if c.Approval == "" {
 		c.Approval = d.Approval
 	}
-	if c.MaxConcurrent <= 0 {
+	if c.MaxConcurrent == 0 || c.MaxConcurrent < ConcurrencyAuto {
 		c.MaxConcurrent = d.MaxConcurrent
+	}
+	c.Adaptive = c.Adaptive.withDefaults()
+	if c.WindowEnd == "" {
+		c.WindowEnd = "finish"
 	}
 	if c.MaxBlockSize <= 0 {
 		c.MaxBlockSize = d.MaxBlockSize
@@ -195,8 +206,22 @@ func (c EngineConfig) Validate() error {
 	default:
 		return fmt.Errorf("ota.approval: %q is not allowed (want manual, auto or deny)", c.Approval)
 	}
-	if c.MaxConcurrent < 0 || c.MaxConcurrent > 64 {
-		return fmt.Errorf("ota.max_concurrent: %d is out of range (1..64)", c.MaxConcurrent)
+	if (c.MaxConcurrent < 0 && c.MaxConcurrent != ConcurrencyAuto) || c.MaxConcurrent > 64 {
+		return fmt.Errorf("ota.max_concurrent: %d is out of range (1..64, or auto)", c.MaxConcurrent)
+	}
+	if err := c.Adaptive.validate(); err != nil {
+		return err
+	}
+	if _, err := CompileWindows(c.Window, c.WindowTimezone); err != nil {
+		return err
+	}
+	switch c.WindowEnd {
+	case "", "finish", "pause":
+	default:
+		return fmt.Errorf("ota.window_end: %q is not allowed (want finish or pause)", c.WindowEnd)
+	}
+	if c.MinBattery < 0 || c.MinBattery > 100 {
+		return fmt.Errorf("ota.min_battery: %d is out of range (0..100 %%)", c.MinBattery)
 	}
 	if c.MaxBlockSize < 0 || c.MaxBlockSize > 255 {
 		return fmt.Errorf("ota.max_block_size: %d is out of range (1..255)", c.MaxBlockSize)
@@ -215,16 +240,29 @@ func (c EngineConfig) Validate() error {
 
 // NewEngine makes an engine. maxAPSPayload is the radio's unfragmented APS payload limit (0: unknown).
 func NewEngine(cfg EngineConfig, cat Catalog, out Output, clk clock.Clock, log zerolog.Logger) *Engine {
+	cfg = cfg.withDefaults()
+	windows, err := CompileWindows(cfg.Window, cfg.WindowTimezone)
+	if err != nil {
+		// Validate reports this to the user before an engine is made; an engine never runs half-configured.
+		log.Error().Err(err).Msg("maintenance windows ignored")
+	}
+	var ctl *aimd
+	if cfg.MaxConcurrent == ConcurrencyAuto {
+		ctl = newAIMD(cfg.Adaptive, clk.Now())
+	}
 	return &Engine{
-		cfg:     cfg.withDefaults(),
-		cat:     cat,
-		out:     out,
-		clk:     clk,
-		wall:    clk.Now,
-		log:     log.With().Str("component", "ota").Logger(),
-		quirk:   blockSizeQuirks,
-		devices: make(map[zcl.IEEE]*device),
-		scratch: make([]byte, 0, 512),
+		windows:   windows,
+		aimd:      ctl,
+		campaigns: make(map[string]*campaign),
+		cfg:       cfg,
+		cat:       cat,
+		out:       out,
+		clk:       clk,
+		wall:      clk.Now,
+		log:       log.With().Str("component", "ota").Logger(),
+		quirk:     blockSizeQuirks,
+		devices:   make(map[zcl.IEEE]*device),
+		scratch:   make([]byte, 0, 512),
 	}
 }
 
@@ -289,7 +327,7 @@ type device struct {
 	rejected  map[zcl.ImageID]bool
 
 	session *session
-	slot    bool // holds one of the MaxConcurrent transfer slots
+	slot    bool // holds one of the transfer slots (capLocked)
 	queued  time.Time
 	notBef  time.Time // queued for a retry: not before this time
 	retries int
@@ -309,6 +347,13 @@ type device struct {
 	startedAt  time.Time
 	finishedAt time.Time
 	changedAt  time.Time
+
+	// now overrides the maintenance windows for this update; campaign names the campaign it belongs to.
+	now      bool
+	campaign string
+	// battery is the last Power Configuration reading in percent (batteryKnown), held under MinBattery.
+	battery      float64
+	batteryKnown bool
 
 	publishedAt time.Time
 	progressed  bool // progress changed since the last publish
@@ -398,6 +443,7 @@ func (e *Engine) RemoveDevice(ieee zcl.IEEE) {
 		d.session.stopPage()
 	}
 	e.releaseSlotLocked(d)
+	e.campaignResultLocked(d, ResultFailed, "the device left the network")
 	delete(e.devices, ieee)
 	e.out.DurableChanged()
 	e.pumpLocked()
@@ -405,24 +451,30 @@ func (e *Engine) RemoveDevice(ieee zcl.IEEE) {
 
 // DeviceState is a device's full OTA state, published on `<base>/<friendly_name>/ota`.
 type DeviceState struct {
-	IEEE             zcl.IEEE   `json:"ieee"`
-	State            State      `json:"state"`
-	InstalledVersion *uint32    `json:"installed_version"`
-	Available        *ImageRef  `json:"available"`
-	Target           *ImageRef  `json:"target"`
-	Progress         *float64   `json:"progress"`  // percent, while a transfer runs or waits
-	Bytes            uint32     `json:"bytes"`     // bytes of the image served so far (high-water mark)
-	Size             uint32     `json:"size"`      // image size
-	Rate             float64    `json:"rate"`      // B/s, moving average
-	Remaining        *float64   `json:"remaining"` // seconds, estimated
-	FromVersion      *uint32    `json:"from_version"`
-	ToVersion        *uint32    `json:"to_version"`
-	QueuePosition    int        `json:"queue_position,omitempty"`
-	Retries          int        `json:"retries,omitempty"`
-	LastError        string     `json:"last_error,omitempty"`
-	StartedAt        *time.Time `json:"started_at"`
-	FinishedAt       *time.Time `json:"finished_at"`
-	ChangedAt        time.Time  `json:"changed_at"`
+	IEEE             zcl.IEEE  `json:"ieee"`
+	State            State     `json:"state"`
+	InstalledVersion *uint32   `json:"installed_version"`
+	Available        *ImageRef `json:"available"`
+	Target           *ImageRef `json:"target"`
+	Progress         *float64  `json:"progress"`  // percent, while a transfer runs or waits
+	Bytes            uint32    `json:"bytes"`     // bytes of the image served so far (high-water mark)
+	Size             uint32    `json:"size"`      // image size
+	Rate             float64   `json:"rate"`      // B/s, moving average
+	Remaining        *float64  `json:"remaining"` // seconds, estimated
+	FromVersion      *uint32   `json:"from_version"`
+	ToVersion        *uint32   `json:"to_version"`
+	QueuePosition    int       `json:"queue_position,omitempty"`
+	// Hold says why a queued or scheduled update does not start yet ("outside the maintenance window",
+	// "battery 23 % < 50 %", "campaign night paused"); ETA is when it is expected to start (a window's start).
+	Hold       string     `json:"hold,omitempty"`
+	ETA        *time.Time `json:"eta,omitempty"`
+	Battery    *float64   `json:"battery,omitempty"` // percent, last reading
+	Campaign   string     `json:"campaign,omitempty"`
+	Retries    int        `json:"retries,omitempty"`
+	LastError  string     `json:"last_error,omitempty"`
+	StartedAt  *time.Time `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+	ChangedAt  time.Time  `json:"changed_at"`
 }
 
 // ImageRef names an image in a device state.
@@ -522,6 +574,20 @@ func (e *Engine) snapshotLocked(d *device) DeviceState {
 	}
 	if d.state == StateQueued {
 		st.QueuePosition = e.queuePositionLocked(d)
+	}
+	if d.batteryKnown {
+		b := d.battery
+		st.Battery = &b
+	}
+	st.Campaign = d.campaign
+	if d.approved && (d.state == StateQueued || d.state == StateScheduled) {
+		if h := e.holdLocked(d); h.reason != "" {
+			st.Hold = h.reason
+			if !h.until.IsZero() {
+				t := e.wallAt(h.until)
+				st.ETA = &t
+			}
+		}
 	}
 	return st
 }

@@ -1,6 +1,9 @@
 package ota
 
 import (
+	"errors"
+	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -11,7 +14,41 @@ import (
 // the transfer each device was last given and where it got to, and the last results. The bridge stores it
 // crash-safely with its registry.
 type Durable struct {
-	Devices []DurableDevice `json:"devices"`
+	Devices   []DurableDevice `json:"devices"`
+	Campaigns []Campaign      `json:"campaigns,omitempty"`
+}
+
+// Check refuses durable state this engine must not load: unknown device or campaign states, campaigns
+// without an id or with devices of unknown results.
+func (s Durable) Check() error {
+	for _, d := range s.Devices {
+		if !d.State.Valid() {
+			return fmt.Errorf("device %s: unknown OTA state %q", d.IEEE, d.State)
+		}
+		if d.Battery != nil && (*d.Battery < 0 || *d.Battery > 100) {
+			return fmt.Errorf("device %s: battery %g %% is out of range", d.IEEE, *d.Battery)
+		}
+	}
+	seen := map[string]bool{}
+	for _, c := range s.Campaigns {
+		switch {
+		case c.ID == "":
+			return errors.New("a campaign without an id")
+		case seen[c.ID]:
+			return fmt.Errorf("campaign %q twice", c.ID)
+		case !c.State.Valid():
+			return fmt.Errorf("campaign %q: unknown state %q", c.ID, c.State)
+		}
+		seen[c.ID] = true
+		for _, cd := range c.Devices {
+			switch cd.Result {
+			case ResultPending, ResultDone, ResultFailed, ResultCancelled:
+			default:
+				return fmt.Errorf("campaign %q: device %s: unknown result %q", c.ID, cd.IEEE, cd.Result)
+			}
+		}
+	}
+	return nil
 }
 
 // DurableDevice is one device's durable OTA state.
@@ -34,6 +71,9 @@ type DurableDevice struct {
 	LastError  string        `json:"last_error,omitempty"`
 	StartedAt  time.Time     `json:"started_at"`
 	FinishedAt time.Time     `json:"finished_at"`
+	Now        bool          `json:"now,omitempty"`
+	Campaign   string        `json:"campaign,omitempty"`
+	Battery    *float64      `json:"battery,omitempty"`
 }
 
 // DurableImage names an image across restarts.
@@ -73,6 +113,11 @@ func (e *Engine) Snapshot() Durable {
 			HWKnown: d.info.HasHardwareVersion, Target: target, Pending: durableImage(d.pending),
 			Approved: d.approved, Retries: d.retries, Queued: d.queued, NotBefore: d.notBef, From: d.from,
 			To: d.to, LastError: d.lastError, StartedAt: d.startedAt, FinishedAt: d.finishedAt}
+		dd.Now, dd.Campaign = d.now, d.campaign
+		if d.batteryKnown {
+			b := d.battery
+			dd.Battery = &b
+		}
 		for id := range d.rejected {
 			dd.Rejected = append(dd.Rejected, id)
 		}
@@ -83,6 +128,12 @@ func (e *Engine) Snapshot() Durable {
 		out.Devices = append(out.Devices, dd)
 	}
 	sort.Slice(out.Devices, func(i, j int) bool { return out.Devices[i].IEEE < out.Devices[j].IEEE })
+	for _, c := range e.campaigns {
+		cc := c.Campaign
+		cc.Devices = slices.Clone(c.Devices)
+		out.Campaigns = append(out.Campaigns, cc)
+	}
+	sort.Slice(out.Campaigns, func(i, j int) bool { return out.Campaigns[i].ID < out.Campaigns[j].ID })
 	return out
 }
 
@@ -92,6 +143,14 @@ func (e *Engine) Restore(s Durable) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.clk.Now()
+	for _, c := range s.Campaigns {
+		if c.ID == "" || !c.State.Valid() {
+			continue
+		}
+		cc := c
+		cc.Devices = slices.Clone(c.Devices)
+		e.campaigns[c.ID] = &campaign{Campaign: cc}
+	}
 	var running []*device
 	for _, dd := range s.Devices {
 		d := e.deviceLocked(dd.IEEE)
@@ -102,6 +161,10 @@ func (e *Engine) Restore(s Durable) {
 		d.queued, d.notBef, d.from, d.to = dd.Queued, dd.NotBefore, dd.From, dd.To
 		d.lastError, d.startedAt, d.finishedAt, d.changedAt = dd.LastError, dd.StartedAt, dd.FinishedAt, e.wall()
 		d.target, d.pending = e.lookupDurable(dd.Target), e.lookupDurable(dd.Pending)
+		d.now, d.campaign = dd.Now, dd.Campaign
+		if dd.Battery != nil {
+			d.battery, d.batteryKnown = min(max(*dd.Battery, 0), 100), true
+		}
 		if len(dd.Rejected) > 0 {
 			d.rejected = make(map[zcl.ImageID]bool, len(dd.Rejected))
 			for _, id := range dd.Rejected {
@@ -125,6 +188,7 @@ func (e *Engine) Restore(s Durable) {
 				d.approved = false
 				d.lastError = "the image of the interrupted update is no longer available"
 				d.state = StateFailed
+				e.campaignResultLocked(d, ResultFailed, d.lastError)
 				continue
 			}
 		case StateApprovalPending:
@@ -148,7 +212,7 @@ func (e *Engine) Restore(s Durable) {
 	// The transfers that ran before the restart get their slots back first, in start order.
 	sort.Slice(running, func(i, j int) bool { return running[i].startedAt.Before(running[j].startedAt) })
 	for i, d := range running {
-		if e.active < e.cfg.MaxConcurrent {
+		if e.active < e.capLocked() {
 			d.slot = true
 			e.active++
 			continue
@@ -166,6 +230,10 @@ func (e *Engine) Restore(s Durable) {
 		}
 		e.publishLocked(d)
 	}
+	for _, c := range e.campaigns {
+		e.finishCampaignIfDoneLocked(c)
+	}
+	e.publishCampaignsLocked(true)
 	e.pumpLocked()
 	if e.active > 0 {
 		e.ensureTickerLocked()

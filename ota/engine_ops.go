@@ -37,9 +37,20 @@ func (e *Engine) handleQueryLocked(src zcl.IEEE, tsn uint8, req zcl.QueryNextIma
 	var offer *Image
 	switch d.state {
 	case StateScheduled, StateQueued, StateUpdating:
-		if d.approved && d.target != nil {
-			offer = d.target
+		if !d.approved || d.target == nil {
+			break
 		}
+		if h := e.holdLocked(d); h.reason != "" && !d.slot && d.session == nil {
+			// Held (battery, window, paused campaign): not now. A battery device is read again so that a
+			// recharged one is served at a later query.
+			e.log.Info().Stringer("ieee", src).Str("hold", h.reason).Msg("query of a held update: NO_IMAGE_AVAILABLE for now")
+			if br, ok := e.out.(BatteryReader); ok && d.batteryKnown {
+				br.ReadBattery(src)
+			}
+			e.publishLocked(d)
+			break
+		}
+		offer = d.target
 	case StateWaitingReboot, StateVerifying:
 		// The device asks again before it reports the new version; nothing more to offer.
 	default:
@@ -106,7 +117,7 @@ func (e *Engine) offerLocked(d *device, img *Image) {
 	switch {
 	case d.slot:
 		e.setStateLocked(d, StateUpdating)
-	case e.active < e.cfg.MaxConcurrent && (d.state == StateQueued && e.firstQueuedLocked() == d || e.firstQueuedLocked() == nil):
+	case e.active < e.capLocked() && e.holdLocked(d).reason == "" && (d.state == StateQueued && e.firstQueuedLocked() == d || e.firstQueuedLocked() == nil):
 		e.enqueueLocked(d)
 		e.grantSlotLocked(d)
 	default:
@@ -264,12 +275,12 @@ func (e *Engine) resolveLocked(d *device, version *uint32) (*Image, error) {
 // Update approves an update and starts it as soon as a slot is free: a mains-powered device gets a unicast
 // Image Notify and is served on its query; a sleepy device is scheduled for its next own query.
 func (e *Engine) Update(ieee zcl.IEEE, version *uint32) (*Image, error) {
-	return e.approveTarget(ieee, version, false)
+	return e.approve(ieee, version, false, UpdateOptions{})
 }
 
 // Schedule approves an update to be served on the device's next own query (no Image Notify).
 func (e *Engine) Schedule(ieee zcl.IEEE, version *uint32) (*Image, error) {
-	return e.approveTarget(ieee, version, true)
+	return e.approve(ieee, version, true, UpdateOptions{})
 }
 
 // Approve answers a device's pending request with yes: the next query succeeds, and a mains-powered device
@@ -283,10 +294,10 @@ func (e *Engine) Approve(ieee zcl.IEEE) (*Image, error) {
 		return nil, fmt.Errorf("%s has no pending request (state %s): %w", ieee, st, ErrWrongState)
 	}
 	e.mu.Unlock()
-	return e.approveTarget(ieee, nil, false)
+	return e.approve(ieee, nil, false, UpdateOptions{})
 }
 
-func (e *Engine) approveTarget(ieee zcl.IEEE, version *uint32, schedule bool) (*Image, error) {
+func (e *Engine) approve(ieee zcl.IEEE, version *uint32, schedule bool, opt UpdateOptions) (*Image, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	d := e.devices[ieee]
@@ -303,6 +314,19 @@ func (e *Engine) approveTarget(ieee zcl.IEEE, version *uint32, schedule bool) (*
 	}
 	if !img.Local() {
 		return nil, fmt.Errorf("%s: image %s: %w", ieee, img.ID, ErrImageNotLocal)
+	}
+	var camp *campaign
+	if opt.Campaign != "" {
+		if camp = e.campaigns[opt.Campaign]; camp == nil || camp.State != CampaignRunning && camp.State != CampaignPaused {
+			return nil, fmt.Errorf("campaign %q is not running", opt.Campaign)
+		}
+	}
+	if d.campaign != "" && d.campaign != opt.Campaign {
+		e.campaignResultLocked(d, ResultCancelled, "replaced by a new update request")
+	}
+	d.now, d.campaign = opt.Now, opt.Campaign
+	if camp != nil {
+		camp.add(d.info.IEEE, img)
 	}
 	if d.session != nil && d.session.img != img {
 		d.session.stopPage()
@@ -412,7 +436,8 @@ func (e *Engine) cancelLocked(d *device, reason string) {
 		data["image"] = d.pending.ID
 	}
 	d.approved, d.target, d.pending, d.notBef, d.queued = false, nil, nil, time.Time{}, time.Time{}
-	d.awaited, d.requeue = nil, false
+	d.awaited, d.requeue, d.now = nil, false, false
+	e.campaignResultLocked(d, ResultCancelled, reason)
 	e.log.Info().Stringer("ieee", d.info.IEEE).Str("state", string(d.state)).Str("reason", reason).Msg("update cancelled")
 	e.eventLocked(EventAborted, d, data)
 	img := e.matchLocked(d, nil)
@@ -487,8 +512,9 @@ func (e *Engine) succeedLocked(d *device) {
 	if d.target != nil {
 		data["to_display_version"] = d.target.DisplayVersion()
 	}
-	d.approved, d.target, d.retries, d.awaited = false, nil, 0, nil
+	d.approved, d.target, d.retries, d.awaited, d.now = false, nil, 0, nil, false
 	d.available = nil
+	e.campaignResultLocked(d, ResultDone, "")
 	e.log.Info().Stringer("ieee", d.info.IEEE).Str("from", VersionString(d.from)).Str("to", VersionString(d.to)).
 		Int64("took_ms", took.Milliseconds()).Msg("update verified: device runs the new version")
 	e.setStateLocked(d, StateIdle)
@@ -516,7 +542,8 @@ func (e *Engine) failLocked(d *device, reason string) {
 		d.session = nil
 	}
 	e.releaseSlotLocked(d)
-	d.approved, d.awaited, d.requeue = false, nil, false
+	d.approved, d.awaited, d.requeue, d.now = false, nil, false, false
+	e.campaignResultLocked(d, ResultFailed, reason)
 	d.lastError = reason
 	d.finishedAt = e.wall()
 	e.log.Warn().Stringer("ieee", d.info.IEEE).Str("reason", reason).Msg("update failed")

@@ -7,7 +7,7 @@ import (
 	"github.com/otabridge/otabridge/zcl"
 )
 
-// The queue: approved updates wait for one of MaxConcurrent slots; mains-powered devices go first, then by
+// The queue: approved updates wait for one of the slots (capLocked), unless held (engine_policy.go); mains-powered devices go first, then by
 // the time they were queued. A device in the queue that asks for blocks is told WAIT_FOR_DATA.
 
 func (e *Engine) enqueueLocked(d *device) {
@@ -35,7 +35,7 @@ func (e *Engine) firstQueuedLocked() *device {
 	now := e.clk.Now()
 	var best *device
 	for _, d := range e.devices {
-		if d.state != StateQueued || d.slot || d.notBef.After(now) {
+		if d.state != StateQueued || d.slot || d.notBef.After(now) || e.holdLocked(d).reason != "" {
 			continue
 		}
 		if best == nil || queueLess(d, best) {
@@ -94,18 +94,31 @@ func (e *Engine) releaseSlotLocked(d *device) {
 
 // pumpLocked gives free slots to the queue and arms a timer for retries that wait for their back-off.
 func (e *Engine) pumpLocked() {
-	for e.active < e.cfg.MaxConcurrent {
+	for e.active < e.capLocked() {
 		d := e.firstQueuedLocked()
 		if d == nil {
 			break
 		}
 		e.grantSlotLocked(d)
 	}
+	if e.aimd != nil && e.active >= e.capLocked() && e.firstQueuedLocked() != nil {
+		e.aimd.saturated = true
+	}
 	now := e.clk.Now()
 	var next time.Time
 	for _, d := range e.devices {
-		if d.state == StateQueued && !d.slot && d.notBef.After(now) && (next.IsZero() || d.notBef.Before(next)) {
-			next = d.notBef
+		if d.state != StateQueued || d.slot {
+			continue
+		}
+		var at time.Time
+		if d.notBef.After(now) {
+			at = d.notBef
+		}
+		if h := e.holdLocked(d); h.until.After(now) && h.until.After(at) {
+			at = h.until // a maintenance window opens
+		}
+		if !at.IsZero() && (next.IsZero() || at.Before(next)) {
+			next = at
 		}
 	}
 	if next.IsZero() || e.closed {
@@ -254,6 +267,11 @@ func (e *Engine) tick() {
 	if durable {
 		e.out.DurableChanged()
 	}
+	e.adaptLocked(now)
+	if e.aimd != nil && e.active >= e.capLocked() && e.firstQueuedLocked() != nil {
+		e.aimd.saturated = true
+	}
+	e.publishCampaignsLocked(false)
 	if busy || e.active > 0 {
 		e.ensureTickerLocked()
 	}

@@ -27,6 +27,10 @@ type session struct {
 	rateAt     time.Time
 	rateMark   uint32
 	aborted    bool
+	// sentAt and sentEnd are when the last block response went out and where it ended (adaptive
+	// concurrency measures block round trips and repeated offsets with them).
+	sentAt  time.Time
+	sentEnd uint32
 
 	page *pageStream
 }
@@ -213,7 +217,7 @@ func (e *Engine) servingLocked(src zcl.IEEE, id zcl.ImageID, now time.Time) (*de
 	case s.aborted:
 		resp.Status = zcl.StatusAbort
 		e.endAbortedSessionLocked(d)
-	case !d.slot:
+	case !d.slot || e.pauseAtBlockLocked(d):
 		// Queued: the transfer waits for a slot. WAIT_FOR_DATA with current time 0 makes request time a delay.
 		s.lastActive = now
 		resp = zcl.ImageBlockResponse{Status: zcl.StatusWaitForData, RequestTime: uint32(e.queueWaitLocked(d) / time.Second)}
@@ -251,6 +255,16 @@ func (e *Engine) handleBlockRequestLocked(src zcl.IEEE, tsn uint8, req *zcl.Imag
 			resp.Status = zcl.StatusAbort
 			e.failLocked(d, "image read failed: "+err.Error())
 			break
+		}
+		if e.aimd != nil {
+			// The round trip of the previous block (response out, next request in), and whether the client
+			// asked again for bytes it was already sent (it lost something).
+			var rtt time.Duration
+			if !s.sentAt.IsZero() && req.FileOffset == s.sentEnd {
+				rtt = now.Sub(s.sentAt)
+			}
+			e.aimd.block(rtt, !s.sentAt.IsZero() && req.FileOffset < s.sentEnd)
+			s.sentAt, s.sentEnd = now, req.FileOffset+uint32(n)
 		}
 		resp = zcl.ImageBlockResponse{Status: zcl.StatusSuccess, ManufacturerCode: s.id.ManufacturerCode,
 			ImageType: s.id.ImageType, FileVersion: s.id.FileVersion, FileOffset: req.FileOffset, Data: data}
@@ -292,6 +306,11 @@ func (e *Engine) queueWaitLocked(d *device) time.Duration {
 	w := e.cfg.QueueWait
 	if !d.notBef.IsZero() {
 		if until := d.notBef.Sub(e.clk.Now()); until > w {
+			w = until
+		}
+	}
+	if h := e.holdLocked(d); !h.until.IsZero() {
+		if until := h.until.Sub(e.clk.Now()); until > w {
 			w = until
 		}
 	}
@@ -386,7 +405,7 @@ func (e *Engine) resumeSessionLocked(d *device, id zcl.ImageID) *session {
 	if d.state == StateScheduled {
 		e.enqueueLocked(d)
 	}
-	if !d.slot && e.active < e.cfg.MaxConcurrent && e.firstQueuedLocked() == d {
+	if !d.slot && e.active < e.capLocked() && e.firstQueuedLocked() == d {
 		e.grantSlotLocked(d)
 	}
 	e.log.Info().Stringer("ieee", d.info.IEEE).Str("image", d.target.ID).Msg("transfer resumed at the device's offset")

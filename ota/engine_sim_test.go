@@ -37,6 +37,14 @@ type simOutput struct {
 	h        *simtest.Harness
 	readTSNs map[uint8]zcl.IEEE
 	tsn      uint8
+	// onCampaign sees every campaign publication (CampaignOutput).
+	onCampaign func(CampaignStatus)
+}
+
+func (o *simOutput) CampaignChanged(st CampaignStatus) {
+	if o.onCampaign != nil {
+		o.onCampaign(st)
+	}
 }
 
 func (o *simOutput) SendZCL(dst zcl.IEEE, frame []byte, opt SendOptions) {

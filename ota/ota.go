@@ -73,8 +73,21 @@ type EngineConfig struct {
 	// list, treat the rest as manual), or "deny" (never serve unasked).
 	Approval string    `yaml:"approval" json:"approval"`
 	Allow    AllowList `yaml:"allow" json:"allow"`
-	// MaxConcurrent is the number of transfers that run at once on the channel (default 2).
-	MaxConcurrent int `yaml:"max_concurrent" json:"max_concurrent"`
+	// MaxConcurrent is the number of transfers that run at once on the channel (default 2), or "auto"
+	// (ConcurrencyAuto): additive increase, multiplicative decrease between the Adaptive bounds.
+	MaxConcurrent Concurrency `yaml:"max_concurrent" json:"max_concurrent"`
+	// Adaptive tunes max_concurrent: auto.
+	Adaptive AdaptiveConfig `yaml:"adaptive" json:"adaptive"`
+	// Window lists maintenance windows ("01:00-05:00", "mon-fri 22:00-06:00"); outside them no new transfer
+	// starts. Empty: any time. WindowTimezone is the IANA zone the windows are written in ("" = local);
+	// WindowEnd says what a running transfer does when its window closes: "finish" (default) or "pause" (at
+	// its next block request, until the next window).
+	Window         WindowList `yaml:"window" json:"window,omitempty"`
+	WindowTimezone string     `yaml:"window_timezone" json:"window_timezone,omitempty"`
+	WindowEnd      string     `yaml:"window_end" json:"window_end,omitempty"`
+	// MinBattery holds a device whose battery (Power Configuration cluster) is below this percentage
+	// until a newer reading is at or above it (default 50; 0 turns the check off).
+	MinBattery int `yaml:"min_battery" json:"min_battery"`
 	// MaxBlockSize caps the data bytes of one Image Block Response (default 64; the radio's unfragmented limit
 	// minus 17 and the per-vendor quirks cap it further).
 	MaxBlockSize int `yaml:"max_block_size" json:"max_block_size"`

@@ -15,7 +15,15 @@ import (
 const (
 	ProfileHomeAutomation uint16 = 0x0104
 	ClusterBasic          uint16 = 0x0000
+	ClusterPowerConfig    uint16 = 0x0001
 	ClusterOTA            uint16 = 0x0019
+)
+
+// Power Configuration cluster attribute ids (ZCL 3.3.2.2.3): BatteryVoltage in units of 100 mV,
+// BatteryPercentageRemaining in half percent (0..200; 0xFF invalid).
+const (
+	AttrPowerBatteryVoltage             uint16 = 0x0020
+	AttrPowerBatteryPercentageRemaining uint16 = 0x0021
 )
 
 // IEEE is a 64-bit IEEE (EUI-64) address. On the air it is 8 bytes, least significant first.

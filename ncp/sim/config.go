@@ -45,6 +45,15 @@ type LinkConfig struct {
 	// MACRetries is the number of MAC retransmissions per hop after the first attempt: 0 means the
 	// default (3, macMaxFrameRetries); a negative value means none.
 	MACRetries int `yaml:"mac_retries"`
+	// Background is traffic of the home's other devices that shares the channel (a busy mesh).
+	Background BackgroundConfig `yaml:"background"`
+}
+
+// BackgroundConfig models other traffic on the channel: Rate frames a second on average (Poisson
+// arrivals) of Payload APS bytes each, each a unicast over one hop with MAC retries and ack.
+type BackgroundConfig struct {
+	Rate    float64 `yaml:"rate"`
+	Payload int     `yaml:"payload"`
 }
 
 // DeviceConfig describes one virtual device. Zero values take the defaults below.
@@ -76,6 +85,11 @@ type DeviceConfig struct {
 	MinimumBlockPeriod uint16        `yaml:"minimum_block_period"` // milliseconds
 	// APSAck says whether the device asks for APS acknowledgements on its unicasts (default true).
 	APSAck *bool `yaml:"aps_ack"`
+	// Battery is the battery level in percent of a battery device (default 100); it answers Read
+	// Attributes of the Power Configuration cluster (percentage remaining in half percent, and the voltage).
+	// BatteryVoltageOnly makes it report only the voltage (100 mV units), as some devices do.
+	Battery            *float64 `yaml:"battery"`
+	BatteryVoltageOnly bool     `yaml:"battery_voltage_only"`
 	// Loss and Duplicate add to the network-wide rates: p = 1 − (1 − link)(1 − device).
 	Loss      float64 `yaml:"loss"`
 	Duplicate float64 `yaml:"duplicate"`
@@ -214,6 +228,12 @@ func (c *Config) Validate() error {
 	if err := checkRate(p+".link.duplicate", c.Link.Duplicate); err != nil {
 		return err
 	}
+	if c.Link.Background.Rate < 0 || c.Link.Background.Rate > 1000 {
+		return fmt.Errorf("%s.link.background.rate: %g is out of range (0..1000 frames a second)", p, c.Link.Background.Rate)
+	}
+	if c.Link.Background.Payload < 0 || c.Link.Background.Payload > MaxAPSPayload {
+		return fmt.Errorf("%s.link.background.payload: %d is out of range (0..%d bytes)", p, c.Link.Background.Payload, MaxAPSPayload)
+	}
 	if c.Link.MACRetries > 7 {
 		return fmt.Errorf("%s.link.mac_retries: %d is more than 7", p, c.Link.MACRetries)
 	}
@@ -284,6 +304,9 @@ func (c *Config) Validate() error {
 		}
 		if d.PageSize != 0 && d.MaxDataSize != 0 && d.PageSize < uint16(d.MaxDataSize) {
 			return fmt.Errorf("%s.page_size: %d is smaller than max_data_size %d", dp, d.PageSize, d.MaxDataSize)
+		}
+		if d.Battery != nil && (*d.Battery < 0 || *d.Battery > 100) {
+			return fmt.Errorf("%s.battery: %g %% is out of range (0..100)", dp, *d.Battery)
 		}
 		if err := checkRate(dp+".loss", d.Loss); err != nil {
 			return err

@@ -4,7 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -41,6 +43,7 @@ type Device struct {
 	left        bool           // it left (or was removed); it joins again only with rejoin: true
 	joining     bool           // a join is under way
 	parent      uint16         // short address of its parent (0x0000: the coordinator)
+	battery     atomic.Uint64  // battery level in percent (float64 bits); SetBattery recharges it
 
 	snapMu sync.Mutex
 	snap   DeviceStatus
@@ -116,9 +119,27 @@ func newDevice(n *Network, cfg DeviceConfig) *Device {
 		swBuildID:   cfg.SWBuildID,
 	}
 	d.client.init(d)
+	level := 100.0
+	if cfg.Battery != nil {
+		level = *cfg.Battery
+	}
+	d.battery.Store(math.Float64bits(level))
 	d.publish()
 	return d
 }
+
+// SetBattery sets the battery level in percent (a test's recharge hook); the next Power Configuration
+// read reports it.
+func (d *Device) SetBattery(percent float64) {
+	d.battery.Store(math.Float64bits(min(max(percent, 0), 100)))
+}
+
+// Battery returns the battery level in percent.
+func (d *Device) Battery() float64 { return math.Float64frombits(d.battery.Load()) }
+
+// batteryVoltage maps the level linearly onto a 2-cell 2.0..3.0 V pack, in 100 mV units (the Power
+// Configuration cluster's BatteryVoltage).
+func (d *Device) batteryVoltage() uint8 { return uint8(20 + math.Round(d.Battery()/10)) }
 
 // IEEE returns the device's IEEE address.
 func (d *Device) IEEE() zcl.IEEE { return d.cfg.IEEE }
@@ -370,7 +391,8 @@ func (d *Device) handleZCL(meta frameMeta, frame []byte) {
 		d.log.Debug().Err(err).Msg("undecodable ZCL frame dropped")
 		return
 	}
-	if meta.cluster != zcl.ClusterOTA && meta.cluster != zcl.ClusterBasic {
+	if meta.cluster != zcl.ClusterOTA && meta.cluster != zcl.ClusterBasic &&
+		(meta.cluster != zcl.ClusterPowerConfig || !d.sleepy()) {
 		d.defaultResponse(meta, h, zcl.StatusUnsupportedCluster)
 		return
 	}
@@ -500,6 +522,16 @@ func (d *Device) attribute(cluster, id uint16) (zcl.AttributeValue, bool) {
 				return zcl.AttributeValue{}, false
 			}
 			return zcl.CharStringValue(d.swBuildID), true
+		}
+	case zcl.ClusterPowerConfig:
+		switch id {
+		case zcl.AttrPowerBatteryVoltage:
+			return zcl.Uint8Value(d.batteryVoltage()), true
+		case zcl.AttrPowerBatteryPercentageRemaining:
+			if d.cfg.BatteryVoltageOnly {
+				return zcl.AttributeValue{}, false
+			}
+			return zcl.Uint8Value(uint8(math.Round(d.Battery() * 2))), true
 		}
 	case zcl.ClusterOTA:
 		switch id {

@@ -89,7 +89,11 @@ type LinkStats struct {
 	Lost       int // messages lost on a hop after all MAC retries (or not heard by a broadcast recipient)
 	Duplicated int // messages delivered twice
 	Polls      int // MAC data requests of sleepy devices
-	PerKind    map[string]KindStats
+	// BackgroundFrames of link.background traffic were sent; BackgroundWait is the sum of the time each
+	// waited for the channel (how much the OTA traffic delays the home's other traffic).
+	BackgroundFrames int
+	BackgroundWait   time.Duration
+	PerKind          map[string]KindStats
 }
 
 // KindStats is the share of one kind of message ("ota.image_block_response", "zdo.match_desc_req",
@@ -242,6 +246,24 @@ func (n *Network) powerOn() {
 		delay := 10*time.Millisecond + time.Duration(n.rng.Int64N(int64(490*time.Millisecond)))
 		d.after(delay, func() { d.boot(*d.cfg.AnnounceOnStart) })
 	}
+	if n.cfg.Link.Background.Rate > 0 {
+		n.background()
+	}
+}
+
+// background puts one frame of the home's other traffic on the channel and schedules the next at an
+// exponentially distributed gap (Poisson arrivals at link.background.rate). It runs until Close.
+func (n *Network) background() {
+	if n.closed.Load() {
+		return
+	}
+	bg := n.cfg.Link.Background
+	n.countMessage("background")
+	wait := max(n.freeAt.Sub(n.clk.Now()), 0)
+	n.addStats(func(s *LinkStats) { s.BackgroundFrames++; s.BackgroundWait += wait })
+	n.occupy("background", bg.Payload, true, n.cfg.Link.Loss, true)
+	gap := time.Duration(n.rng.ExpFloat64() / bg.Rate * float64(time.Second))
+	n.clk.AfterFunc(gap, n.background)
 }
 
 // PermitJoin opens joining on the coordinator and every router for seconds (0 closes, 255 until closed).

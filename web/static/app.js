@@ -197,6 +197,8 @@ function deviceList() {
       size: o.size,
       position: o.queue_position || 0,
       lastError: o.last_error || "",
+      hold: o.hold || "",
+      battery: o.battery,
       device: d,
       ota: o,
     };
@@ -359,12 +361,13 @@ function fillRow(tr, d, versions) {
   q(".model").textContent = d.model;
   q(".vendor").textContent = d.vendor;
   q(".power").textContent = d.power;
+  q(".power").title = d.battery != null ? "battery " + Math.round(d.battery) + " %" : "";
   q(".installed").textContent = d.installed;
   q(".available").textContent = d.available && d.available !== d.installed ? d.available : "";
   const badge = q(".badge");
   badge.textContent = d.state.replace("_", " ") + (d.position ? " #" + d.position : "");
   badge.className = "badge s-" + d.state;
-  q(".lasterror").textContent = d.lastError;
+  q(".lasterror").textContent = d.lastError || d.hold;
   const bar = q("progress");
   const showBar = d.progress != null && (d.state === "updating" || d.state === "queued");
   bar.hidden = !showBar;
@@ -411,7 +414,7 @@ function versionsByDevice() {
 function renderLists() {
   const devices = deviceList();
   const approvals = devices.filter((d) => d.state === "approval_pending");
-  const sig = JSON.stringify(devices.map((d) => [d.ieee, d.name, d.state, d.position, d.available, d.installed,
+  const sig = JSON.stringify(devices.map((d) => [d.ieee, d.name, d.state, d.position, d.available, d.installed, d.hold,
     d.state === "updating" ? [d.progress, d.rate, d.remaining] : 0]));
   if (sig === state.shownLists) return; // unchanged: keep the buttons
   state.shownLists = sig;
@@ -434,7 +437,7 @@ function renderLists() {
       d.state === "updating" ? el("progress", { max: 100, value: d.progress || 0 }) : "",
       el("small", {}, d.state === "updating" ? [(d.progress || 0).toFixed(1) + "%", d.rate ? fmtBytes(Math.round(d.rate)) + "/s" : "", d.remaining != null ? fmtDuration(d.remaining) + " left" : ""].filter(Boolean).join(" · ") : ""))),
     ...queued.map((d) => el("li", {}, el("span", { class: "pos" }, "#" + (d.position || "?")),
-      el("span", { class: "grow" }, el("strong", {}, d.name), " → " + (d.available || "")))),
+      el("span", { class: "grow" }, el("strong", {}, d.name), " → " + (d.available || ""), d.hold ? el("small", {}, " · " + d.hold) : ""))),
   ];
   $("queue").replaceChildren(...items);
   $("no-queue").hidden = items.length > 0;
