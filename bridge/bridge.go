@@ -92,6 +92,10 @@ type Bridge struct {
 
 	ctx context.Context
 	wg  sync.WaitGroup
+	// runMu guards stopping: once shutdown waits for the bridge's goroutines, goRun starts no more (a
+	// WaitGroup must not be added to while it is waited on).
+	runMu    sync.Mutex
+	stopping bool
 
 	mu            sync.Mutex
 	info          ncp.NetworkInfo
@@ -307,8 +311,14 @@ func (b *Bridge) Run(ctx context.Context) error {
 	return nil
 }
 
-// goRun starts a goroutine the bridge owns; shutdown waits for it.
+// goRun starts a goroutine the bridge owns; shutdown waits for it. Once shutdown has begun waiting, f
+// does not run.
 func (b *Bridge) goRun(f func()) {
+	b.runMu.Lock()
+	defer b.runMu.Unlock()
+	if b.stopping {
+		return
+	}
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
@@ -349,6 +359,9 @@ func (b *Bridge) shutdown() {
 	if b.mqtt != nil {
 		_ = b.mqtt.Close()
 	}
+	b.runMu.Lock()
+	b.stopping = true
+	b.runMu.Unlock()
 	b.wg.Wait()
 	b.log.Info().Msg("stopped")
 }
