@@ -2,13 +2,12 @@ package ezsp
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
-	"github.com/otabridge/otabridge/zcl"
+	"github.com/otabridge/otabridge/ncp"
+	"github.com/otabridge/otabridge/ncp/serialport"
 )
 
 // Config configures the EZSP driver (the `radio:` section of otabridge's configuration when `type: ezsp`).
@@ -27,9 +26,9 @@ type Config struct {
 
 // Flow control settings.
 const (
-	FlowNone     = "none"
-	FlowHardware = "hardware"
-	FlowSoftware = "software"
+	FlowNone     = serialport.FlowNone
+	FlowHardware = serialport.FlowHardware
+	FlowSoftware = serialport.FlowSoftware
 )
 
 // DefaultBaud is the UART speed of EmberZNet NCP images.
@@ -39,16 +38,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Baud == 0 {
 		c.Baud = DefaultBaud
 	}
-	switch strings.ToLower(c.FlowControl) {
-	case "", FlowNone:
-		c.FlowControl = FlowNone
-	case FlowHardware, "rtscts", "rts/cts":
-		c.FlowControl = FlowHardware
-	case FlowSoftware, "xonxoff", "xon/xoff":
-		c.FlowControl = FlowSoftware
-	default:
-		return c, fmt.Errorf("radio flow_control %q: want none, hardware or software", c.FlowControl)
+	flow, err := serialport.ParseFlow(c.FlowControl)
+	if err != nil {
+		return c, err
 	}
+	c.FlowControl = flow
 	if c.Network.Channel != 0 && (c.Network.Channel < 11 || c.Network.Channel > 26) {
 		return c, fmt.Errorf("radio network channel %d: want 11-26 (or 0 for a random one)", c.Network.Channel)
 	}
@@ -58,42 +52,11 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// NetworkSettings are the parameters of the Zigbee network the coordinator runs. In the configuration, zero
-// values mean "choose at random when forming"; Driver.Network reports what was chosen (or, after resuming a
-// stored network, what the stick reports; the key is then only known if it was configured).
-type NetworkSettings struct {
-	Channel       uint8      `yaml:"channel" json:"channel"`
-	PANID         uint16     `yaml:"pan_id" json:"pan_id"`
-	ExtendedPANID zcl.IEEE   `yaml:"extended_pan_id" json:"extended_pan_id"`
-	NetworkKey    NetworkKey `yaml:"network_key" json:"network_key"`
-}
+// NetworkSettings are the parameters of the Zigbee network the coordinator runs (shared by every driver).
+type NetworkSettings = ncp.NetworkSettings
 
-// NetworkKey is a 128-bit network key; in YAML and JSON it is 32 hex digits (spaces and colons allowed).
-type NetworkKey [16]byte
-
-// IsZero reports whether the key is unset.
-func (k NetworkKey) IsZero() bool { return k == NetworkKey{} }
-
-// String returns the key as 32 hex digits.
-func (k NetworkKey) String() string { return hex.EncodeToString(k[:]) }
-
-// MarshalText returns the hex form.
-func (k NetworkKey) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
-
-// UnmarshalText reads 32 hex digits.
-func (k *NetworkKey) UnmarshalText(b []byte) error {
-	s := strings.NewReplacer(" ", "", ":", "", "0x", "").Replace(strings.TrimSpace(string(b)))
-	if s == "" {
-		*k = NetworkKey{}
-		return nil
-	}
-	v, err := hex.DecodeString(s)
-	if err != nil || len(v) != 16 {
-		return fmt.Errorf("network key %q: want 32 hex digits", string(b))
-	}
-	copy(k[:], v)
-	return nil
-}
+// NetworkKey is a 128-bit network key (shared by every driver).
+type NetworkKey = ncp.NetworkKey
 
 // Timeouts are the driver's waits. Zero fields take the defaults (DefaultTimeouts); tests shorten them.
 type Timeouts struct {

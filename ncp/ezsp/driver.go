@@ -12,6 +12,7 @@ import (
 
 	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/ncp/ezsp/ash"
+	"github.com/otabridge/otabridge/ncp/serialport"
 	"github.com/otabridge/otabridge/zcl"
 	"github.com/rs/zerolog"
 )
@@ -114,7 +115,9 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) *Driver {
 		eui:        make(map[uint16]zcl.IEEE),
 		notReady:   "not started",
 	}
-	d.open = func(context.Context) (io.ReadWriteCloser, error) { return openSerial(d.cfg) }
+	d.open = func(context.Context) (io.ReadWriteCloser, error) {
+		return serialport.Open(serialport.Config{Port: d.cfg.Port, Baud: d.cfg.Baud, FlowControl: d.cfg.FlowControl})
+	}
 	for _, o := range opts {
 		o(d)
 	}

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package ezsp
+package serialport
 
 import "fmt"
 

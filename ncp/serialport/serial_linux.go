@@ -1,4 +1,4 @@
-package ezsp
+package serialport
 
 import (
 	"os"

@@ -1,18 +1,48 @@
-package ezsp
+// Package serialport owns opening a coordinator stick's serial port for every driver: 8N1 at a baud rate with
+// go.bug.st/serial, the flow control (RTS/CTS or XON/XOFF) set on the tty, and open errors that say what to do.
+package serialport
 
 import (
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"strings"
 	"syscall"
 
 	"go.bug.st/serial"
 )
 
-// openSerial opens the stick's port with go.bug.st/serial (8N1 at cfg.Baud) and applies the flow control,
+// Flow control settings.
+const (
+	FlowNone     = "none"
+	FlowHardware = "hardware"
+	FlowSoftware = "software"
+)
+
+// Config says how to open a stick's port.
+type Config struct {
+	Port        string
+	Baud        int
+	FlowControl string // FlowNone, FlowHardware or FlowSoftware (see ParseFlow)
+}
+
+// ParseFlow normalises a configured flow control ("" and "none", "hardware"/"rtscts", "software"/"xonxoff").
+func ParseFlow(s string) (string, error) {
+	switch strings.ToLower(s) {
+	case "", FlowNone:
+		return FlowNone, nil
+	case FlowHardware, "rtscts", "rts/cts":
+		return FlowHardware, nil
+	case FlowSoftware, "xonxoff", "xon/xoff":
+		return FlowSoftware, nil
+	}
+	return "", fmt.Errorf("radio flow_control %q: want none, hardware or software", s)
+}
+
+// Open opens the stick's port with go.bug.st/serial (8N1 at cfg.Baud) and applies the flow control,
 // turning the usual failures into errors that say what to do.
-func openSerial(cfg Config) (io.ReadWriteCloser, error) {
+func Open(cfg Config) (io.ReadWriteCloser, error) {
 	// The flow-control fd is opened before go.bug.st/serial takes the port exclusively (TIOCEXCL).
 	fc, err := prepareFlowControl(cfg.Port)
 	if err != nil {
