@@ -19,9 +19,10 @@ import (
 	"github.com/otabridge/otabridge/ncp/ezsp/fakestick"
 	"github.com/otabridge/otabridge/ncp/pty"
 	"github.com/otabridge/otabridge/ncp/sim"
+	zbossfake "github.com/otabridge/otabridge/ncp/zboss/fakestick"
 )
 
-const simStickUsage = "usage: otabridge simstick --protocol ezsp [--config FILE] [--speed N] [--ezsp-version N] [--baud N] [--link PATH]\n"
+const simStickUsage = "usage: otabridge simstick --protocol ezsp|zboss [--config FILE] [--speed N] [--ezsp-version N] [--baud N] [--link PATH]\n"
 
 // simStickOptions are the flags of `otabridge simstick`.
 type simStickOptions struct {
@@ -34,6 +35,8 @@ type simStickOptions struct {
 	debug       bool
 	// ready, when set, is called with the stick once it serves (tests reach its frame ring and counters).
 	ready func(stick *fakestick.Stick)
+	// readyZBOSS is ready for --protocol zboss.
+	readyZBOSS func(stick *zbossfake.Stick)
 }
 
 // cmdSimStick is `otabridge simstick`: it serves the simulated network of a configuration file through a
@@ -42,7 +45,7 @@ func cmdSimStick(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("simstick", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o simStickOptions
-	fs.StringVar(&o.protocol, "protocol", "ezsp", "stick protocol to speak: `ezsp` (Silicon Labs EmberZNet NCP over ASH)")
+	fs.StringVar(&o.protocol, "protocol", "ezsp", "stick protocol to speak: `ezsp` (Silicon Labs EmberZNet NCP over ASH) or zboss (ZBOSS NCP: ESP32-C6/H2 esp-coordinator, nRF52840)")
 	fs.StringVar(&o.configPath, "config", "config.yaml", "configuration `FILE` whose radio.sim section describes the network")
 	fs.Float64Var(&o.speed, "speed", 0, "simulation speed `N` (1 = real time; default: radio.sim_speed of the file, else 1)")
 	fs.UintVar(&o.ezspVersion, "ezsp-version", 13, "EZSP protocol version `N` the stick speaks (13: EmberZNet 7.4.1; 14: 8.0.0; 15-18: later 8.x layouts)")
@@ -125,11 +128,18 @@ func loadSimConfig(path string) (sim.Config, float64, error) {
 	return cfg, f.Radio.SimSpeed, nil
 }
 
+// servedStick is a fake stick of any protocol.
+type servedStick interface {
+	Serve(ctx context.Context, port io.ReadWriteCloser) error
+	Close() error
+	String() string
+}
+
 // runSimStick serves until ctx ends. It prints the pseudo-terminal's path on stdout (one line) once the
 // stick is ready.
 func runSimStick(ctx context.Context, o simStickOptions, stdout io.Writer, log zerolog.Logger) error {
-	if o.protocol != "ezsp" {
-		return fmt.Errorf("simstick --protocol %q: only ezsp is implemented", o.protocol)
+	if o.protocol != "ezsp" && o.protocol != "zboss" {
+		return fmt.Errorf("simstick --protocol %q: want ezsp or zboss", o.protocol)
 	}
 	cfg, fileSpeed, err := loadSimConfig(o.configPath)
 	if err != nil {
@@ -152,7 +162,21 @@ func runSimStick(ctx context.Context, o simStickOptions, stdout io.Writer, log z
 		return fmt.Errorf("simstick: %w", err)
 	}
 	defer network.Close()
-	stick := fakestick.New(network, fakestick.Config{ProtocolVersion: uint8(o.ezspVersion), EUI64: network.Config().CoordinatorIEEE, Baud: o.baud, Log: log})
+	var stick servedStick
+	switch o.protocol {
+	case "zboss":
+		zs := zbossfake.New(network, zbossfake.Config{EUI64: network.Config().CoordinatorIEEE, Baud: o.baud, Log: log})
+		if o.readyZBOSS != nil {
+			o.readyZBOSS(zs)
+		}
+		stick = zs
+	default:
+		es := fakestick.New(network, fakestick.Config{ProtocolVersion: uint8(o.ezspVersion), EUI64: network.Config().CoordinatorIEEE, Baud: o.baud, Log: log})
+		if o.ready != nil {
+			o.ready(es)
+		}
+		stick = es
+	}
 	defer stick.Close()
 
 	master, path, err := pty.Open()
@@ -187,11 +211,8 @@ func runSimStick(ctx context.Context, o simStickOptions, stdout io.Writer, log z
 	}()
 	defer func() { cancel(); <-paced }()
 
-	if o.ready != nil {
-		o.ready(stick)
-	}
-	log.Info().Str("port", port).Str("stick", stick.String()).Int("devices", len(network.Devices())).
-		Float64("speed", speed).Int("baud", o.baud).Msg("simulated EZSP stick ready")
+	log.Info().Str("port", port).Str("protocol", o.protocol).Str("stick", stick.String()).Int("devices", len(network.Devices())).
+		Float64("speed", speed).Int("baud", o.baud).Msg("simulated stick ready")
 	fmt.Fprintln(stdout, port)
 	err = stick.Serve(runCtx, master)
 	if ctx.Err() != nil {

@@ -238,40 +238,15 @@ func TestHerdsmanConformance(t *testing.T) {
 		host := fmt.Sprintf("herdsman %s v%d", tc.adapter, tc.version)
 		t.Run(fmt.Sprintf("%s_v%d", tc.adapter, tc.version), func(t *testing.T) {
 			port, stick := startConformanceStick(t, tc.version)
-			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-			defer cancel()
-			n := conformanceNetwork
-			cmd := exec.CommandContext(ctx, node, "harness.mjs", "--port", port, "--adapter", tc.adapter, "--dir", t.TempDir(),
-				"--channel", fmt.Sprint(n.Channel), "--pan-id", fmt.Sprintf("0x%04x", n.PANID),
-				"--ext-pan-id", fmt.Sprintf("%016x", uint64(n.ExtendedPANID)), "--network-key", n.NetworkKey.String(),
-				"--devices", string(devicesJSON))
-			cmd.Dir = herdsmanDir
-			var stderr strings.Builder
-			cmd.Stderr = &stderr
-			stdout, err := cmd.StdoutPipe()
-			require.NoError(t, err)
-			require.NoError(t, cmd.Start())
-			var results []stepResult
-			sc := bufio.NewScanner(stdout)
-			sc.Buffer(make([]byte, 1<<20), 1<<20)
-			for sc.Scan() {
-				var r stepResult
-				if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-					t.Logf("harness: %s", sc.Text())
-					continue
-				}
-				results = append(results, r)
-				if !r.OK && !r.Done {
-					t.Errorf("%s: step %q failed: %s\nlast frames herdsman logged:\n  %s", host, r.Step, r.Error, strings.Join(r.Frames, "\n  "))
-					var dump strings.Builder
-					stick.DumpFrames(&dump)
-					t.Log(dump.String())
-				}
-			}
-			werr := cmd.Wait()
+			results, stderr, werr := runHarness(t, node, port, tc.adapter, string(devicesJSON), func(r stepResult) {
+				t.Errorf("%s: step %q failed: %s\nlast frames herdsman logged:\n  %s", host, r.Step, r.Error, strings.Join(r.Frames, "\n  "))
+				var dump strings.Builder
+				stick.DumpFrames(&dump)
+				t.Log(dump.String())
+			})
 			table.record(host, results, stick)
 			if werr != nil && !t.Failed() {
-				t.Errorf("%s: harness exited: %v\n%s", host, werr, tail(stderr.String(), 3000))
+				t.Errorf("%s: harness exited: %v\n%s", host, werr, tail(stderr, 3000))
 			}
 			got := reachedSteps(results)
 			if !slices.Equal(got, scenarioSteps(true)) && !t.Failed() {
@@ -304,6 +279,41 @@ func TestHerdsmanConformance(t *testing.T) {
 		})
 	}
 	table.print(t)
+}
+
+// runHarness runs test/herdsman/harness.mjs with herdsman's adapter against port and collects its steps;
+// failed is called for each failed step.
+func runHarness(t *testing.T, node, port, adapter, devicesJSON string, failed func(stepResult)) ([]stepResult, string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	n := conformanceNetwork
+	cmd := exec.CommandContext(ctx, node, "harness.mjs", "--port", port, "--adapter", adapter, "--dir", t.TempDir(),
+		"--channel", fmt.Sprint(n.Channel), "--pan-id", fmt.Sprintf("0x%04x", n.PANID),
+		"--ext-pan-id", fmt.Sprintf("%016x", uint64(n.ExtendedPANID)), "--network-key", n.NetworkKey.String(),
+		"--devices", devicesJSON)
+	cmd.Dir = herdsmanDir
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	var results []stepResult
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var r stepResult
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Logf("harness: %s", sc.Text())
+			continue
+		}
+		results = append(results, r)
+		if !r.OK && !r.Done {
+			failed(r)
+		}
+	}
+	werr := cmd.Wait()
+	return results, stderr.String(), werr
 }
 
 func reachedSteps(results []stepResult) []string {

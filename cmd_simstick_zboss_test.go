@@ -1,0 +1,76 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	zbossfake "github.com/otabridge/otabridge/ncp/zboss/fakestick"
+)
+
+// startZBOSSStick runs `simstick --protocol zboss` in process on a real pseudo-terminal and returns the port
+// and the stick.
+func startZBOSSStick(t *testing.T) (string, *zbossfake.Stick) {
+	t.Helper()
+	cfg := conformanceConfig(t)
+	out, outW := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	stickCh := make(chan *zbossfake.Stick, 1)
+	link := filepath.Join(t.TempDir(), "ttyZBOSS")
+	go func() {
+		done <- runSimStick(ctx, simStickOptions{protocol: "zboss", configPath: cfg, link: link,
+			readyZBOSS: func(s *zbossfake.Stick) { stickCh <- s }}, outW, zerolog.Nop())
+		outW.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	require.NoError(t, err, "simstick did not print its port")
+	go func() { _, _ = io.Copy(io.Discard, out) }()
+	return strings.TrimSpace(line), <-stickCh
+}
+
+// TestHerdsmanConformanceZBOSS: zigbee-herdsman 10.9.5's zboss adapter drives `otabridge simstick --protocol
+// zboss` through the EZSP suite's scenario (form, stop, resume, permit join, every device joins and is
+// interviewed, Basic and OTA attributes read, a group command, a leave, permit join closed, stop); then
+// otabridge's own ZBOSS driver runs the same scenario on a fresh stick.
+func TestHerdsmanConformanceZBOSS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("herdsman conformance: -short")
+	}
+	node := herdsmanAvailable(t)
+	devicesJSON, err := json.Marshal(conformanceDevices)
+	require.NoError(t, err)
+	t.Run("herdsman_zboss", func(t *testing.T) {
+		port, stick := startZBOSSStick(t)
+		results, stderr, werr := runHarness(t, node, port, "zboss", string(devicesJSON), func(r stepResult) {
+			t.Errorf("herdsman zboss: step %q failed: %s\nlast frames herdsman logged:\n  %s", r.Step, r.Error, strings.Join(r.Frames, "\n  "))
+		})
+		if werr != nil && !t.Failed() {
+			t.Errorf("herdsman zboss: harness exited: %v\n%s", werr, tail(stderr, 3000))
+		}
+		if got := reachedSteps(results); !slices.Equal(got, scenarioSteps(true)) && !t.Failed() {
+			t.Errorf("herdsman zboss reached %v, want %v", got, scenarioSteps(true))
+		}
+		calls := stick.Calls()
+		for _, c := range []string{"NWK_FORMATION", "NWK_START_WITHOUT_FORMATION", "AF_SET_SIMPLE_DESC", "SET_TC_POLICY", "APSDE_DATA_REQ",
+			"ZDO_NODE_DESC_REQ", "ZDO_ACTIVE_EP_REQ", "ZDO_SIMPLE_DESC_REQ", "ZDO_MGMT_LEAVE_REQ"} {
+			if calls[c] == 0 {
+				t.Errorf("herdsman zboss never sent %s (calls: %v)", c, calls)
+			}
+		}
+		t.Logf("herdsman zboss: %d/%d steps; calls %v; link %+v", len(reachedSteps(results)), len(scenarioSteps(true)), fmt.Sprint(calls), stick.LinkStats())
+	})
+}
