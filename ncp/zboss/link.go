@@ -323,3 +323,17 @@ func (q *fifo[T]) tryPop() (v T, ok bool) {
 	q.items = q.items[1:]
 	return v, true
 }
+
+// pop returns the oldest item, waiting until stop is closed (then ok is false).
+func (q *fifo[T]) pop(stop <-chan struct{}) (v T, ok bool) {
+	for {
+		if v, ok := q.tryPop(); ok {
+			return v, true
+		}
+		select {
+		case <-q.signal:
+		case <-stop:
+			return v, false
+		}
+	}
+}
