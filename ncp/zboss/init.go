@@ -27,7 +27,9 @@ type nvNetwork struct {
 // policies and registers endpoint 1. Each failure names its step.
 func (d *Driver) initialize(ctx context.Context, s *session) error {
 	d.setNotReady("initialising")
-	step := func(what string, err error) error { return fmt.Errorf("zboss stick on %s: %s: %w", d.cfg.Port, what, err) }
+	step := func(what string, err error) error {
+		return fmt.Errorf("zboss stick on %s: %s: %w", d.cfg.Port, what, err)
+	}
 	if _, err := s.call(ctx, CallNCPReset, []byte{ResetNoOptions}, d.to.Reset); err != nil {
 		return step("reset", err)
 	}
@@ -183,7 +185,9 @@ func (d *Driver) chooseNetwork(n ncp.NetworkSettings, ieee zcl.IEEE) ncp.Network
 
 // form makes the stick a coordinator and forms n.
 func (d *Driver) form(ctx context.Context, s *session, n ncp.NetworkSettings) error {
-	step := func(what string, err error) error { return fmt.Errorf("zboss stick on %s: form: %s: %w", d.cfg.Port, what, err) }
+	step := func(what string, err error) error {
+		return fmt.Errorf("zboss stick on %s: form: %s: %w", d.cfg.Port, what, err)
+	}
 	mask := uint32(1) << n.Channel
 	if _, err := s.call(ctx, CallSetZigbeeRole, []byte{RoleCoordinator}, d.to.Command); err != nil {
 		return step("set role coordinator", err)
