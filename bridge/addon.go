@@ -55,8 +55,8 @@ const (
 // AddonOptions are the add-on's options as the Supervisor writes them to /data/options.json. The JSON names
 // are the option names of addon/config.yaml; an optional option the user left out is the zero value.
 type AddonOptions struct {
-	RadioType   string `json:"radio_type"`            // ezsp or sim
-	SerialPort  string `json:"serial_port,omitempty"` // /dev/serial/by-id/…; required for ezsp
+	RadioType   string `json:"radio_type"`            // ezsp, zboss or sim
+	SerialPort  string `json:"serial_port,omitempty"` // /dev/serial/by-id/…; required for ezsp and zboss
 	BaudRate    int    `json:"baud_rate"`
 	FlowControl string `json:"flow_control"` // none, hardware or software
 
@@ -412,7 +412,7 @@ func optionError(option, format string, args ...any) error {
 
 func (o AddonOptions) applyRadio(r *RadioConfig) error {
 	if !contains(radioTypes, o.RadioType) {
-		return optionError("radio_type", "%q is not allowed (want ezsp or sim)", o.RadioType)
+		return optionError("radio_type", "%q is not allowed (want ezsp, zboss or sim)", o.RadioType)
 	}
 	port := strings.TrimSpace(o.SerialPort)
 	if o.RadioType != "sim" && port == "" {

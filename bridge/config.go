@@ -41,7 +41,7 @@ type Config struct {
 
 // RadioConfig is the `radio` section: which coordinator driver, its serial port and the network to form.
 type RadioConfig struct {
-	// Type is the driver: "sim" (the simulated network of radio.sim) or "ezsp".
+	// Type is the driver: "sim" (the simulated network of radio.sim), "ezsp" or "zboss".
 	Type        string        `yaml:"type"`
 	Port        string        `yaml:"port"`
 	Baud        int           `yaml:"baud"`
@@ -101,7 +101,7 @@ const ServerEmbedded = "embedded"
 const EnvPrefix = "OTABRIDGE_"
 
 // Radio types the bridge knows.
-var radioTypes = []string{"sim", "ezsp"}
+var radioTypes = []string{"sim", "ezsp", "zboss"}
 
 // DefaultConfig returns the configuration used for every key the file and the environment do not set.
 func DefaultConfig() Config {

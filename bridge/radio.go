@@ -11,6 +11,7 @@ import (
 
 	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/ncp/ezsp"
+	"github.com/otabridge/otabridge/ncp/zboss"
 	"github.com/otabridge/otabridge/zcl"
 )
 
@@ -28,8 +29,15 @@ func newSerialRadio(cfg RadioConfig, dataDir string, log zerolog.Logger) (ncp.Ra
 		}
 		d := ezsp.New(ezsp.Config{Port: cfg.Port, Baud: cfg.Baud, FlowControl: cfg.FlowControl, Network: settings}, log)
 		return &savingRadio{Radio: d, network: d.Network, path: filepath.Join(dataDir, NetworkFile), log: log}, nil
+	case "zboss":
+		settings, err := ezspNetwork(cfg.Network, filepath.Join(dataDir, NetworkFile), log)
+		if err != nil {
+			return nil, err
+		}
+		d := zboss.New(zboss.Config{Port: cfg.Port, Baud: cfg.Baud, FlowControl: cfg.FlowControl, Network: settings}, log)
+		return &savingRadio{Radio: d, network: d.Network, path: filepath.Join(dataDir, NetworkFile), log: log}, nil
 	}
-	return nil, fmt.Errorf("radio.type %q: no driver built in (want sim or ezsp)", cfg.Type)
+	return nil, fmt.Errorf("radio.type %q: no driver built in (want sim, ezsp or zboss)", cfg.Type)
 }
 
 // ezspNetwork merges the configured network with the saved one: configured values win, the saved ones fill
