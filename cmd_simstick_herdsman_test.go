@@ -264,7 +264,9 @@ func TestHerdsmanConformance(t *testing.T) {
 		host := fmt.Sprintf("otabridge driver v%d", version)
 		t.Run(fmt.Sprintf("otabridge_v%d", version), func(t *testing.T) {
 			port, stick := startConformanceStick(t, version)
-			results := runDriverScenario(t, port)
+			results := runDriverScenario(t, port, func(p string) ncp.Radio {
+				return ezsp.New(ezsp.Config{Port: p, Network: conformanceNetwork}, zerolog.Nop())
+			})
 			table.record(host, results, stick)
 			for _, r := range results {
 				if !r.OK {
@@ -333,8 +335,8 @@ func tail(s string, n int) string {
 	return s
 }
 
-// runDriverScenario runs the scenario with otabridge's own EZSP driver on the port.
-func runDriverScenario(t *testing.T, port string) []stepResult {
+// runDriverScenario runs the scenario with one of otabridge's own drivers (newRadio builds it on the port).
+func runDriverScenario(t *testing.T, port string, newRadio func(port string) ncp.Radio) []stepResult {
 	var results []stepResult
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -348,8 +350,7 @@ func runDriverScenario(t *testing.T, port string) []stepResult {
 		results = append(results, r)
 		return err == nil
 	}
-	cfg := ezsp.Config{Port: port, Network: conformanceNetwork}
-	drv := ezsp.New(cfg, zerolog.Nop())
+	drv := newRadio(port)
 	if !step("start+form", func() (string, error) {
 		info, err := drv.Start(ctx)
 		if err != nil {
@@ -366,7 +367,7 @@ func runDriverScenario(t *testing.T, port string) []stepResult {
 	if !step("stop", func() (string, error) { return "", drv.Close() }) {
 		return results
 	}
-	drv = ezsp.New(cfg, zerolog.Nop())
+	drv = newRadio(port)
 	defer drv.Close()
 	if !step("start again+resume", func() (string, error) {
 		info, err := drv.Start(ctx)
@@ -489,7 +490,7 @@ func runDriverScenario(t *testing.T, port string) []stepResult {
 }
 
 // driverRequest sends a ZDO request and waits for the response cluster with the TSN.
-func driverRequest(ctx context.Context, drv *ezsp.Driver, f ncp.Frame, rspCluster uint16, tsn uint8) ([]byte, error) {
+func driverRequest(ctx context.Context, drv ncp.Radio, f ncp.Frame, rspCluster uint16, tsn uint8) ([]byte, error) {
 	if err := drv.Send(ctx, f); err != nil {
 		return nil, err
 	}
@@ -508,7 +509,7 @@ func driverRequest(ctx context.Context, drv *ezsp.Driver, f ncp.Frame, rspCluste
 var readTSN uint8 = 0x60
 
 // driverRead reads attributes and returns their records in order (all must succeed).
-func driverRead(ctx context.Context, drv *ezsp.Driver, short uint16, ep uint8, cluster uint16, ids ...uint16) ([]zcl.ReadAttributeRecord, error) {
+func driverRead(ctx context.Context, drv ncp.Radio, short uint16, ep uint8, cluster uint16, ids ...uint16) ([]zcl.ReadAttributeRecord, error) {
 	readTSN++
 	tsn := readTSN
 	req := zcl.AppendFrame(nil, zcl.GlobalHeader(zcl.ClientToServer, false, tsn, zcl.CmdReadAttributes), zcl.ReadAttributes{AttributeIDs: ids})

@@ -12,8 +12,11 @@ import (
 	"testing"
 
 	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/otabridge/otabridge/ncp"
+	"github.com/otabridge/otabridge/ncp/zboss"
 	zbossfake "github.com/otabridge/otabridge/ncp/zboss/fakestick"
 )
 
@@ -73,4 +76,26 @@ func TestHerdsmanConformanceZBOSS(t *testing.T) {
 		}
 		t.Logf("herdsman zboss: %d/%d steps; calls %v; link %+v", len(reachedSteps(results)), len(scenarioSteps(true)), fmt.Sprint(calls), stick.LinkStats())
 	})
+}
+
+// TestDriverConformanceZBOSS: otabridge's own ZBOSS driver through the same scenario on a fresh
+// `simstick --protocol zboss` (ZDO requests go through the NCP's ZDO calls).
+func TestDriverConformanceZBOSS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("conformance: -short")
+	}
+	port, stick := startZBOSSStick(t)
+	results := runDriverScenario(t, port, func(p string) ncp.Radio {
+		return zboss.New(zboss.Config{Port: p, Network: conformanceNetwork}, zerolog.Nop())
+	})
+	for _, r := range results {
+		if !r.OK {
+			t.Errorf("otabridge zboss driver: step %q failed: %s", r.Step, r.Error)
+		}
+	}
+	if got := reachedSteps(results); !slices.Equal(got, scenarioSteps(false)) && !t.Failed() {
+		t.Errorf("otabridge zboss driver reached %v, want %v", got, scenarioSteps(false))
+	}
+	assert.Equal(t, 1, stick.Calls()["NWK_FORMATION"], "formed once, resumed after")
+	assert.Equal(t, 1, stick.Calls()["NWK_START_WITHOUT_FORMATION"])
 }

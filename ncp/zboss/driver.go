@@ -436,6 +436,11 @@ func (d *Driver) Send(ctx context.Context, f ncp.Frame) error {
 	if err != nil {
 		return err
 	}
+	if f.ProfileID == 0 {
+		if c, ok := zdoCallOf[f.ClusterID]; ok {
+			return d.sendZDO(ctx, s, c, f)
+		}
+	}
 	if len(f.Payload) > MaxAPSPayload {
 		return fmt.Errorf("zboss: send to 0x%04x: payload of %d bytes exceeds %d", f.DstShort, len(f.Payload), MaxAPSPayload)
 	}
@@ -451,6 +456,44 @@ func (d *Driver) Send(ctx context.Context, f ncp.Frame) error {
 		return &ncp.SendError{DstShort: f.DstShort, Status: ce.Status.String()}
 	}
 	return err
+}
+
+// zdoCallOf maps a ZDO request cluster to its NCP call.
+var zdoCallOf = func() map[uint16]CallID {
+	m := make(map[uint16]CallID, len(ZDOCallCluster))
+	for c, cl := range ZDOCallCluster {
+		m[cl] = c
+	}
+	return m
+}()
+
+// sendZDO runs a ZDO request (f.Payload: sequence number, then the standard request) through the NCP's ZDO
+// call, as ZBOSS NCPs run ZDO themselves, and delivers the response as the frame a device would have sent:
+// an EventFrame of profile 0, the response cluster, the same sequence number and the standard layout.
+func (d *Driver) sendZDO(ctx context.Context, s *session, c CallID, f ncp.Frame) error {
+	if len(f.Payload) < 1 {
+		return fmt.Errorf("zboss: ZDO request 0x%04x to 0x%04x without a sequence number", f.ClusterID, f.DstShort)
+	}
+	seq, req := f.Payload[0], f.Payload[1:]
+	params := req
+	if ZDOPrefixedByDestination(c) {
+		params = append(AppendU16(nil, f.DstShort), req...)
+	}
+	p, err := s.call(ctx, c, params, d.to.Send)
+	var ce *CallError
+	if errors.As(err, &ce) && ce.Status.Category != CategoryZDO {
+		return &ncp.SendError{DstShort: f.DstShort, Status: ce.Status.String()}
+	} else if err != nil && ce == nil {
+		return err
+	}
+	rspCluster := f.ClusterID | 0x8000
+	payload := append([]byte{seq}, ZDOResponseFromNCP(rspCluster, p.Status, p.Params)...)
+	d.mu.Lock()
+	ieee := d.eui[f.DstShort]
+	d.mu.Unlock()
+	d.emit(ncp.Event{Kind: ncp.EventFrame, Short: f.DstShort, IEEE: ieee, Frame: ncp.Incoming{SrcShort: f.DstShort, SrcIEEE: ieee,
+		ClusterID: rspCluster, LQI: 255, Payload: payload}})
+	return nil
 }
 
 // PermitJoin opens the network for joining for seconds (0 closes it).

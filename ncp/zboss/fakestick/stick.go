@@ -81,7 +81,7 @@ type Stick struct {
 	link       *zboss.Link
 	session    context.Context
 	eui        map[uint16]zcl.IEEE
-	zdoWait    map[zdoKey]chan []byte
+	zdoWait    map[zdoKey]*zdoWaiter
 	zdoSeq     uint8
 	eps        []sim.EndpointDesc // endpoints the host registered
 	apsCounter uint8
@@ -92,6 +92,22 @@ type Stick struct {
 	stop      chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
+}
+
+// zdoWaiter answers one ZDO call exactly once: with the device's response (sent from the network event
+// pump, so the response goes out before the indications that follow it, as the device sent them) or with a
+// failure.
+type zdoWaiter struct {
+	once    sync.Once
+	respond func(zboss.Status, []byte)
+	done    chan struct{}
+}
+
+func (w *zdoWaiter) answer(st zboss.Status, params []byte) {
+	w.once.Do(func() {
+		w.respond(st, params)
+		close(w.done)
+	})
 }
 
 type zdoKey struct {
@@ -114,7 +130,7 @@ func New(net Network, cfg Config) *Stick {
 		cfg.Protocol = DefaultProtocol
 	}
 	s := &Stick{cfg: cfg, net: net, log: cfg.Log.With().Str("component", "zboss-fakestick").Logger(),
-		eui: make(map[uint16]zcl.IEEE), zdoWait: make(map[zdoKey]chan []byte), calls: make(map[string]int),
+		eui: make(map[uint16]zcl.IEEE), zdoWait: make(map[zdoKey]*zdoWaiter), calls: make(map[string]int),
 		serving: make(chan struct{}, 1), stop: make(chan struct{})}
 	s.nv = factoryNVRAM()
 	s.wg.Add(1)
@@ -507,8 +523,7 @@ func (s *Stick) handle(ctx context.Context, l *zboss.Link, req zboss.Packet, han
 			handlers.Add(1)
 			go func() {
 				defer handlers.Done()
-				st, rsp := s.zdoRequest(ctx, req.CallID, cluster, zp)
-				s.respond(ctx, l, req, st, rsp)
+				s.zdoRequest(ctx, req.CallID, cluster, zp, func(st zboss.Status, params []byte) { s.respond(ctx, l, req, st, params) })
 			}()
 			return
 		}
@@ -677,36 +692,36 @@ func (s *Stick) dataRequest(ctx context.Context, dr zboss.DataRequest) (zboss.St
 }
 
 // zdoRequest runs a ZDO request of the host against the network (the coordinator answers its own) and
-// returns the response parameters in the NCP's layout.
-func (s *Stick) zdoRequest(ctx context.Context, c zboss.CallID, cluster uint16, p []byte) (zboss.Status, []byte) {
+// answers the call with the response in the NCP's layout.
+func (s *Stick) zdoRequest(ctx context.Context, c zboss.CallID, cluster uint16, p []byte, respond func(zboss.Status, []byte)) {
 	var dst uint16
+	if len(p) < 2 {
+		respond(zboss.StatusInvalidParam, nil)
+		return
+	}
+	dst = binary.LittleEndian.Uint16(p)
 	if zboss.ZDOPrefixedByDestination(c) {
-		if len(p) < 2 {
-			return zboss.StatusInvalidParam, nil
-		}
-		dst, p = binary.LittleEndian.Uint16(p), p[2:]
-	} else {
-		if len(p) < 2 {
-			return zboss.StatusInvalidParam, nil
-		}
-		dst = binary.LittleEndian.Uint16(p)
+		p = p[2:]
 	}
 	if !s.isUp() {
-		return zboss.StatusInvalidState, nil
+		respond(zboss.StatusInvalidState, nil)
+		return
 	}
 	if c == zboss.CallZDOPermitJoiningReq && (dst == 0x0000 || dst >= 0xFFF8) && len(p) >= 1 {
 		// The NCP opens its own permit join (and the network's, for a broadcast).
 		if err := s.net.PermitJoin(ctx, p[0]); err != nil {
-			return zboss.StatusError, nil
+			respond(zboss.StatusError, nil)
+			return
 		}
-		return zboss.StatusOK, nil
+		respond(zboss.StatusOK, nil)
+		return
 	}
+	w := &zdoWaiter{respond: respond, done: make(chan struct{})}
 	s.mu.Lock()
 	s.zdoSeq++
 	seq := s.zdoSeq
-	ch := make(chan []byte, 1)
 	key := zdoKey{cluster: cluster | 0x8000, seq: seq}
-	s.zdoWait[key] = ch
+	s.zdoWait[key] = w
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -716,17 +731,17 @@ func (s *Stick) zdoRequest(ctx context.Context, c zboss.CallID, cluster uint16, 
 	f := ncp.Frame{DstShort: dst, ClusterID: cluster, Payload: append([]byte{seq}, p...), APSAck: dst < 0xFFF8 && dst != 0}
 	if err := s.net.Send(ctx, f); err != nil {
 		s.log.Debug().Err(err).Uint16("short", dst).Stringer("call", c).Msg("ZDO request not delivered")
-		return zboss.StatusAPSNoAck, nil
+		w.answer(zboss.StatusAPSNoAck, nil)
+		return
 	}
 	t := time.NewTimer(8 * time.Second)
 	defer t.Stop()
 	select {
-	case rsp := <-ch:
-		return zboss.ZDOResponseToNCP(cluster|0x8000, rsp)
+	case <-w.done:
 	case <-t.C:
-		return zboss.Status{Category: zboss.CategoryGeneric, Code: 30}, nil // TIMEOUT
+		w.answer(zboss.Status{Category: zboss.CategoryGeneric, Code: 30}, nil) // TIMEOUT
 	case <-ctx.Done():
-		return zboss.StatusError, nil
+		w.answer(zboss.StatusError, nil)
 	}
 }
 
@@ -767,13 +782,10 @@ func (s *Stick) onNetworkEvent(ev ncp.Event) {
 			// ZDO runs inside the NCP: responses answer the host's ZDO calls, the rest stays in the stack.
 			if in.ClusterID&0x8000 != 0 && len(in.Payload) >= 1 {
 				s.mu.Lock()
-				ch, waiting := s.zdoWait[zdoKey{cluster: in.ClusterID, seq: in.Payload[0]}]
+				w, waiting := s.zdoWait[zdoKey{cluster: in.ClusterID, seq: in.Payload[0]}]
 				s.mu.Unlock()
 				if waiting {
-					select {
-					case ch <- append([]byte(nil), in.Payload[1:]...):
-					default:
-					}
+					w.answer(zboss.ZDOResponseToNCP(in.ClusterID, in.Payload[1:]))
 				}
 			}
 			return
