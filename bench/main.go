@@ -189,16 +189,18 @@ func measure(p plan, dir string, logf func(string, ...any)) (*measurements, erro
 		m.bridge = &r
 	}
 
-	for _, baud := range []int{115200, 460800} {
-		if !p.runs("serial") {
-			break
+	for _, protocol := range []string{"ezsp", "zboss"} {
+		for _, baud := range []int{115200, 460800} {
+			if !p.runs("serial") {
+				break
+			}
+			logf("serial: %s at %d baud", protocol, baud)
+			r, err := benchSerial(protocol, baud, p.serialTime)
+			if err != nil {
+				return nil, err
+			}
+			m.serial = append(m.serial, r)
 		}
-		logf("serial: %d baud", baud)
-		r, err := benchSerial(baud, p.serialTime)
-		if err != nil {
-			return nil, err
-		}
-		m.serial = append(m.serial, r)
 	}
 	m.took = time.Since(m.started)
 	return m, nil

@@ -37,18 +37,19 @@ func TestMeasureSmall(t *testing.T) {
 	assert.Equal(t, 1, m.fleets[1].parallel)
 	assert.Greater(t, m.fleets[1].modelled, 5*m.fleets[0].modelled, "250 ms per block is far slower")
 
-	require.Len(t, m.serial, 2)
+	require.Len(t, m.serial, 4) // ezsp and zboss, each at 115200 and 460800 baud
 	for _, s := range m.serial {
 		assert.Positive(t, s.blocks)
-		assert.LessOrEqual(t, s.blocksPerSecond(), s.uartBlocksS*1.05, "%d baud: paced below the UART bound", s.baud)
+		assert.LessOrEqual(t, s.blocksPerSecond(), s.uartBlocksS*1.05, "%s at %d baud: paced below the UART bound", s.protocol, s.baud)
 	}
-	assert.Greater(t, m.serial[1].blocksPerSecond(), m.serial[0].blocksPerSecond(), "460800 baud is faster")
+	assert.Greater(t, m.serial[1].blocksPerSecond(), m.serial[0].blocksPerSecond(), "ezsp: 460800 baud is faster")
+	assert.Greater(t, m.serial[3].blocksPerSecond(), m.serial[2].blocksPerSecond(), "zboss: 460800 baud is faster")
 
 	var out bytes.Buffer
 	m.render(&out)
 	table := out.String()
 	assert.Contains(t, table, "| measure | result | reference | ratio |")
-	assert.Equal(t, 1+4+2+2, strings.Count(table, "\n| ")-1, "a row per figure:\n%s", table)
+	assert.Equal(t, 1+4+2+4, strings.Count(table, "\n| ")-1, "a row per figure:\n%s", table)
 }
 
 // TestBridgeBinaryFleet builds the bridge and runs a tiny fleet through it over MQTT.

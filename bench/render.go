@@ -67,7 +67,7 @@ func (m *measurements) rows() []row {
 	radio := sim.LinkModel{}.BlockGoodput(64, true, 1)
 	for _, s := range m.serial {
 		rows = append(rows, row{
-			fmt.Sprintf("Serial: 64 B blocks through EZSP driver + ASH + fake stick, %d baud paced both ways (send, confirm, next request)", s.baud),
+			fmt.Sprintf("Serial: 64 B blocks through %s + fake stick, %d baud paced both ways (send, confirm, next request)", serialStack[s.protocol], s.baud),
 			fmt.Sprintf("%.0f blocks/s = %.0f B/s (wire bytes per block: %.0f to the stick, %.0f back)", s.blocksPerSecond(),
 				s.blocksPerSecond()*64, s.hostToStick, s.stickToHost),
 			fmt.Sprintf("UART bound %.0f blocks/s (busier direction never idle); radio 1-hop limit %.0f B/s", s.uartBlocksS, radio),
@@ -102,3 +102,6 @@ func kb(n int) string {
 
 // hms formats a modelled duration to the second.
 func hms(d time.Duration) string { return d.Round(time.Second).String() }
+
+// serialStack names what a serial bench row goes through.
+var serialStack = map[string]string{"ezsp": "EZSP driver + ASH", "zboss": "ZBOSS driver + ZBOSS NCP frames"}

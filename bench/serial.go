@@ -13,11 +13,15 @@ import (
 	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/ncp/ezsp"
 	"github.com/otabridge/otabridge/ncp/ezsp/fakestick"
+	"github.com/otabridge/otabridge/ncp/zboss"
+	zbossfake "github.com/otabridge/otabridge/ncp/zboss/fakestick"
 	"github.com/otabridge/otabridge/zcl"
 )
 
-// serialResult is OTA block traffic through the EZSP driver, ASH and the fake stick at one baud rate.
+// serialResult is OTA block traffic through a driver, its serial protocol and its fake stick at one baud
+// rate.
 type serialResult struct {
+	protocol    string // "ezsp" (EZSP over ASH) or "zboss" (ZBOSS NCP frames)
 	baud        int
 	blocks      int
 	elapsed     time.Duration
@@ -56,11 +60,11 @@ func (p *pacedPort) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// benchSerial runs OTA-like traffic for d through the real EZSP driver and the fake stick over an in-memory
-// line paced in both directions at baud: per block, one Image Block Response with 64 data bytes (an 81-byte
-// ZCL frame, APS-acked unicast, confirmed by messageSentHandler) and the device's next Image Block Request
-// coming back as incomingMessageHandler.
-func benchSerial(baud int, d time.Duration) (serialResult, error) {
+// benchSerial runs OTA-like traffic for d through a real driver (protocol ezsp or zboss) and its fake stick
+// over an in-memory line paced in both directions at baud: per block, one Image Block Response with 64 data
+// bytes (an 81-byte ZCL frame, APS-acked unicast, confirmed by messageSentHandler / the APSDE-DATA confirm)
+// and the device's next Image Block Request coming back (incomingMessageHandler / APSDE_DATA_IND).
+func benchSerial(protocol string, baud int, d time.Duration) (serialResult, error) {
 	const short, ieee = 0x4242, zcl.IEEE(0x00124B0099887766)
 	memnet := fakestick.NewMemNetwork(ncp.NetworkInfo{IEEE: 0x00124B00FA4E0001})
 	defer memnet.Close()
@@ -74,25 +78,42 @@ func benchSerial(baud int, d time.Duration) (serialResult, error) {
 		return []ncp.Event{{Kind: ncp.EventFrame, Frame: ncp.Incoming{SrcShort: short, SrcEndpoint: 1, DstEndpoint: 1,
 			ClusterID: zcl.ClusterOTA, ProfileID: zcl.ProfileHomeAutomation, Payload: req}}}
 	})
-	stick := fakestick.New(memnet, fakestick.Config{ProtocolVersion: 14, Baud: baud})
-	defer stick.Close()
+	var (
+		serve     func(context.Context, io.ReadWriteCloser) error
+		wireBytes func() (read, written uint64) // as the stick counts them
+		drv       ncp.Radio
+		open      func(context.Context) (io.ReadWriteCloser, error)
+	)
+	switch protocol {
+	case "zboss":
+		stick := zbossfake.New(memnet, zbossfake.Config{Baud: baud})
+		defer stick.Close()
+		serve = stick.Serve
+		wireBytes = func() (uint64, uint64) { st := stick.LinkStats(); return st.BytesRead, st.BytesWritten }
+		drv = zboss.New(zboss.Config{Port: "bench-line", Baud: baud}, zerolog.Nop(), zboss.WithOpener(func(ctx context.Context) (io.ReadWriteCloser, error) { return open(ctx) }))
+	default:
+		stick := fakestick.New(memnet, fakestick.Config{ProtocolVersion: 14, Baud: baud})
+		defer stick.Close()
+		serve = stick.Serve
+		wireBytes = func() (uint64, uint64) { st := stick.LinkStats(); return st.BytesRead, st.BytesWritten }
+		drv = ezsp.New(ezsp.Config{Port: "bench-line", Baud: baud}, zerolog.Nop(), ezsp.WithOpener(func(ctx context.Context) (io.ReadWriteCloser, error) { return open(ctx) }))
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	open := func(context.Context) (io.ReadWriteCloser, error) {
+	open = func(context.Context) (io.ReadWriteCloser, error) {
 		host, ncpSide := net.Pipe()
 		wg.Add(1)
-		go func() { defer wg.Done(); _ = stick.Serve(ctx, ncpSide) }()
+		go func() { defer wg.Done(); _ = serve(ctx, ncpSide) }()
 		return &pacedPort{Conn: host, baud: baud}, nil
 	}
-	drv := ezsp.New(ezsp.Config{Port: "bench-line", Baud: baud}, zerolog.Nop(), ezsp.WithOpener(open))
 	defer drv.Close()
 	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
 	defer scancel()
 	if _, err := drv.Start(sctx); err != nil {
-		return serialResult{}, fmt.Errorf("serial bench at %d baud: start: %w", baud, err)
+		return serialResult{}, fmt.Errorf("serial bench (%s) at %d baud: start: %w", protocol, baud, err)
 	}
 	block := zcl.AppendImageBlockResponseFrame(nil, 1, &zcl.ImageBlockResponse{Status: zcl.StatusSuccess,
 		ManufacturerCode: benchManufacturer, ImageType: firstImageType, FileVersion: newVersion, Data: make([]byte, 64)})
@@ -116,22 +137,22 @@ func benchSerial(baud int, d time.Duration) (serialResult, error) {
 	}
 	for i := 0; i < 20; i++ { // warm up
 		if err := one(i); err != nil {
-			return serialResult{}, fmt.Errorf("serial bench at %d baud: %w", baud, err)
+			return serialResult{}, fmt.Errorf("serial bench (%s) at %d baud: %w", protocol, baud, err)
 		}
 	}
-	before := stick.LinkStats()
+	readBefore, wroteBefore := wireBytes()
 	start := time.Now()
 	n := 0
 	for time.Since(start) < d {
 		if err := one(n); err != nil {
-			return serialResult{}, fmt.Errorf("serial bench at %d baud: %w", baud, err)
+			return serialResult{}, fmt.Errorf("serial bench (%s) at %d baud: %w", protocol, baud, err)
 		}
 		n++
 	}
-	res := serialResult{baud: baud, blocks: n, elapsed: time.Since(start)}
-	st := stick.LinkStats()
-	res.hostToStick = float64(st.BytesRead-before.BytesRead) / float64(n)
-	res.stickToHost = float64(st.BytesWritten-before.BytesWritten) / float64(n)
+	res := serialResult{protocol: protocol, baud: baud, blocks: n, elapsed: time.Since(start)}
+	read, wrote := wireBytes()
+	res.hostToStick = float64(read-readBefore) / float64(n)
+	res.stickToHost = float64(wrote-wroteBefore) / float64(n)
 	res.uartBlocksS = float64(baud) / 10 / max(res.hostToStick, res.stickToHost)
 	return res, nil
 }

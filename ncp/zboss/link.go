@@ -22,8 +22,8 @@ type LinkConfig struct {
 	AckTimeout time.Duration
 	// Retries is how many times a data frame is retransmitted before Send gives up (default 3).
 	Retries int
-	// Baud, when > 0, paces the link like a UART of that speed (10 bits a byte) in both directions: after
-	// each write, and before each received frame is handed on.
+	// Baud, when > 0, paces the link's writes like a UART of that speed (10 bits a byte): the fake NCP's
+	// transmissions take the time they take on a real line.
 	Baud int
 	// WriteFilter, when set, may alter the bytes of each write (fault injection in the fake NCP).
 	WriteFilter func([]byte) []byte
@@ -35,6 +35,7 @@ type LinkConfig struct {
 // LinkStats counts what a Link did.
 type LinkStats struct {
 	Sent, Received, Retransmitted, Duplicates, BadFrames, AcksSent, AcksReceived uint64
+	BytesWritten, BytesRead                                                      uint64 // on the wire, ACKs included
 }
 
 // Link is the ZBOSS low-level transport over a byte stream, the same code on both ends (the driver and the
@@ -55,6 +56,7 @@ type Link struct {
 
 	stats struct {
 		sent, received, retransmitted, duplicates, bad, acksSent, acksReceived atomic.Uint64
+		wrote, read                                                            atomic.Uint64
 	}
 
 	done      chan struct{}
@@ -92,7 +94,7 @@ func (l *Link) Err() error {
 func (l *Link) Stats() LinkStats {
 	return LinkStats{Sent: l.stats.sent.Load(), Received: l.stats.received.Load(), Retransmitted: l.stats.retransmitted.Load(),
 		Duplicates: l.stats.duplicates.Load(), BadFrames: l.stats.bad.Load(), AcksSent: l.stats.acksSent.Load(),
-		AcksReceived: l.stats.acksReceived.Load()}
+		AcksReceived: l.stats.acksReceived.Load(), BytesWritten: l.stats.wrote.Load(), BytesRead: l.stats.read.Load()}
 }
 
 // Close stops the reader and closes the port. It is safe to call more than once.
@@ -198,6 +200,7 @@ func (l *Link) write(b []byte) error {
 		l.stop(fmt.Errorf("zboss: write: %w", err))
 		return l.Err()
 	}
+	l.stats.wrote.Add(uint64(len(b)))
 	l.pace(len(b))
 	return nil
 }
@@ -225,6 +228,7 @@ func (l *Link) readLoop() {
 	for {
 		n, err := l.rw.Read(chunk)
 		if n > 0 {
+			l.stats.read.Add(uint64(n))
 			buf = append(buf, chunk[:n]...)
 			buf = l.consume(buf, &lastRx)
 		}
@@ -269,7 +273,6 @@ func (l *Link) consume(buf []byte, lastRx *int) []byte {
 			}
 			continue
 		}
-		l.pace(used)
 		// Acknowledge every valid data frame, also a duplicate (its first ACK may have been lost).
 		if err := l.write(AppendLowFrame(nil, LowFrame{ACK: true, ACKSeq: f.Seq})); err != nil {
 			return buf[:0]
