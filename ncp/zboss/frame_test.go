@@ -147,3 +147,54 @@ func TestResponseAndIndicationVectors(t *testing.T) {
 	_, err = DecodeIndication(CallZDODevUpdateInd, up.Append(nil)[:5])
 	assert.ErrorIs(t, err, ErrShortParams)
 }
+
+// TestEveryCallRequestVector: each request the driver sends, as the driver builds its parameters, against
+// the bytes herdsman 10.9.5 writes for the same call (frame.writeZBOSSFrame under node).
+func TestEveryCallRequestVector(t *testing.T) {
+	for _, tc := range []struct {
+		call   CallID
+		tsn    uint8
+		params []byte
+		want   string
+	}{
+		{CallNCPReset, 1, []byte{ResetNoOptions}, "000002000100"},
+		{CallNCPReset, 2, []byte{ResetFactory}, "000002000202"},
+		{CallGetModuleVersion, 3, nil, "0000010003"},
+		{CallGetZigbeeRole, 4, nil, "0000040004"},
+		{CallSetZigbeeRole, 5, []byte{RoleCoordinator}, "000005000500"},
+		{CallSetChannelMask, 6, []byte{0, 0, 0, 0x10, 0}, "00000700060000001000"},
+		{CallGetChannel, 7, nil, "0000080007"},
+		{CallGetPANID, 8, nil, "0000090008"},
+		{CallSetPANID, 9, AppendU16(nil, 0x4E21), "00000a0009214e"},
+		{CallGetLocalIEEE, 10, []byte{0}, "00000b000a00"},
+		{CallSetRxOnWhenIdle, 11, []byte{1}, "000013000b01"},
+		{CallGetExtendedPANID, 12, nil, "000023000c"},
+		{CallGetNWKKeys, 13, nil, "00001e000d"},
+		{CallNWKStartWithoutForm, 14, nil, "00001d040e"},
+		{CallNWKGetIEEEByShort, 15, AppendU16(nil, 0x3A01), "000005040f013a"},
+		{CallSetTCPolicy, 16, append(AppendU16(nil, PolicyLinkKeyRequired), 0), "0000320010000000"},
+	} {
+		t.Run(tc.call.String(), func(t *testing.T) {
+			got := AppendPacket(nil, Packet{Type: Request, CallID: tc.call, TSN: tc.tsn, Params: tc.params})
+			assert.Equal(t, tc.want, hex.EncodeToString(got))
+		})
+	}
+}
+
+func TestZDOResponseLayouts(t *testing.T) {
+	// Active_EP_rsp from a device 0x3A01 with endpoints 1 and 2: the NCP puts the address last.
+	std := []byte{0x00, 0x01, 0x3A, 0x02, 0x01, 0x02}
+	st, params := ZDOResponseToNCP(0x8005, std)
+	assert.Equal(t, StatusOK, st)
+	assert.Equal(t, "020102013a", hex.EncodeToString(params))
+	assert.Equal(t, std, ZDOResponseFromNCP(0x8005, st, params))
+	// Simple_Desc_rsp: endpoint 1, profile 0x0104, device 0x0100, version 1, in {0x0000, 0x0019}, out {0x0006}.
+	std = []byte{0x00, 0x01, 0x3A, 14, 1, 0x04, 0x01, 0x00, 0x01, 1, 2, 0x00, 0x00, 0x19, 0x00, 1, 0x06, 0x00}
+	st, params = ZDOResponseToNCP(0x8004, std)
+	assert.Equal(t, "0104010001010201000019000600013a", hex.EncodeToString(params))
+	assert.Equal(t, std, ZDOResponseFromNCP(0x8004, st, params))
+	// A failed request: the ZDO status becomes the packet's status.
+	st, params = ZDOResponseToNCP(0x8002, []byte{0x81, 0x01, 0x3A})
+	assert.Equal(t, Status{CategoryZDO, 0x81}, st)
+	assert.Equal(t, "013a", hex.EncodeToString(params))
+}
