@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -24,25 +20,9 @@ import (
 // and the stick.
 func startZBOSSStick(t *testing.T) (string, *zbossfake.Stick) {
 	t.Helper()
-	cfg := conformanceConfig(t)
-	out, outW := io.Pipe()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
 	stickCh := make(chan *zbossfake.Stick, 1)
-	link := filepath.Join(t.TempDir(), "ttyZBOSS")
-	go func() {
-		done <- runSimStick(ctx, simStickOptions{protocol: "zboss", configPath: cfg, link: link,
-			readyZBOSS: func(s *zbossfake.Stick) { stickCh <- s }}, outW, zerolog.Nop())
-		outW.Close()
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	require.NoError(t, err, "simstick did not print its port")
-	go func() { _, _ = io.Copy(io.Discard, out) }()
-	return strings.TrimSpace(line), <-stickCh
+	port := serveSimStick(t, simStickOptions{protocol: "zboss", readyZBOSS: func(s *zbossfake.Stick) { stickCh <- s }})
+	return port, <-stickCh
 }
 
 // TestHerdsmanConformanceZBOSS: zigbee-herdsman 10.9.5's zboss adapter drives `otabridge simstick --protocol

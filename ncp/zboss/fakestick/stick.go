@@ -30,13 +30,7 @@ import (
 )
 
 // Network is what the stick needs from the network behind it (a subset of ncp.Radio; *sim.Network fits).
-type Network interface {
-	Start(ctx context.Context) (ncp.NetworkInfo, error)
-	PermitJoin(ctx context.Context, seconds uint8) error
-	Send(ctx context.Context, f ncp.Frame) error
-	Events() <-chan ncp.Event
-	MaxAPSPayload() int
-}
+type Network = sim.StickNetwork
 
 // Versions a default stick reports in GET_MODULE_VERSION: firmware 1.0.0.0, ZBOSS stack 3.11.2.0 (the
 // ZBOSS 3.x line of nRF Connect SDK and esp-zigbee-lib 1.x), NCP protocol 2.0.0.0.
@@ -80,7 +74,7 @@ type Stick struct {
 	netStarted bool
 	link       *zboss.Link
 	session    context.Context
-	eui        map[uint16]zcl.IEEE
+	eui        sim.AddressBook
 	zdoWait    map[zdoKey]*zdoWaiter
 	zdoSeq     uint8
 	eps        []sim.EndpointDesc // endpoints the host registered
@@ -130,7 +124,7 @@ func New(net Network, cfg Config) *Stick {
 		cfg.Protocol = DefaultProtocol
 	}
 	s := &Stick{cfg: cfg, net: net, log: cfg.Log.With().Str("component", "zboss-fakestick").Logger(),
-		eui: make(map[uint16]zcl.IEEE), zdoWait: make(map[zdoKey]*zdoWaiter), calls: make(map[string]int),
+		zdoWait: make(map[zdoKey]*zdoWaiter), calls: make(map[string]int),
 		serving: make(chan struct{}, 1), stop: make(chan struct{})}
 	s.nv = factoryNVRAM()
 	s.wg.Add(1)
@@ -485,9 +479,7 @@ func (s *Stick) handle(ctx context.Context, l *zboss.Link, req zboss.Packet, han
 			ok(zboss.AppendIEEE(nil, s.cfg.EUI64))
 			return
 		}
-		s.mu.Lock()
-		ieee, found := s.eui[short]
-		s.mu.Unlock()
+		ieee, found := s.eui.IEEE(short)
 		if !found {
 			fail(zboss.StatusNotFound)
 			return
@@ -542,14 +534,7 @@ func (s *Stick) shortOf(ieee zcl.IEEE) (uint16, bool) {
 	if ieee == s.cfg.EUI64 {
 		return 0, true
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for short, v := range s.eui {
-		if v == ieee {
-			return short, true
-		}
-	}
-	return 0, false
+	return s.eui.Short(ieee)
 }
 
 func (s *Stick) addEndpoint(sd zboss.SimpleDesc) {
@@ -748,33 +733,11 @@ func (s *Stick) zdoRequest(ctx context.Context, c zboss.CallID, cluster uint16, 
 // pumpNetworkEvents turns the network's events into indications for the current session.
 func (s *Stick) pumpNetworkEvents() {
 	defer s.wg.Done()
-	events := s.net.Events()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case ev, ok := <-events:
-			if !ok {
-				return
-			}
-			s.onNetworkEvent(ev)
-		}
-	}
+	sim.PumpEvents(s.stop, s.net.Events(), s.onNetworkEvent)
 }
 
 func (s *Stick) onNetworkEvent(ev ncp.Event) {
-	switch ev.Kind {
-	case ncp.EventJoined, ncp.EventAnnounced:
-		s.mu.Lock()
-		s.eui[ev.Short] = ev.IEEE
-		s.mu.Unlock()
-	case ncp.EventFrame:
-		if ev.Frame.SrcIEEE != 0 {
-			s.mu.Lock()
-			s.eui[ev.Frame.SrcShort] = ev.Frame.SrcIEEE
-			s.mu.Unlock()
-		}
-	}
+	s.eui.Learn(ev)
 	switch ev.Kind {
 	case ncp.EventFrame:
 		in := ev.Frame
