@@ -102,6 +102,6 @@ radio:
 }
 
 func TestSimStickRejectsOtherProtocols(t *testing.T) {
-	err := runSimStick(context.Background(), simStickOptions{protocol: "znp", configPath: "config.yaml"}, io.Discard, zerolog.Nop())
-	assert.ErrorContains(t, err, `--protocol "znp": only ezsp is implemented`)
+	err := runSimStick(context.Background(), simStickOptions{protocol: "xbee", configPath: "config.yaml"}, io.Discard, zerolog.Nop())
+	assert.ErrorContains(t, err, `--protocol "xbee": want ezsp or zboss`)
 }
