@@ -327,6 +327,7 @@ func (d *Driver) supervise() {
 // reinit brings the stick back after it reset under a live port.
 func (d *Driver) reinit(s *session, reason string) {
 	d.setNotReady("stick reset: " + reason)
+	s.failPending(fmt.Errorf("%w: the stick reset (%s)", ErrNotReady, reason))
 	d.log.Warn().Str("reason", reason).Msg("stick reset: re-initialising")
 	backoff := d.to.ReconnectMin
 	for attempt := 1; attempt <= 3; attempt++ {

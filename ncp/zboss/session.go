@@ -35,7 +35,12 @@ type session struct {
 
 type waiter struct {
 	call CallID
-	ch   chan Packet
+	ch   chan answer
+}
+
+type answer struct {
+	p   Packet
+	err error
 }
 
 func newSession(link *Link) *session {
@@ -76,7 +81,7 @@ func (s *session) readLoop() {
 				s.link.log.Debug().Stringer("call", p.CallID).Uint8("tsn", p.TSN).Msg("zboss: response nobody waits for")
 				continue
 			}
-			w.ch <- p
+			w.ch <- answer{p: p}
 		case Indication:
 			p.Params = append([]byte(nil), p.Params...)
 			s.indications.push(p)
@@ -86,10 +91,24 @@ func (s *session) readLoop() {
 	}
 }
 
+// failPending ends every call waiting for its response with err (the stick reset: no answer will come).
+func (s *session) failPending(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for tsn, w := range s.pending {
+		select {
+		case w.ch <- answer{err: err}:
+		default:
+		}
+		delete(s.pending, tsn)
+	}
+	s.reset = nil
+}
+
 // call sends a request and waits for its response; a failure status is a *CallError (the packet is also
 // returned).
 func (s *session) call(ctx context.Context, id CallID, params []byte, timeout time.Duration) (Packet, error) {
-	w := &waiter{call: id, ch: make(chan Packet, 1)}
+	w := &waiter{call: id, ch: make(chan answer, 1)}
 	s.mu.Lock()
 	var tsn uint8
 	if id == CallNCPReset {
@@ -121,7 +140,11 @@ func (s *session) call(ctx context.Context, id CallID, params []byte, timeout ti
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
-	case p := <-w.ch:
+	case a := <-w.ch:
+		if a.err != nil {
+			return Packet{}, fmt.Errorf("zboss: %s: %w", id, a.err)
+		}
+		p := a.p
 		if !p.Status.OK() {
 			return p, &CallError{Call: id, Status: p.Status}
 		}

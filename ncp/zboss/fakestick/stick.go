@@ -248,7 +248,9 @@ func (s *Stick) Reset() {
 	s.mu.Unlock()
 	s.log.Warn().Msg("fault: NCP reset")
 	if l != nil {
+		s.wg.Add(1)
 		go func() {
+			defer s.wg.Done()
 			_ = l.Send(ctx, zboss.AppendPacket(nil, zboss.Packet{Type: zboss.Indication, CallID: zboss.CallNCPResetInd, Params: []byte{5}}))
 		}()
 	}
