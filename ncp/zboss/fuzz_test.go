@@ -104,7 +104,7 @@ func FuzzLinkStream(f *testing.F) {
 	f.Add([]byte{0xDE, 0xAD, 0x05, 0x00, 0x06, 0x11, 0xC0, 0xDE, 0xAD, 0x0C, 0x00, 0x06, 0xC4, 0x84, 0x7D, 0xF7, 0x00, 0x00, 0x14, 0x00, 0x01})
 	f.Add([]byte("boot banner\r\n\xde"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		l := &Link{in: newFIFO[[]byte](), acks: make(chan uint8, 8), done: make(chan struct{}), rw: nopPort{}}
+		l := &Link{in: newFIFO[[]byte](), acks: make(chan uint8, 8), acks2send: newFIFO[[]byte](), done: make(chan struct{}), rw: nopPort{}}
 		last := -1
 		left := l.consume(append([]byte(nil), b...), &last)
 		if len(left) > len(b) {

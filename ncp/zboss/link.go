@@ -52,7 +52,8 @@ type Link struct {
 	seq     uint8      // number of the last data frame sent (1-3, cycling)
 	acks    chan uint8
 
-	in *fifo[[]byte]
+	in        *fifo[[]byte]
+	acks2send *fifo[[]byte] // ACKs the reader hands to the ACK writer: the reader never blocks on a write
 
 	stats struct {
 		sent, received, retransmitted, duplicates, bad, acksSent, acksReceived atomic.Uint64
@@ -74,9 +75,11 @@ func NewLink(rw io.ReadWriteCloser, cfg LinkConfig) *Link {
 	if cfg.Retries <= 0 {
 		cfg.Retries = 3
 	}
-	l := &Link{rw: rw, cfg: cfg, log: cfg.Log, acks: make(chan uint8, 8), in: newFIFO[[]byte](), done: make(chan struct{})}
-	l.wg.Add(1)
+	l := &Link{rw: rw, cfg: cfg, log: cfg.Log, acks: make(chan uint8, 8), in: newFIFO[[]byte](), acks2send: newFIFO[[]byte](),
+		done: make(chan struct{})}
+	l.wg.Add(2)
 	go l.readLoop()
+	go l.ackLoop()
 	return l
 }
 
@@ -218,6 +221,21 @@ func (l *Link) pace(n int) {
 	}
 }
 
+// ackLoop writes the ACKs the reader queued, until the link stops. (Were the reader to write them itself,
+// two links on an unbuffered stream that both got a frame at once would each wait for the other to read.)
+func (l *Link) ackLoop() {
+	defer l.wg.Done()
+	for {
+		b, ok := l.acks2send.pop(l.done)
+		if !ok {
+			return
+		}
+		if err := l.write(b); err != nil {
+			return
+		}
+	}
+}
+
 var signature = []byte{Signature0, Signature1}
 
 func (l *Link) readLoop() {
@@ -274,9 +292,7 @@ func (l *Link) consume(buf []byte, lastRx *int) []byte {
 			continue
 		}
 		// Acknowledge every valid data frame, also a duplicate (its first ACK may have been lost).
-		if err := l.write(AppendLowFrame(nil, LowFrame{ACK: true, ACKSeq: f.Seq})); err != nil {
-			return buf[:0]
-		}
+		l.acks2send.push(AppendLowFrame(nil, LowFrame{ACK: true, ACKSeq: f.Seq}))
 		l.stats.acksSent.Add(1)
 		if f.Retransmit && int(f.Seq) == *lastRx {
 			l.stats.duplicates.Add(1)
