@@ -20,10 +20,11 @@ import (
 	"github.com/otabridge/otabridge/ncp/ezsp/fakestick"
 	"github.com/otabridge/otabridge/ncp/pty"
 	"github.com/otabridge/otabridge/ncp/sim"
+	zbossfake "github.com/otabridge/otabridge/ncp/zboss/fakestick"
 	znpfake "github.com/otabridge/otabridge/ncp/znp/fakestick"
 )
 
-const simStickUsage = "usage: otabridge simstick --protocol ezsp|znp [--config FILE] [--speed N] [--ezsp-version N] [--baud N] [--link PATH]\n"
+const simStickUsage = "usage: otabridge simstick --protocol ezsp|znp|zboss [--config FILE] [--speed N] [--ezsp-version N] [--baud N] [--link PATH]\n"
 
 // simStickOptions are the flags of `otabridge simstick`.
 type simStickOptions struct {
@@ -38,6 +39,8 @@ type simStickOptions struct {
 	ready func(stick *fakestick.Stick)
 	// readyZNP is ready for --protocol znp.
 	readyZNP func(stick *znpfake.Stick)
+	// readyZBOSS is ready for --protocol zboss.
+	readyZBOSS func(stick *zbossfake.Stick)
 }
 
 // cmdSimStick is `otabridge simstick`: it serves the simulated network of a configuration file through a
@@ -46,7 +49,7 @@ func cmdSimStick(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("simstick", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o simStickOptions
-	fs.StringVar(&o.protocol, "protocol", "ezsp", "stick protocol to speak: `ezsp` (Silicon Labs EmberZNet NCP over ASH) or znp (TI Z-Stack 3.x.0 over MT)")
+	fs.StringVar(&o.protocol, "protocol", "ezsp", "stick protocol to speak: `ezsp` (Silicon Labs EmberZNet NCP over ASH), znp (TI Z-Stack 3.x.0 over MT) or zboss (ZBOSS NCP: ESP32-C6/H2 esp-coordinator, nRF52840)")
 	fs.StringVar(&o.configPath, "config", "config.yaml", "configuration `FILE` whose radio.sim section describes the network")
 	fs.Float64Var(&o.speed, "speed", 0, "simulation speed `N` (1 = real time; default: radio.sim_speed of the file, else 1)")
 	fs.UintVar(&o.ezspVersion, "ezsp-version", 13, "EZSP protocol version `N` the stick speaks (13: EmberZNet 7.4.1; 14: 8.0.0; 15-18: later 8.x layouts)")
@@ -139,8 +142,8 @@ type servedStick interface {
 // runSimStick serves until ctx ends. It prints the pseudo-terminal's path on stdout (one line) once the
 // stick is ready.
 func runSimStick(ctx context.Context, o simStickOptions, stdout io.Writer, log zerolog.Logger) error {
-	if o.protocol != "ezsp" && o.protocol != "znp" {
-		return fmt.Errorf("simstick --protocol %q: want ezsp or znp", o.protocol)
+	if o.protocol != "ezsp" && o.protocol != "znp" && o.protocol != "zboss" {
+		return fmt.Errorf("simstick --protocol %q: want ezsp, znp or zboss", o.protocol)
 	}
 	cfg, fileSpeed, err := loadSimConfig(o.configPath)
 	if err != nil {
@@ -169,6 +172,12 @@ func runSimStick(ctx context.Context, o simStickOptions, stdout io.Writer, log z
 		zs := znpfake.New(network, znpfake.Config{EUI64: network.Config().CoordinatorIEEE, Baud: o.baud, Log: log})
 		if o.readyZNP != nil {
 			o.readyZNP(zs)
+		}
+		stick = zs
+	case "zboss":
+		zs := zbossfake.New(network, zbossfake.Config{EUI64: network.Config().CoordinatorIEEE, Baud: o.baud, Log: log})
+		if o.readyZBOSS != nil {
+			o.readyZBOSS(zs)
 		}
 		stick = zs
 	default:

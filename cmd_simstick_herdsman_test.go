@@ -85,15 +85,22 @@ func conformanceConfig(t *testing.T) string {
 // startConformanceStick runs simstick in process and returns the port and the stick.
 func startConformanceStick(t *testing.T, version uint) (string, *fakestick.Stick) {
 	t.Helper()
-	cfg := conformanceConfig(t)
+	stickCh := make(chan *fakestick.Stick, 1)
+	port := serveSimStick(t, simStickOptions{protocol: "ezsp", ezspVersion: version, ready: func(s *fakestick.Stick) { stickCh <- s }})
+	return port, <-stickCh
+}
+
+// serveSimStick runs simstick with o on the conformance network in process, on a real pseudo-terminal
+// (with a symlink), until the test ends, and returns the port it printed.
+func serveSimStick(t *testing.T, o simStickOptions) string {
+	t.Helper()
+	o.configPath = conformanceConfig(t)
+	o.link = filepath.Join(t.TempDir(), "tty"+strings.ToUpper(o.protocol))
 	out, outW := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	stickCh := make(chan *fakestick.Stick, 1)
-	link := filepath.Join(t.TempDir(), "ttyEZSP")
 	go func() {
-		done <- runSimStick(ctx, simStickOptions{protocol: "ezsp", configPath: cfg, ezspVersion: version, baud: 0, link: link,
-			ready: func(s *fakestick.Stick) { stickCh <- s }}, outW, zerolog.Nop())
+		done <- runSimStick(ctx, o, outW, zerolog.Nop())
 		outW.Close()
 	}()
 	t.Cleanup(func() {
@@ -103,7 +110,7 @@ func startConformanceStick(t *testing.T, version uint) (string, *fakestick.Stick
 	line, err := bufio.NewReader(out).ReadString('\n')
 	require.NoError(t, err, "simstick did not print its port")
 	go func() { _, _ = io.Copy(io.Discard, out) }()
-	return strings.TrimSpace(line), <-stickCh
+	return strings.TrimSpace(line)
 }
 
 // stepResult is one line of the harness.

@@ -103,5 +103,5 @@ radio:
 
 func TestSimStickRejectsOtherProtocols(t *testing.T) {
 	err := runSimStick(context.Background(), simStickOptions{protocol: "zigate", configPath: "config.yaml"}, io.Discard, zerolog.Nop())
-	assert.ErrorContains(t, err, `--protocol "zigate": want ezsp or znp`)
+	assert.ErrorContains(t, err, `--protocol "zigate": want ezsp, znp or zboss`)
 }

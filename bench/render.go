@@ -68,7 +68,7 @@ func (m *measurements) rows() []row {
 	radio := sim.LinkModel{}.BlockGoodput(64, true, 1)
 	for _, s := range m.serial {
 		rows = append(rows, row{
-			fmt.Sprintf("Serial: 64 B blocks through %s + fake stick, %d baud paced both ways (send, confirm, next request)", serialPath(s.protocol), s.baud),
+			fmt.Sprintf("Serial: 64 B blocks through %s + fake stick, %d baud paced both ways (send, confirm, next request)", serialStack[s.protocol], s.baud),
 			fmt.Sprintf("%.0f blocks/s = %.0f B/s (wire bytes per block: %.0f to the stick, %.0f back)", s.blocksPerSecond(),
 				s.blocksPerSecond()*64, s.hostToStick, s.stickToHost),
 			fmt.Sprintf("UART bound %.0f blocks/s (busier direction never idle); radio 1-hop limit %.0f B/s", s.uartBlocksS, radio),
@@ -76,14 +76,6 @@ func (m *measurements) rows() []row {
 		})
 	}
 	return rows
-}
-
-// serialPath names what a serial measurement goes through.
-func serialPath(protocol string) string {
-	if protocol == "znp" {
-		return "ZNP driver + MT frames"
-	}
-	return "EZSP driver + ASH"
 }
 
 func (m *measurements) render(w io.Writer) {
@@ -111,3 +103,6 @@ func kb(n int) string {
 
 // hms formats a modelled duration to the second.
 func hms(d time.Duration) string { return d.Round(time.Second).String() }
+
+// serialStack names what a serial bench row goes through.
+var serialStack = map[string]string{"ezsp": "EZSP driver + ASH", "znp": "ZNP driver + MT frames", "zboss": "ZBOSS driver + ZBOSS NCP frames"}

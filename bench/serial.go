@@ -13,6 +13,8 @@ import (
 	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/ncp/ezsp"
 	"github.com/otabridge/otabridge/ncp/ezsp/fakestick"
+	"github.com/otabridge/otabridge/ncp/zboss"
+	zbossfake "github.com/otabridge/otabridge/ncp/zboss/fakestick"
 	"github.com/otabridge/otabridge/ncp/znp"
 	znpfake "github.com/otabridge/otabridge/ncp/znp/fakestick"
 	"github.com/otabridge/otabridge/zcl"
@@ -20,7 +22,7 @@ import (
 
 // serialResult is OTA block traffic through a serial driver and its fake stick at one baud rate.
 type serialResult struct {
-	protocol    string // "ezsp" (EZSP over ASH) or "znp" (Z-Stack MT)
+	protocol    string // "ezsp" (EZSP over ASH), "znp" (Z-Stack MT) or "zboss" (ZBOSS NCP frames)
 	baud        int
 	blocks      int
 	elapsed     time.Duration
@@ -66,15 +68,23 @@ type serialStick interface {
 }
 
 // serialProtocols are the serial drivers the bench measures.
-var serialProtocols = []string{"ezsp", "znp"}
+var serialProtocols = []string{"ezsp", "znp", "zboss"}
 
 // newSerialPair builds the fake stick of a protocol in front of memnet, the driver that reaches it through
 // open, and the stick's wire byte counters (read from the host, written to it).
 func newSerialPair(protocol string, memnet *fakestick.MemNetwork, baud int, open ezsp.Opener) (serialStick, ncp.Radio, func() (int64, int64)) {
-	if protocol == "znp" {
+	switch protocol {
+	case "znp":
 		stick := znpfake.New(memnet, znpfake.Config{Baud: baud})
 		drv := znp.New(znp.Config{Port: "bench-line", Baud: baud}, zerolog.Nop(), znp.WithOpener(znp.Opener(open)))
 		return stick, drv, stick.WireBytes
+	case "zboss":
+		stick := zbossfake.New(memnet, zbossfake.Config{Baud: baud})
+		drv := zboss.New(zboss.Config{Port: "bench-line", Baud: baud}, zerolog.Nop(), zboss.WithOpener(zboss.Opener(open)))
+		return stick, drv, func() (int64, int64) {
+			st := stick.LinkStats()
+			return int64(st.BytesRead), int64(st.BytesWritten)
+		}
 	}
 	stick := fakestick.New(memnet, fakestick.Config{ProtocolVersion: 14, Baud: baud})
 	drv := ezsp.New(ezsp.Config{Port: "bench-line", Baud: baud}, zerolog.Nop(), ezsp.WithOpener(open))
@@ -84,11 +94,11 @@ func newSerialPair(protocol string, memnet *fakestick.MemNetwork, baud int, open
 	}
 }
 
-// benchSerial runs OTA-like traffic for d through a real serial driver (EZSP over ASH, or Z-Stack MT) and
+// benchSerial runs OTA-like traffic for d through a real serial driver (EZSP over ASH, Z-Stack MT or ZBOSS NCP frames) and
 // its fake stick over an in-memory line paced in both directions at baud: per block, one Image Block
-// Response with 64 data bytes (an 81-byte ZCL frame, APS-acked unicast, confirmed by messageSentHandler or
-// AF_DATA_CONFIRM) and the device's next Image Block Request coming back (incomingMessageHandler or
-// AF_INCOMING_MSG).
+// Response with 64 data bytes (an 81-byte ZCL frame, APS-acked unicast, confirmed by messageSentHandler,
+// AF_DATA_CONFIRM or the APSDE-DATA confirm) and the device's next Image Block Request coming back (incomingMessageHandler,
+// AF_INCOMING_MSG or APSDE_DATA_IND).
 func benchSerial(protocol string, baud int, d time.Duration) (serialResult, error) {
 	const short, ieee = 0x4242, zcl.IEEE(0x00124B0099887766)
 	memnet := fakestick.NewMemNetwork(ncp.NetworkInfo{IEEE: 0x00124B00FA4E0001})

@@ -57,8 +57,8 @@ const (
 // AddonOptions are the add-on's options as the Supervisor writes them to /data/options.json. The JSON names
 // are the option names of addon/config.yaml; an optional option the user left out is the zero value.
 type AddonOptions struct {
-	RadioType   string `json:"radio_type"`            // ezsp, znp or sim
-	SerialPort  string `json:"serial_port,omitempty"` // /dev/serial/by-id/…; required for ezsp and znp
+	RadioType   string `json:"radio_type"`            // ezsp, znp, zboss or sim
+	SerialPort  string `json:"serial_port,omitempty"` // /dev/serial/by-id/…; required unless sim
 	BaudRate    int    `json:"baud_rate"`
 	FlowControl string `json:"flow_control"` // none, hardware or software
 

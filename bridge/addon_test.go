@@ -233,7 +233,7 @@ func TestAddonOptionsApplyRejectsInvalidValues(t *testing.T) {
 		modify func(o *AddonOptions)
 		want   string
 	}{
-		{"radio type", func(o *AddonOptions) { o.RadioType = "zigate" }, `add-on option radio_type: "zigate" is not allowed (want sim, ezsp or znp)`},
+		{"radio type", func(o *AddonOptions) { o.RadioType = "zigate" }, `add-on option radio_type: "zigate" is not allowed (want sim, ezsp, znp or zboss)`},
 		{"serial port missing", func(o *AddonOptions) { o.SerialPort = " " }, "add-on option serial_port: required for radio_type ezsp"},
 		{"serial port not a device", func(o *AddonOptions) { o.SerialPort = "COM3" }, `add-on option serial_port: "COM3" is not allowed (want a device path under /dev/)`},
 		{"baud rate", func(o *AddonOptions) { o.BaudRate = 0 }, "add-on option baud_rate: 0 is not allowed"},

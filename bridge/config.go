@@ -58,7 +58,7 @@ type ExistingConfig struct {
 
 // RadioConfig is the `radio` section: which coordinator driver, its serial port and the network to form.
 type RadioConfig struct {
-	// Type is the driver: "sim" (the simulated network of radio.sim), "ezsp" or "znp".
+	// Type is the driver: "sim" (the simulated network of radio.sim), "ezsp", "znp" or "zboss".
 	Type        string        `yaml:"type"`
 	Port        string        `yaml:"port"`
 	Baud        int           `yaml:"baud"`
@@ -121,7 +121,7 @@ const ServerEmbedded = "embedded"
 const EnvPrefix = "OTABRIDGE_"
 
 // Radio types the bridge knows.
-var radioTypes = []string{"sim", "ezsp", "znp"}
+var radioTypes = []string{"sim", "ezsp", "znp", "zboss"}
 
 // DefaultConfig returns the configuration used for every key the file and the environment do not set.
 func DefaultConfig() Config {

@@ -217,7 +217,7 @@ func TestConfigPasswordFile(t *testing.T) {
 func TestConfigValidation(t *testing.T) {
 	tests := []struct{ yaml, want string }{
 		{"mqtt: {qos: 3}", "config mqtt.qos: 3 is not allowed (want 0, 1 or 2)"},
-		{"radio: {type: zigate}", `config radio.type: "zigate" is not allowed (want sim, ezsp or znp)`},
+		{"radio: {type: zigate}", `config radio.type: "zigate" is not allowed (want sim, ezsp, znp or zboss)`},
 		{"radio: {type: ezsp}", "config radio.port: required for radio.type ezsp"},
 		{"radio: {flow_control: rts}", `config radio.flow_control: "rts" is not allowed (want none, hardware or software)`},
 		{"radio: {network: {channel: 27}}", "config radio.network.channel: 27 is not allowed"},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/ncp/ezsp"
+	"github.com/otabridge/otabridge/ncp/zboss"
 	"github.com/otabridge/otabridge/ncp/znp"
 	"github.com/otabridge/otabridge/zcl"
 )
@@ -19,29 +20,41 @@ import (
 // lost: a stick that was reset to factory defaults forms the same network again.
 const NetworkFile = "network.json"
 
-// newSerialRadio builds the driver of a serial coordinator stick.
+// newSerialRadio builds the driver of a serial coordinator stick. Every driver takes the configured network
+// merged with the saved one, and is wrapped so that the network it ends up on is saved.
 func newSerialRadio(cfg RadioConfig, dataDir string, log zerolog.Logger) (ncp.Radio, error) {
+	type serialDriver interface {
+		ncp.Radio
+		Network() ncp.NetworkSettings
+	}
+	var build func(ncp.NetworkSettings) serialDriver
 	switch cfg.Type {
 	case "ezsp":
-		settings, err := ezspNetwork(cfg.Network, filepath.Join(dataDir, NetworkFile), log)
-		if err != nil {
-			return nil, err
+		build = func(s ncp.NetworkSettings) serialDriver {
+			return ezsp.New(ezsp.Config{Port: cfg.Port, Baud: cfg.Baud, FlowControl: cfg.FlowControl, Network: s}, log)
 		}
-		d := ezsp.New(ezsp.Config{Port: cfg.Port, Baud: cfg.Baud, FlowControl: cfg.FlowControl, Network: settings}, log)
-		return &savingRadio{Radio: d, network: d.Network, path: filepath.Join(dataDir, NetworkFile), log: log}, nil
 	case "znp":
-		settings, err := ezspNetwork(cfg.Network, filepath.Join(dataDir, NetworkFile), log)
-		if err != nil {
-			return nil, err
+		build = func(s ncp.NetworkSettings) serialDriver {
+			return znp.New(znp.Config{Port: cfg.Port, Baud: cfg.Baud, FlowControl: cfg.FlowControl, Network: s}, log)
 		}
-		d := znp.New(znp.Config{Port: cfg.Port, Baud: cfg.Baud, FlowControl: cfg.FlowControl, Network: settings}, log)
-		return &savingRadio{Radio: d, network: d.Network, path: filepath.Join(dataDir, NetworkFile), log: log}, nil
+	case "zboss":
+		build = func(s ncp.NetworkSettings) serialDriver {
+			return zboss.New(zboss.Config{Port: cfg.Port, Baud: cfg.Baud, FlowControl: cfg.FlowControl, Network: s}, log)
+		}
+	default:
+		return nil, fmt.Errorf("radio.type %q: no driver built in (want sim, ezsp, znp or zboss)", cfg.Type)
 	}
-	return nil, fmt.Errorf("radio.type %q: no driver built in (want sim, ezsp or znp)", cfg.Type)
+	path := filepath.Join(dataDir, NetworkFile)
+	settings, err := ezspNetwork(cfg.Network, path, log)
+	if err != nil {
+		return nil, err
+	}
+	d := build(settings)
+	return &savingRadio{Radio: d, network: d.Network, path: path, log: log}, nil
 }
 
 // ezspNetwork merges the configured network with the saved one: configured values win, the saved ones fill
-// what the configuration leaves to chance. Every serial driver (ezsp, znp) takes the result.
+// what the configuration leaves to chance. Every serial driver (ezsp, znp, zboss) takes the result.
 func ezspNetwork(c NetworkConfig, savedPath string, log zerolog.Logger) (ncp.NetworkSettings, error) {
 	var saved ncp.NetworkSettings
 	if _, err := LoadJSON(savedPath, &saved, log); err != nil {

@@ -1,6 +1,7 @@
 // Package ncp owns the radio contract: the Radio interface that every coordinator driver implements
-// (ncp/sim, the simulated network; ncp/ezsp, Silicon Labs EZSP over ASH) and the frames and events that
-// cross it. It knows nothing of OTA or MQTT: a driver moves APS frames and reports the network's events.
+// (ncp/sim, the simulated network; ncp/ezsp, Silicon Labs EZSP over ASH; ncp/zboss, the ZBOSS NCP protocol)
+// and the frames, events and network settings that cross it. It knows nothing of OTA or MQTT: a driver moves
+// APS frames and reports the network's events.
 package ncp
 
 import (

@@ -318,13 +318,9 @@ func (ss *session) handleMore(f ezsp.Frame, cmd any, v ezsp.Version) bool {
 	case ezsp.IDLookupNodeIDByEUI64:
 		ieee := cmd.(zcl.IEEE)
 		id := uint16(0xFFFF) // EMBER_NULL_NODE_ID: not in the address table
-		st.mu.Lock()
-		for short, e := range st.eui {
-			if e == ieee {
-				id = short
-			}
+		if short, ok := st.eui.Short(ieee); ok {
+			id = short
 		}
-		st.mu.Unlock()
 		if ieee == st.eui64() {
 			id = 0x0000
 		}

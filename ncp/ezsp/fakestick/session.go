@@ -409,9 +409,7 @@ func (ss *session) handle(b []byte) {
 				ss.bringUp()
 			}
 		case ezsp.IDLookupEUI64ByNodeID:
-			st.mu.Lock()
-			ieee, have := st.eui[c]
-			st.mu.Unlock()
+			ieee, have := st.eui.IEEE(c)
 			if c == 0 && ss.isUp() {
 				ieee, have = st.eui64(), true
 			}

@@ -25,18 +25,13 @@ import (
 	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/ncp/ezsp"
 	"github.com/otabridge/otabridge/ncp/ezsp/ash"
+	"github.com/otabridge/otabridge/ncp/sim"
 	"github.com/otabridge/otabridge/zcl"
 	"github.com/rs/zerolog"
 )
 
 // Network is what the stick needs from the network behind it (a subset of ncp.Radio; *sim.Network fits).
-type Network interface {
-	Start(ctx context.Context) (ncp.NetworkInfo, error)
-	PermitJoin(ctx context.Context, seconds uint8) error
-	Send(ctx context.Context, f ncp.Frame) error
-	Events() <-chan ncp.Event
-	MaxAPSPayload() int
-}
+type Network = sim.StickNetwork
 
 // Config describes the stick.
 type Config struct {
@@ -71,7 +66,7 @@ type Stick struct {
 	trace      frameRing
 	netInfo    ncp.NetworkInfo
 	sess       *session
-	eui        map[uint16]zcl.IEEE
+	eui        sim.AddressBook
 	children   []zcl.IEEE
 	commands   map[string]int
 	unknown    int
@@ -108,7 +103,7 @@ func New(net Network, cfg Config) *Stick {
 		cfg.MaxInFlight = 16
 	}
 	s := &Stick{cfg: cfg, net: net, log: cfg.Log.With().Str("component", "fakestick").Logger(),
-		eui: make(map[uint16]zcl.IEEE), commands: make(map[string]int), stop: make(chan struct{}), serving: make(chan struct{}, 1)}
+		commands: make(map[string]int), stop: make(chan struct{}), serving: make(chan struct{}, 1)}
 	s.nv.network = cfg.Stored
 	s.nv.keyTable = make([]keyTableEntry, keyTableSize)
 	s.trace.init(64)
@@ -301,33 +296,11 @@ func (s *Stick) count(name string) {
 // pumpNetworkEvents turns the network's events into EZSP callbacks for the current session.
 func (s *Stick) pumpNetworkEvents() {
 	defer s.wg.Done()
-	events := s.net.Events()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case ev, ok := <-events:
-			if !ok {
-				return
-			}
-			s.onNetworkEvent(ev)
-		}
-	}
+	sim.PumpEvents(s.stop, s.net.Events(), s.onNetworkEvent)
 }
 
 func (s *Stick) onNetworkEvent(ev ncp.Event) {
-	switch ev.Kind {
-	case ncp.EventJoined, ncp.EventAnnounced:
-		s.mu.Lock()
-		s.eui[ev.Short] = ev.IEEE
-		s.mu.Unlock()
-	case ncp.EventFrame:
-		if ev.Frame.SrcIEEE != 0 {
-			s.mu.Lock()
-			s.eui[ev.Frame.SrcShort] = ev.Frame.SrcIEEE
-			s.mu.Unlock()
-		}
-	}
+	s.eui.Learn(ev)
 	ss := s.current()
 	if ss == nil || !ss.isUp() {
 		s.log.Debug().Stringer("event", ev.Kind).Msg("network event while no host is attached: dropped")
