@@ -44,11 +44,16 @@ type Virtual struct {
 	events eventHeap
 	fired  uint64
 
-	// pacing (see Pace): while paced, Now follows the wall clock times speed.
+	// pacing (see Pace): while paced, Now follows the wall clock times speed, but never past the next event,
+	// never while an event runs and never while a hold is taken.
 	paced    bool
 	speed    float64
 	wallBase time.Time
 	virtBase time.Time
+	running  bool                 // an event function runs on the pacing goroutine
+	holds    map[uint64]time.Time // Hold id → wall deadline
+	holdSeq  uint64
+	rebases  uint64 // times Pace gave up wall time (late wake-up or hold) instead of inventing virtual time
 	wake     chan struct{}
 }
 
@@ -56,7 +61,9 @@ type Virtual struct {
 var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // NewVirtual returns a virtual clock at Epoch.
-func NewVirtual() *Virtual { return &Virtual{now: Epoch, wake: make(chan struct{}, 1)} }
+func NewVirtual() *Virtual {
+	return &Virtual{now: Epoch, wake: make(chan struct{}, 1), holds: make(map[uint64]time.Time)}
+}
 
 // Now returns the virtual time.
 func (v *Virtual) Now() time.Time {
@@ -65,9 +72,20 @@ func (v *Virtual) Now() time.Time {
 	return v.nowLocked()
 }
 
+// pacedTarget is where scaled wall time says the virtual clock should be.
+func (v *Virtual) pacedTarget(wall time.Time) time.Time {
+	return v.virtBase.Add(time.Duration(float64(wall.Sub(v.wallBase)) * v.speed))
+}
+
+// nowLocked advances a paced clock towards scaled wall time: never past the earliest pending event (that
+// event has to run first, at its own time), never while an event runs (its Now is its own time) and never
+// while a hold is taken (the host is still working on something the simulation sent it).
 func (v *Virtual) nowLocked() time.Time {
-	if v.paced {
-		t := v.virtBase.Add(time.Duration(float64(time.Since(v.wallBase)) * v.speed))
+	if v.paced && !v.running && len(v.holds) == 0 {
+		t := v.pacedTarget(time.Now())
+		if len(v.events) > 0 && t.After(v.events[0].at) {
+			t = v.events[0].at
+		}
 		if t.After(v.now) {
 			v.now = t
 		}
@@ -89,18 +107,73 @@ func (v *Virtual) AfterFunc(d time.Duration, f func()) Timer {
 	e := &event{at: v.nowLocked().Add(d), seq: v.seq, f: f, clock: v}
 	heap.Push(&v.events, e)
 	if v.paced && e.index == 0 {
-		select {
-		case v.wake <- struct{}{}:
-		default:
-		}
+		v.signal()
 	}
 	return e
 }
 
-// Pace drives the clock in (scaled) real time until ctx ends: Now follows the wall clock multiplied by
-// speed (1 = real time), and each event runs, on the calling goroutine, when its time comes. This is how
-// the simulated network runs for `go run .` (speed 1) and for bridge-level tests (speed > 1) while keeping
-// every event of the simulation on one goroutine. Pace returns ctx.Err().
+func (v *Virtual) signal() {
+	select {
+	case v.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Hold stops a paced clock's time until release is called or, at the latest, until limit of wall time has
+// passed (a safety net for a holder that never answers; 0 means 1 s). The simulated network takes a hold
+// when it hands a frame to the host and releases it when the host sends its answer, so the host's
+// processing time, multiplied by the speed, is never counted as air time. Release may be called more than
+// once. On a clock that is not paced (a discrete-event run) Hold does nothing.
+func (v *Virtual) Hold(limit time.Duration) (release func()) {
+	if limit <= 0 {
+		limit = time.Second
+	}
+	v.mu.Lock()
+	if !v.paced {
+		v.mu.Unlock()
+		return func() {}
+	}
+	v.nowLocked()
+	v.holdSeq++
+	id := v.holdSeq
+	v.holds[id] = time.Now().Add(limit)
+	v.mu.Unlock()
+	return func() {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if _, ok := v.holds[id]; !ok {
+			return
+		}
+		delete(v.holds, id)
+		if len(v.holds) == 0 {
+			v.rebaseLocked(time.Now())
+			v.signal()
+		}
+	}
+}
+
+// rebaseLocked makes scaled wall time start again from the current virtual time: the wall time since the
+// last base that the simulation could not use (a hold, a late wake-up) is given up, not turned into
+// virtual time.
+func (v *Virtual) rebaseLocked(wall time.Time) {
+	if !v.paced {
+		return
+	}
+	v.wallBase, v.virtBase = wall, v.now
+	v.rebases++
+}
+
+// maxLag is how far (in wall time) Pace may fall behind scaled wall time and still catch up by running
+// events back to back; further behind, it rebases (slows down) rather than racing.
+const maxLag = 20 * time.Millisecond
+
+// Pace drives the clock in (scaled) real time until ctx ends: virtual time follows the wall clock
+// multiplied by speed (1 = real time), and each event runs, on the calling goroutine, when its time comes,
+// with Now equal to its own time. Pace never invents virtual time: a late wake-up runs the event at its own
+// time (catching up while less than 20 ms behind, slowing down beyond), and while a Hold is taken virtual
+// time stands still. So the simulated durations are those of the discrete-event run of the same events.
+// This is how the simulated network runs for `go run .` (speed 1) and for bridge-level tests (speed > 1)
+// while keeping every event of the simulation on one goroutine. Pace returns ctx.Err().
 func (v *Virtual) Pace(ctx context.Context, speed float64) error {
 	if speed <= 0 {
 		speed = 1
@@ -117,17 +190,11 @@ func (v *Virtual) Pace(ctx context.Context, speed float64) error {
 	wait := time.NewTimer(time.Hour)
 	defer wait.Stop()
 	for {
-		v.mu.Lock()
-		var delay time.Duration = time.Hour
-		if len(v.events) > 0 {
-			delay = time.Duration(float64(v.events[0].at.Sub(v.nowLocked())) / speed)
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		v.mu.Unlock()
-		if delay <= 0 {
-			v.step(v.Now(), true)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
+		delay := v.paceStep()
+		if delay == 0 {
 			continue
 		}
 		wait.Reset(delay)
@@ -144,6 +211,80 @@ func (v *Virtual) Pace(ctx context.Context, speed float64) error {
 			}
 		}
 	}
+}
+
+// paceStep runs the next event if it is due and returns 0, or returns how long to wait.
+func (v *Virtual) paceStep() time.Duration {
+	v.mu.Lock()
+	wall := time.Now()
+	if len(v.holds) > 0 {
+		next := time.Duration(-1)
+		for id, deadline := range v.holds {
+			if !wall.Before(deadline) {
+				delete(v.holds, id)
+				continue
+			}
+			if left := deadline.Sub(wall); next < 0 || left < next {
+				next = left
+			}
+		}
+		if len(v.holds) > 0 {
+			v.mu.Unlock()
+			return next
+		}
+		v.rebaseLocked(wall)
+	}
+	if len(v.events) == 0 {
+		v.mu.Unlock()
+		return time.Hour
+	}
+	target := v.pacedTarget(wall)
+	e := v.events[0]
+	if e.at.After(target) {
+		v.mu.Unlock()
+		return max(time.Duration(float64(e.at.Sub(target))/v.speed), time.Microsecond)
+	}
+	if lag := time.Duration(float64(target.Sub(e.at)) / v.speed); lag > maxLag {
+		if e.at.After(v.now) {
+			v.now = e.at
+		}
+		v.rebaseLocked(wall)
+	}
+	v.mu.Unlock()
+	v.runNext()
+	return 0
+}
+
+// runNext runs the earliest event with Now frozen at its time.
+func (v *Virtual) runNext() {
+	v.mu.Lock()
+	if len(v.events) == 0 {
+		v.mu.Unlock()
+		return
+	}
+	e := heap.Pop(&v.events).(*event)
+	if e.at.After(v.now) {
+		v.now = e.at
+	}
+	v.fired++
+	f := e.f
+	e.f = nil
+	v.running = true
+	v.mu.Unlock()
+	defer func() {
+		v.mu.Lock()
+		v.running = false
+		v.mu.Unlock()
+	}()
+	f()
+}
+
+// Rebases returns how often a paced clock gave up wall time (late wake-ups beyond the catch-up window, and
+// holds) instead of inventing virtual time.
+func (v *Virtual) Rebases() uint64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.rebases
 }
 
 // Pending returns the number of scheduled events.

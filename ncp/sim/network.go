@@ -54,13 +54,15 @@ type Network struct {
 	stats    LinkStats
 
 	// Event delivery to Events(): an unbounded queue drained by one goroutine owned by the Network.
-	qmu    sync.Mutex
-	queue  []ncp.Event
-	qwake  chan struct{}
-	events chan ncp.Event
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	once   sync.Once
+	qmu   sync.Mutex
+	queue []ncp.Event
+	// hostHolds are the clock holds of events handed to the host and not yet answered (see emit).
+	hostHolds []func()
+	qwake     chan struct{}
+	events    chan ncp.Event
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	once      sync.Once
 }
 
 var _ ncp.Radio = (*Network)(nil)
@@ -273,6 +275,7 @@ func (n *Network) Close() error {
 	n.once.Do(func() {
 		n.closed.Store(true)
 		close(n.stop)
+		n.releaseHostHolds()
 		n.wg.Wait()
 	})
 	return nil
@@ -318,6 +321,7 @@ func (n *Network) SendAsync(f ncp.Frame, done func(error)) {
 		return
 	}
 	f.Payload = append([]byte(nil), f.Payload...)
+	defer n.hostAnswered() // after scheduling: the frame leaves at the time the host answered
 	n.clk.AfterFunc(0, func() {
 		if n.closed.Load() {
 			done(ncp.ErrClosed)
@@ -364,12 +368,46 @@ func (n *Network) emit(ev ncp.Event) {
 		h(ev)
 		return
 	}
+	// The host works on the event in wall time; a paced clock stands still until it answers (its next Send)
+	// or hostHoldLimit has passed, so its processing is never counted as simulated air time.
+	release := n.clk.Hold(hostHoldLimit)
 	n.qmu.Lock()
 	n.queue = append(n.queue, ev)
+	n.hostHolds = append(n.hostHolds, release)
 	n.qmu.Unlock()
 	select {
 	case n.qwake <- struct{}{}:
 	default:
+	}
+}
+
+// hostHoldLimit bounds one hold of the paced clock for an event the host does not answer (a join, a
+// report): the clock waits this long in wall time, never in simulated time.
+const hostHoldLimit = 20 * time.Millisecond
+
+// hostAnswered releases the oldest clock hold: the host sent something, so it is done with an event.
+func (n *Network) hostAnswered() {
+	n.qmu.Lock()
+	var release func()
+	if len(n.hostHolds) > 0 {
+		release = n.hostHolds[0]
+		n.hostHolds[0] = nil
+		n.hostHolds = n.hostHolds[1:]
+	}
+	n.qmu.Unlock()
+	if release != nil {
+		release()
+	}
+}
+
+// releaseHostHolds releases every clock hold (Close).
+func (n *Network) releaseHostHolds() {
+	n.qmu.Lock()
+	holds := n.hostHolds
+	n.hostHolds = nil
+	n.qmu.Unlock()
+	for _, release := range holds {
+		release()
 	}
 }
 
