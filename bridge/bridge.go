@@ -192,6 +192,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 		b.log) // NewInterviewer adds its component
 	b.engine = ota.NewEngine(b.cfg.OTA, store, &engineOutput{b: b}, b.clk, b.log)
 	b.engine.SetMaxAPSPayload(b.radio.MaxAPSPayload())
+	if f, ok := b.radio.(ncp.Fragmenter); ok {
+		b.engine.SetMaxFragmentedPayload(f.MaxFragmentedPayload())
+	}
 	b.engine.SetWallClock(time.Now)
 	b.saver = NewSaver(SaverConfig{Path: statePath, Snapshot: b.snapshot, Log: b.log})
 	restored := b.registry.Restore(state.Registry)

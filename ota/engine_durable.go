@@ -34,6 +34,8 @@ type DurableDevice struct {
 	LastError  string        `json:"last_error,omitempty"`
 	StartedAt  time.Time     `json:"started_at"`
 	FinishedAt time.Time     `json:"finished_at"`
+	// NoFragments: the device failed with APS-fragmented blocks and gets unfragmented ones.
+	NoFragments bool `json:"no_fragments,omitempty"`
 }
 
 // DurableImage names an image across restarts.
@@ -72,7 +74,7 @@ func (e *Engine) Snapshot() Durable {
 		dd := DurableDevice{IEEE: d.info.IEEE, State: d.state, Info: d.info, FileKnown: d.info.FileVersionKnown,
 			HWKnown: d.info.HasHardwareVersion, Target: target, Pending: durableImage(d.pending),
 			Approved: d.approved, Retries: d.retries, Queued: d.queued, NotBefore: d.notBef, From: d.from,
-			To: d.to, LastError: d.lastError, StartedAt: d.startedAt, FinishedAt: d.finishedAt}
+			To: d.to, LastError: d.lastError, StartedAt: d.startedAt, FinishedAt: d.finishedAt, NoFragments: d.noFragments}
 		for id := range d.rejected {
 			dd.Rejected = append(dd.Rejected, id)
 		}
@@ -102,6 +104,7 @@ func (e *Engine) Restore(s Durable) {
 		d.queued, d.notBef, d.from, d.to = dd.Queued, dd.NotBefore, dd.From, dd.To
 		d.lastError, d.startedAt, d.finishedAt, d.changedAt = dd.LastError, dd.StartedAt, dd.FinishedAt, e.wall()
 		d.target, d.pending = e.lookupDurable(dd.Target), e.lookupDurable(dd.Pending)
+		d.noFragments = dd.NoFragments
 		if len(dd.Rejected) > 0 {
 			d.rejected = make(map[zcl.ImageID]bool, len(dd.Rejected))
 			for _, id := range dd.Rejected {

@@ -88,7 +88,9 @@ type LinkStats struct {
 	Lost       int // messages lost on a hop after all MAC retries (or not heard by a broadcast recipient)
 	Duplicated int // messages delivered twice
 	Polls      int // MAC data requests of sleepy devices
-	PerKind    map[string]KindStats
+	// FragmentedDropped counts fragmented messages that reached a device without APS fragmentation support.
+	FragmentedDropped int
+	PerKind           map[string]KindStats
 }
 
 // KindStats is the share of one kind of message ("ota.image_block_response", "zdo.match_desc_req",
@@ -111,10 +113,11 @@ func New(cfg Config, clk *clock.Virtual, log zerolog.Logger) (*Network, error) {
 	}
 	cfg = cfg.WithDefaults()
 	n := &Network{
-		cfg:        cfg,
-		clk:        clk,
-		log:        log.With().Str("radio", "sim").Logger().Hook(simTimeHook{clk}),
-		link:       LinkModel{Fast: cfg.Link.Mode == ModeFast},
+		cfg: cfg,
+		clk: clk,
+		log: log.With().Str("radio", "sim").Logger().Hook(simTimeHook{clk}),
+		link: LinkModel{Fast: cfg.Link.Mode == ModeFast, FragmentWindow: cfg.Link.FragmentWindow,
+			FragmentInterval: cfg.Link.FragmentInterval},
 		byIEEE:     make(map[zcl.IEEE]*Device, len(cfg.Devices)),
 		byShort:    make(map[uint16]*Device, len(cfg.Devices)),
 		rng:        rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6f74616272696467)), // "otabridg"
@@ -265,6 +268,12 @@ func (n *Network) PermitJoin(ctx context.Context, seconds uint8) error {
 
 // MaxAPSPayload is the largest unfragmented APS payload (82 B).
 func (n *Network) MaxAPSPayload() int { return MaxAPSPayload }
+
+var _ ncp.Fragmenter = (*Network)(nil)
+
+// MaxFragmentedPayload is the largest APS payload the coordinator sends fragmented (link
+// max_fragmented_payload; 0 when fragmentation is off).
+func (n *Network) MaxFragmentedPayload() int { return max(n.cfg.Link.MaxFragmentedPayload, 0) }
 
 // Events returns the event channel (closed after Close). Unused when a handler is set.
 func (n *Network) Events() <-chan ncp.Event { return n.events }
@@ -453,6 +462,7 @@ type message struct {
 	payload    []byte
 	needAck    bool // APS ack asked for, or fragmented
 	fragmented bool
+	windows    int // fragmented: APS windows acknowledged so far (a retry resends from the next one)
 	tries      int
 	delivered  bool
 	acked      bool
@@ -574,7 +584,12 @@ func (n *Network) transmitHop(m *message, done int, last bool) {
 	if m.up && done == 0 && !d.online {
 		return // a device that is off the air sends nothing
 	}
-	_, ok := n.occupy(m.kind, len(m.payload), !m.broadcast, n.lossRate(d), rxOnline)
+	var ok bool
+	if m.fragmented && !m.broadcast {
+		ok = n.occupyFragments(m, n.lossRate(d), rxOnline, last)
+	} else {
+		_, ok = n.occupy(m.kind, len(m.payload), !m.broadcast, n.lossRate(d), rxOnline)
+	}
 	n.afterReservation(func() { n.hopDone(m, done, ok) })
 }
 
@@ -624,6 +639,12 @@ func (n *Network) arrive(m *message) {
 			}
 			o.finish(nil)
 		}
+		return
+	}
+	if m.fragmented && !m.up && !m.dev.fragmentation() {
+		n.log.Debug().Str("ieee", m.dev.cfg.IEEE.String()).Str("kind", m.kind).Int("bytes", len(m.payload)).
+			Msg("fragmented frame dropped: the device has no APS fragmentation")
+		n.addStats(func(s *LinkStats) { s.FragmentedDropped++ })
 		return
 	}
 	if m.needAck {
@@ -821,6 +842,58 @@ func (n *Network) occupy(kind string, apsPayload int, unicast bool, loss float64
 	})
 	n.book(kind, dur, &acc)
 	return dur, ok
+}
+
+// occupyFragments books one hop of a fragmented unicast message window by window (see the link model):
+// the fragments of each window not yet acknowledged, the fragment interval between them, and, on the last
+// hop, the APS ack of every window but the last back over all hops (the last window's ack is the message's
+// own APS ack, sent on arrival). It reports whether every remaining fragment got over this hop.
+func (n *Network) occupyFragments(m *message, loss float64, rxOnline, lastHop bool) bool {
+	var (
+		dur, ackDur time.Duration
+		acc, ackAcc hopAccount
+		ok          = true
+	)
+	size := len(m.payload)
+	frags := Fragments(size)
+	window := n.cfg.Link.FragmentWindow
+	if window <= 0 {
+		window = frags
+	}
+	windowAcks := lastHop && (m.up || m.dev.fragmentation()) // a device that does not reassemble never acks
+	for first := m.windows * window; ok && first < frags; first += window {
+		end := min(first+window, frags)
+		for i := first; i < end; i++ {
+			if i > first {
+				dur += ifReal(n.link, n.cfg.Link.FragmentInterval)
+			}
+			d, delivered := n.attempts(FrameOverheadBytes+fragmentSize(size, i), true, loss, rxOnline, &acc)
+			dur += d
+			if !delivered {
+				ok = false
+				break
+			}
+		}
+		if !ok || end == frags || !windowAcks {
+			continue
+		}
+		// The window's APS ack, back over every hop (the last window's ack is the message's own APS ack).
+		for h := 0; h < m.dev.cfg.Hops && ok; h++ {
+			d, delivered := n.attempts(FrameOverheadBytes+APSFragmentAckExtra, true, loss, true, &ackAcc)
+			ackDur += d
+			ok = delivered
+		}
+		if ok {
+			m.windows++
+			n.countMessage("aps_ack")
+			n.addStats(func(s *LinkStats) { s.APSAcks++ })
+		}
+	}
+	n.book(m.kind, dur, &acc)
+	if ackAcc.frames > 0 {
+		n.book("aps_ack", ackDur, &ackAcc)
+	}
+	return ok
 }
 
 // occupyRaw is occupy for a frame of a fixed size on the air (a MAC command).
