@@ -22,9 +22,11 @@ func TestMeasureSmall(t *testing.T) {
 	require.Len(t, m.goodput, 4)
 	for _, g := range m.goodput[:3] {
 		assert.GreaterOrEqual(t, g.goodput/g.linkLimit, 0.9, "block client %d B", g.clientMax)
-		assert.LessOrEqual(t, g.block, 64, "blocks capped by the radio's unfragmented payload")
 	}
 	assert.Equal(t, 48, m.goodput[0].block)
+	assert.Equal(t, 64, m.goodput[1].block)
+	assert.Equal(t, 223, m.goodput[2].block, "the esp-v2 client gets the 223 B it asks for, APS-fragmented")
+	assert.Greater(t, m.goodput[2].goodput, 1.9*m.goodput[1].goodput, "fragmented 223 B blocks against 64 B blocks")
 	assert.Greater(t, m.goodput[3].goodput, m.goodput[3].linkLimit, "page requests beat request-response")
 
 	require.Len(t, m.fleets, 2)
