@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,6 +78,9 @@ type Config struct {
 	OnReset func()
 	// ResetCode (NCP) is the code the RSTACK answering a RST carries (default ResetSoftware).
 	ResetCode uint8
+	// Window is the number of DATA frames this side keeps in flight (1..7; 0: 1, as bellows). UG101 allows up
+	// to 7; an EmberZNet NCP sends with up to 5 (TX_K) and takes any in-order window from the host.
+	Window int
 	// Baud, when > 0, paces the writer to 10 bits per byte at this rate: it models the UART on links that have
 	// none (a pseudo-terminal, a pipe).
 	Baud int
@@ -101,29 +105,37 @@ type Stats struct {
 
 type outstanding struct {
 	frm    uint8
+	data   []byte
 	acked  chan struct{} // closed when ACKed
 	nak    chan struct{} // one token per NAK
 	broken chan error    // the link reset under it
 	done   bool
 }
 
-// Conn is one ASH link over a byte stream, with a window of one outstanding DATA frame per direction (as
-// bellows does; it keeps the NCP's buffers safe and the OTA traffic is one command at a time anyway). It owns
-// the port: Close closes it. Its reader and writer goroutines stop on Close or when the port fails.
+// MaxWindow is the largest number of DATA frames in flight ASH allows: frame numbers count modulo 8, and
+// an acknowledgement number must tell "all acknowledged" from "none" (UG101).
+const MaxWindow = 7
+
+// Conn is one ASH link over a byte stream. Up to Config.Window DATA frames are in flight at once (sliding
+// window, go-back-N: a NAK or an ACK timeout resends the frame and every later one still unacknowledged, in
+// order); the receiving side takes frames strictly in order, ACKs each, NAKs the first out-of-order one and
+// re-ACKs retransmissions it already took. It owns the port: Close closes it. Its reader and writer
+// goroutines stop on Close or when the port fails.
 type Conn struct {
 	cfg  Config
 	port io.ReadWriteCloser
 	log  zerolog.Logger
 
 	txq     chan []byte
-	sendSem chan struct{}
+	sendSem chan struct{} // one token per DATA frame in flight (Window)
+	txMu    sync.Mutex    // DATA frames reach txq in frame-number order (first sends and resends)
 
 	mu         sync.Mutex
 	connected  bool
 	txFrm      uint8
 	rxExpect   uint8
 	rejecting  bool
-	out        *outstanding
+	outs       []*outstanding // in flight, oldest first
 	ackTimeout time.Duration
 	resetWait  chan Frame
 
@@ -163,12 +175,13 @@ func NewConn(port io.ReadWriteCloser, cfg Config) *Conn {
 	if cfg.ResetCode == 0 {
 		cfg.ResetCode = ResetSoftware
 	}
+	cfg.Window = max(1, min(cfg.Window, MaxWindow))
 	c := &Conn{
 		cfg:        cfg,
 		port:       port,
 		log:        cfg.Log,
 		txq:        make(chan []byte, 64),
-		sendSem:    make(chan struct{}, 1),
+		sendSem:    make(chan struct{}, cfg.Window),
 		ackTimeout: cfg.AckTimeoutInit,
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
@@ -297,9 +310,10 @@ func (c *Conn) SendError(code uint8) {
 	c.enqueue(Frame{Type: FrameError, Version: Version, Code: code}.Append(nil))
 }
 
-// Send transmits one DATA frame (3-128 bytes) and returns when the peer acknowledged it. It retransmits on
-// NAK and on ACK timeout (doubling the timer each time), and gives up with ErrAckTimeout after MaxAckTimeouts
-// timeouts in a row, which leaves the link down (the host must Reset). Calls are serialised: the window is 1.
+// Send transmits one DATA frame (3-128 bytes) and returns when the peer acknowledged it. Up to Window calls
+// have their frames in flight at once; more wait for a free slot. It retransmits (go-back-N from its frame)
+// on NAK and on ACK timeout (doubling the timer each time), and gives up with ErrAckTimeout after
+// MaxAckTimeouts timeouts in a row, which leaves the link down (the host must Reset).
 func (c *Conn) Send(ctx context.Context, data []byte) error {
 	if len(data) < minDataLen || len(data) > MaxDataLen {
 		return fmt.Errorf("ASH DATA field of %d bytes: must be %d-%d", len(data), minDataLen, MaxDataLen)
@@ -313,41 +327,31 @@ func (c *Conn) Send(ctx context.Context, data []byte) error {
 	}
 	defer func() { <-c.sendSem }()
 
+	c.txMu.Lock()
 	c.mu.Lock()
 	if !c.connected {
 		c.mu.Unlock()
+		c.txMu.Unlock()
 		return ErrNotConnected
 	}
-	o := &outstanding{frm: c.txFrm, acked: make(chan struct{}), nak: make(chan struct{}, 1), broken: make(chan error, 1)}
+	o := &outstanding{frm: c.txFrm, data: data, acked: make(chan struct{}), nak: make(chan struct{}, 1), broken: make(chan error, 1)}
 	c.txFrm = (c.txFrm + 1) & 7
-	c.out = o
+	c.outs = append(c.outs, o)
+	f := Frame{Type: FrameData, FrmNum: o.frm, AckNum: c.rxExpect, Data: data}
+	wait := c.ackTimeout
 	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		if c.out == o {
-			c.out = nil
-		}
-		c.mu.Unlock()
-	}()
+	c.st.dataSent.Add(1)
+	c.debugFrame("tx", f)
+	sent := time.Now()
+	c.enqueue(f.Append(nil))
+	c.txMu.Unlock()
+	defer c.forget(o)
 
 	reTx := false
 	timeouts := 0
-	timer := time.NewTimer(time.Hour)
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
-		c.mu.Lock()
-		f := Frame{Type: FrameData, FrmNum: o.frm, AckNum: c.rxExpect, ReTx: reTx, Data: data}
-		wait := c.ackTimeout
-		c.mu.Unlock()
-		if reTx {
-			c.st.retx.Add(1)
-		} else {
-			c.st.dataSent.Add(1)
-		}
-		c.debugFrame("tx", f)
-		sent := time.Now()
-		c.enqueue(f.Append(nil))
-		timer.Reset(wait)
 		select {
 		case <-o.acked:
 			if !reTx {
@@ -388,6 +392,44 @@ func (c *Conn) Send(ctx context.Context, data []byte) error {
 			default:
 			}
 		}
+		c.mu.Lock()
+		wait = c.ackTimeout
+		c.mu.Unlock()
+		c.resendFrom(o)
+		timer.Reset(wait)
+	}
+}
+
+// resendFrom retransmits o and every later frame still in flight, in order (go-back-N). Nothing when o was
+// acknowledged meanwhile.
+func (c *Conn) resendFrom(o *outstanding) {
+	c.txMu.Lock()
+	defer c.txMu.Unlock()
+	c.mu.Lock()
+	i := slices.Index(c.outs, o)
+	if i < 0 || o.done {
+		c.mu.Unlock()
+		return
+	}
+	frames := make([][]byte, 0, len(c.outs)-i)
+	for _, r := range c.outs[i:] {
+		f := Frame{Type: FrameData, FrmNum: r.frm, AckNum: c.rxExpect, ReTx: true, Data: r.data}
+		c.debugFrame("tx", f)
+		frames = append(frames, f.Append(nil))
+	}
+	c.mu.Unlock()
+	for _, b := range frames {
+		c.st.retx.Add(1)
+		c.enqueue(b)
+	}
+}
+
+// forget drops o from the frames in flight (acknowledged, failed or abandoned).
+func (c *Conn) forget(o *outstanding) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i := slices.Index(c.outs, o); i >= 0 {
+		c.outs = slices.Delete(c.outs, i, i+1)
 	}
 }
 
@@ -399,12 +441,15 @@ func (c *Conn) adaptAckTimer(measured time.Duration) {
 	c.ackTimeout = max(c.cfg.AckTimeoutMin, min(t, c.cfg.AckTimeoutMax))
 }
 
-// breakOutstanding fails the DATA frame in flight; c.mu held.
+// breakOutstanding fails every DATA frame in flight; c.mu held.
 func (c *Conn) breakOutstanding(err error) {
-	if c.out != nil && !c.out.done {
-		c.out.done = true
-		c.out.broken <- err
+	for _, o := range c.outs {
+		if !o.done {
+			o.done = true
+			o.broken <- err
+		}
 	}
+	c.outs = nil
 }
 
 func (c *Conn) enqueue(b []byte) {
@@ -519,8 +564,10 @@ func (c *Conn) handle(f Frame, err error) {
 			if c.cfg.OnData != nil {
 				c.cfg.OnData(f.Data)
 			}
-		case f.ReTx && f.FrmNum == (c.rxExpect-1)&7:
-			// A retransmission of the frame we took last: our ACK got lost. ACK again, deliver nothing.
+		case f.ReTx:
+			// A retransmission of a frame we already took (our ACK got lost), or of one after a frame we
+			// are still missing (go-back-N resends from the lost one; it comes again): ACK where we are,
+			// deliver nothing.
 			ack := c.rxExpect
 			c.mu.Unlock()
 			c.st.dups.Add(1)
@@ -543,10 +590,12 @@ func (c *Conn) handle(f Frame, err error) {
 		c.st.naksRecv.Add(1)
 		c.mu.Lock()
 		c.takeAckNum(f.AckNum)
-		if o := c.out; o != nil && !o.done && f.AckNum == o.frm {
-			select {
-			case o.nak <- struct{}{}:
-			default:
+		for _, o := range c.outs {
+			if !o.done && f.AckNum == o.frm {
+				select {
+				case o.nak <- struct{}{}:
+				default:
+				}
 			}
 		}
 		c.mu.Unlock()
@@ -585,11 +634,19 @@ func (c *Conn) handle(f Frame, err error) {
 	}
 }
 
-// takeAckNum processes an acknowledgement number (ACK, NAK or piggybacked on DATA); c.mu held.
+// takeAckNum processes an acknowledgement number (ACK, NAK or piggybacked on DATA): it acknowledges every
+// frame in flight before ack (cumulative, modulo 8); c.mu held.
 func (c *Conn) takeAckNum(ack uint8) {
-	if o := c.out; o != nil && !o.done && ack == (o.frm+1)&7 {
-		o.done = true
-		close(o.acked)
+	for len(c.outs) > 0 {
+		o := c.outs[0]
+		if k := int((ack - o.frm) & 7); k == 0 || k > len(c.outs) {
+			return // ack is o's own number (o not yet taken) or a stale one
+		}
+		if !o.done {
+			o.done = true
+			close(o.acked)
+		}
+		c.outs = c.outs[1:]
 	}
 }
 
