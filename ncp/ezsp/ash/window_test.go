@@ -173,7 +173,15 @@ func TestWindowedLinkOverALossyPipe(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	time.Sleep(50 * time.Millisecond) // the last ACKs' deliveries are already done; let trailing frames drain
+	// A frame is ACKed just before OnData runs: wait for the last deliveries (failure guard only).
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		mu.Lock()
+		all := len(hostGot) >= senders*each && len(ncpGot) >= senders*each
+		mu.Unlock()
+		if all {
+			break
+		}
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	for _, c := range []struct {
