@@ -26,7 +26,8 @@ func newSerialRadio(cfg RadioConfig, dataDir string, log zerolog.Logger) (ncp.Ra
 		if err != nil {
 			return nil, err
 		}
-		d := ezsp.New(ezsp.Config{Port: cfg.Port, Baud: cfg.Baud, FlowControl: cfg.FlowControl, Network: settings}, log)
+		d := ezsp.New(ezsp.Config{Port: cfg.Port, Baud: cfg.Baud, FlowControl: cfg.FlowControl,
+			ASHWindow: cfg.ASHWindow, MaxInFlight: cfg.MaxInFlight, Network: settings}, log)
 		return &savingRadio{Radio: d, network: d.Network, path: filepath.Join(dataDir, NetworkFile), log: log}, nil
 	}
 	return nil, fmt.Errorf("radio.type %q: no driver built in (want sim or ezsp)", cfg.Type)

@@ -126,7 +126,7 @@ type Conn struct {
 	port io.ReadWriteCloser
 	log  zerolog.Logger
 
-	txq     chan []byte
+	txq     chan txItem
 	sendSem chan struct{} // one token per DATA frame in flight (Window)
 	txMu    sync.Mutex    // DATA frames reach txq in frame-number order (first sends and resends)
 
@@ -180,7 +180,7 @@ func NewConn(port io.ReadWriteCloser, cfg Config) *Conn {
 		cfg:        cfg,
 		port:       port,
 		log:        cfg.Log,
-		txq:        make(chan []byte, 64),
+		txq:        make(chan txItem, 64),
 		sendSem:    make(chan struct{}, cfg.Window),
 		ackTimeout: cfg.AckTimeoutInit,
 		stop:       make(chan struct{}),
@@ -341,9 +341,8 @@ func (c *Conn) Send(ctx context.Context, data []byte) error {
 	wait := c.ackTimeout
 	c.mu.Unlock()
 	c.st.dataSent.Add(1)
-	c.debugFrame("tx", f)
 	sent := time.Now()
-	c.enqueue(f.Append(nil))
+	c.enqueueFrame(f)
 	c.txMu.Unlock()
 	defer c.forget(o)
 
@@ -411,16 +410,14 @@ func (c *Conn) resendFrom(o *outstanding) {
 		c.mu.Unlock()
 		return
 	}
-	frames := make([][]byte, 0, len(c.outs)-i)
+	frames := make([]Frame, 0, len(c.outs)-i)
 	for _, r := range c.outs[i:] {
-		f := Frame{Type: FrameData, FrmNum: r.frm, AckNum: c.rxExpect, ReTx: true, Data: r.data}
-		c.debugFrame("tx", f)
-		frames = append(frames, f.Append(nil))
+		frames = append(frames, Frame{Type: FrameData, FrmNum: r.frm, ReTx: true, Data: r.data})
 	}
 	c.mu.Unlock()
-	for _, b := range frames {
+	for _, f := range frames {
 		c.st.retx.Add(1)
-		c.enqueue(b)
+		c.enqueueFrame(f)
 	}
 }
 
@@ -452,9 +449,25 @@ func (c *Conn) breakOutstanding(err error) {
 	c.outs = nil
 }
 
+// txItem is one thing for the writer: raw bytes, or a DATA or ACK frame whose acknowledgement number the
+// writer fills in when it writes it, so that no frame ever carries an older ackNum than one sent before it
+// (with several frames in flight a stale ackNum would acknowledge frames modulo 8 that never arrived).
+type txItem struct {
+	raw   []byte
+	frame Frame
+}
+
+// enqueueFrame queues a DATA or ACK frame; its AckNum is set at write time.
+func (c *Conn) enqueueFrame(f Frame) {
+	select {
+	case c.txq <- txItem{frame: f}:
+	case <-c.done:
+	}
+}
+
 func (c *Conn) enqueue(b []byte) {
 	select {
-	case c.txq <- b:
+	case c.txq <- txItem{raw: b}:
 	case <-c.done:
 	}
 }
@@ -466,7 +479,16 @@ func (c *Conn) writeLoop() {
 		select {
 		case <-c.done:
 			return
-		case b := <-c.txq:
+		case it := <-c.txq:
+			b := it.raw
+			if b == nil {
+				f := it.frame
+				c.mu.Lock()
+				f.AckNum = c.rxExpect
+				c.mu.Unlock()
+				c.debugFrame("tx", f)
+				b = f.Append(nil)
+			}
 			if c.cfg.TxFilter != nil {
 				b = c.cfg.TxFilter(b)
 			}
@@ -655,6 +677,10 @@ func (c *Conn) sendAckNak(t FrameType, ack uint8) {
 		c.st.naks.Add(1)
 	} else {
 		c.st.acks.Add(1)
+	}
+	if t == FrameAck {
+		c.enqueueFrame(Frame{Type: t}) // the writer sends the ackNum current when it writes
+		return
 	}
 	f := Frame{Type: t, AckNum: ack}
 	c.debugFrame("tx", f)
