@@ -189,12 +189,13 @@ func measure(p plan, dir string, logf func(string, ...any)) (*measurements, erro
 		m.bridge = &r
 	}
 
-	for _, baud := range []int{115200, 460800} {
+	for _, c := range []struct{ baud, streams int }{{115200, 1}, {460800, 1}, {115200, 4}, {460800, 4}} {
 		if !p.runs("serial") {
 			break
 		}
-		logf("serial: %d baud", baud)
-		r, err := benchSerial(baud, p.serialTime)
+		baud := c.baud
+		logf("serial: %d baud, %d streams", baud, c.streams)
+		r, err := benchSerial(baud, c.streams, p.serialTime)
 		if err != nil {
 			return nil, err
 		}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otabridge/otabridge/ncp/ezsp"
+	"github.com/otabridge/otabridge/ncp/ezsp/fakestick"
 	"github.com/otabridge/otabridge/ncp/sim"
 )
 
@@ -79,14 +81,45 @@ func (m *measurements) rows() []row {
 	radio := sim.LinkModel{}.BlockGoodput(64, true, 1)
 	for _, s := range m.serial {
 		rows = append(rows, row{
-			fmt.Sprintf("Serial: 64 B blocks through EZSP driver + ASH + fake stick, %d baud paced both ways (send, confirm, next request)", s.baud),
+			fmt.Sprintf("Serial: 64 B blocks through EZSP driver + ASH (host window %d, stick %d) + fake stick, %d baud paced both ways, %d transfer(s) at once (send, confirm, next request)",
+				ezsp.DefaultASHWindow, fakestick.NCPWindow, s.baud, s.streams),
 			fmt.Sprintf("%.0f blocks/s = %.0f B/s (wire bytes per block: %.0f to the stick, %.0f back)", s.blocksPerSecond(),
 				s.blocksPerSecond()*64, s.hostToStick, s.stickToHost),
 			fmt.Sprintf("UART bound %.0f blocks/s (busier direction never idle); radio 1-hop limit %.0f B/s", s.uartBlocksS, radio),
 			fmt.Sprintf("%.2f of UART, %.1f× radio", s.blocksPerSecond()/s.uartBlocksS, s.blocksPerSecond()*64/radio),
 		})
 	}
+	rows = append(rows, m.fleetThroughStickRow()...)
 	return rows
+}
+
+// fleetThroughStickRow combines the modelled fleet (otabridge defaults) with the measured serial throughput
+// of concurrent transfers at 115200 baud: the fleet's blocks must pass both the channel and the serial link,
+// so its modelled total through a stick is the longer of the two.
+func (m *measurements) fleetThroughStickRow() []row {
+	if len(m.fleets) == 0 {
+		return nil
+	}
+	var serial *serialResult
+	for i := range m.serial {
+		if s := &m.serial[i]; s.baud == 115200 && (serial == nil || s.streams > serial.streams) {
+			serial = s
+		}
+	}
+	if serial == nil {
+		return nil
+	}
+	f := m.fleets[0]
+	blocks := float64(f.devices) * float64((f.imageSize+f.block-1)/f.block)
+	serialTime := time.Duration(blocks / serial.blocksPerSecond() * float64(time.Second))
+	total := max(f.modelled, serialTime)
+	return []row{{
+		fmt.Sprintf("Fleet %d × %s through EZSP driver + fake stick at 115200 baud (%d B blocks; serial throughput measured with %d transfers at once): modelled total",
+			f.devices, kb(f.imageSize), f.block, serial.streams),
+		hms(total) + fmt.Sprintf(" (serial link alone %s, radio alone %s)", hms(serialTime), hms(f.modelled)),
+		"radio-only figure " + hms(f.modelled) + "; channel minimum " + hms(f.minimum),
+		fmt.Sprintf("%.3f of the radio-only speed", f.modelled.Seconds()/total.Seconds()),
+	}}
 }
 
 func (m *measurements) render(w io.Writer) {
