@@ -50,7 +50,7 @@ func TestMeasureSmall(t *testing.T) {
 	m.render(&out)
 	table := out.String()
 	assert.Contains(t, table, "| measure | result | reference | ratio |")
-	assert.Equal(t, 1+4+2+2, strings.Count(table, "\n| ")-1, "a row per figure:\n%s", table)
+	assert.Equal(t, 1+4+2+4+1, strings.Count(table, "\n| ")-1, "a row per figure (engine, goodput, fleets, serial, fleet through the stick):\n%s", table)
 }
 
 // TestBridgeBinaryFleet builds the bridge and runs a tiny fleet through it over MQTT.
