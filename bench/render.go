@@ -73,7 +73,7 @@ func (m *measurements) rows() []row {
 				fmt.Sprintf("%.2f cores", b.cpu.Seconds()/b.wall.Seconds())},
 		)
 		if b.virtual > 0 && len(m.fleets) > 0 && m.fleets[0].devices == b.devices {
-			rows = append(rows, row{"Bridge binary, same run: simulated time of the fleet (first started_at to last finished_at)",
+			rows = append(rows, row{"Bridge binary, same run: simulated time of the fleet (sim_time of the first download start to the last upgrade)",
 				hms(b.virtual), "the discrete-event run above: " + hms(m.fleets[0].modelled),
 				fmt.Sprintf("%.3f (paced clock at %g×; target within 5 %%)", b.virtual.Seconds()/m.fleets[0].modelled.Seconds(), b.speed)})
 		}

@@ -46,15 +46,18 @@ type Virtual struct {
 
 	// pacing (see Pace): while paced, Now follows the wall clock times speed, but never past the next event,
 	// never while an event runs and never while a hold is taken.
-	paced    bool
-	speed    float64
-	wallBase time.Time
-	virtBase time.Time
-	running  bool                 // an event function runs on the pacing goroutine
-	holds    map[uint64]time.Time // Hold id → wall deadline
-	holdSeq  uint64
-	rebases  uint64 // times Pace gave up wall time (late wake-up or hold) instead of inventing virtual time
-	wake     chan struct{}
+	paced     bool
+	speed     float64
+	wallBase  time.Time
+	virtBase  time.Time
+	running   bool                 // an event function runs on the pacing goroutine
+	holds     map[uint64]holdEntry // Hold id → its wall deadline and virtual time
+	holdSeq   uint64
+	waits     int       // WaitFor calls in progress: holds do not stop time meanwhile
+	lastRun   time.Time // wall time the last paced event ended
+	heldSince time.Time // wall time the holds went from none to some
+	rebases   uint64    // times Pace gave up wall time (late wake-up or hold) instead of inventing virtual time
+	wake      chan struct{}
 }
 
 // Epoch is where every virtual clock starts: 2026-01-01 00:00:00 UTC.
@@ -62,7 +65,7 @@ var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // NewVirtual returns a virtual clock at Epoch.
 func NewVirtual() *Virtual {
-	return &Virtual{now: Epoch, wake: make(chan struct{}, 1), holds: make(map[uint64]time.Time)}
+	return &Virtual{now: Epoch, wake: make(chan struct{}, 1), holds: make(map[uint64]holdEntry)}
 }
 
 // Now returns the virtual time.
@@ -77,11 +80,13 @@ func (v *Virtual) pacedTarget(wall time.Time) time.Time {
 	return v.virtBase.Add(time.Duration(float64(wall.Sub(v.wallBase)) * v.speed))
 }
 
-// nowLocked advances a paced clock towards scaled wall time: never past the earliest pending event (that
-// event has to run first, at its own time), never while an event runs (its Now is its own time) and never
-// while a hold is taken (the host is still working on something the simulation sent it).
+// nowLocked advances a paced clock towards scaled wall time, but only when the simulation is idle (no
+// event ran for idleAfter of wall time): while events run, only they move time, so work done outside the
+// clock (the host answering a frame) is stamped at the time of the last event, as in a discrete-event run.
+// Never past the earliest pending event (that event has to run first, at its own time), never while an
+// event runs (its Now is its own time) and never while a hold is taken.
 func (v *Virtual) nowLocked() time.Time {
-	if v.paced && !v.running && len(v.holds) == 0 {
+	if v.paced && !v.running && !v.heldLocked() && time.Since(v.lastRun) >= idleAfter {
 		t := v.pacedTarget(time.Now())
 		if len(v.events) > 0 && t.After(v.events[0].at) {
 			t = v.events[0].at
@@ -136,7 +141,11 @@ func (v *Virtual) Hold(limit time.Duration) (release func()) {
 	v.nowLocked()
 	v.holdSeq++
 	id := v.holdSeq
-	v.holds[id] = time.Now().Add(limit)
+	now := time.Now()
+	if len(v.holds) == 0 {
+		v.heldSince = now
+	}
+	v.holds[id] = holdEntry{deadline: now.Add(limit), at: v.now}
 	v.mu.Unlock()
 	return func() {
 		v.mu.Lock()
@@ -146,10 +155,75 @@ func (v *Virtual) Hold(limit time.Duration) (release func()) {
 		}
 		delete(v.holds, id)
 		if len(v.holds) == 0 {
-			v.rebaseLocked(time.Now())
+			v.unheldLocked(time.Now())
 			v.signal()
 		}
 	}
+}
+
+// holdEntry is one Hold: until when (wall) at most, and the virtual time it was taken at.
+type holdEntry struct{ deadline, at time.Time }
+
+// holdHorizon is how far past the oldest hold the simulation may run while the host waits for it
+// (WaitFor): enough for the air time of the frames the host waits on, not for the timers further out.
+const holdHorizon = 100 * time.Millisecond
+
+// heldLocked reports whether a hold stops wall-driven time (Now).
+func (v *Virtual) heldLocked() bool { return len(v.holds) > 0 }
+
+// runLimitLocked is the latest virtual time an event may run at because of holds (ok false: no limit):
+// none beyond now while the host works, up to holdHorizon past the oldest hold while it also waits.
+func (v *Virtual) runLimitLocked() (limit time.Time, ok bool) {
+	if len(v.holds) == 0 {
+		return time.Time{}, false
+	}
+	if v.waits == 0 {
+		return v.now, true
+	}
+	oldest := time.Time{}
+	for _, h := range v.holds {
+		if oldest.IsZero() || h.at.Before(oldest) {
+			oldest = h.at
+		}
+	}
+	return oldest.Add(holdHorizon), true
+}
+
+// WaitFor says that the holder of the clock's holds (the host) now waits for the simulation itself (for
+// example for a send confirmation): until done is called, holds do not stop time, or both would stall.
+// done may be called more than once.
+func (v *Virtual) WaitFor() (done func()) {
+	v.mu.Lock()
+	if !v.paced {
+		v.mu.Unlock()
+		return func() {}
+	}
+	v.nowLocked()
+	v.waits++
+	v.signal()
+	v.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			v.mu.Lock()
+			v.nowLocked()
+			v.waits--
+			v.mu.Unlock()
+		})
+	}
+}
+
+// unheldLocked moves the paced base past the wall time the holds lasted (that time is given up, not turned
+// into virtual time), keeping any lag the clock had to catch up before; never behind the virtual time.
+func (v *Virtual) unheldLocked(wall time.Time) {
+	if !v.paced {
+		return
+	}
+	v.wallBase = v.wallBase.Add(wall.Sub(v.heldSince))
+	if v.pacedTarget(wall).Before(v.now) {
+		v.wallBase, v.virtBase = wall, v.now
+	}
+	v.rebases++
 }
 
 // rebaseLocked makes scaled wall time start again from the current virtual time: the wall time since the
@@ -163,6 +237,9 @@ func (v *Virtual) rebaseLocked(wall time.Time) {
 	v.rebases++
 }
 
+// idleAfter is how long (wall time) a paced clock must have run no event before Now follows the wall clock.
+const idleAfter = 20 * time.Millisecond
+
 // maxLag is how far (in wall time) Pace may fall behind scaled wall time and still catch up by running
 // events back to back; further behind, it rebases (slows down) rather than racing.
 const maxLag = 20 * time.Millisecond
@@ -170,8 +247,10 @@ const maxLag = 20 * time.Millisecond
 // Pace drives the clock in (scaled) real time until ctx ends: virtual time follows the wall clock
 // multiplied by speed (1 = real time), and each event runs, on the calling goroutine, when its time comes,
 // with Now equal to its own time. Pace never invents virtual time: a late wake-up runs the event at its own
-// time (catching up while less than 20 ms behind, slowing down beyond), and while a Hold is taken virtual
-// time stands still. So the simulated durations are those of the discrete-event run of the same events.
+// time (catching up while less than 20 ms behind, slowing down beyond); while events run, only they move
+// Now (wall time moves it only when the simulation is idle); and while a Hold is taken no event runs beyond
+// the current time (or, while the host also waits for the simulation with WaitFor, beyond 100 ms past the
+// oldest hold). So the simulated durations are those of the discrete-event run of the same events.
 // This is how the simulated network runs for `go run .` (speed 1) and for bridge-level tests (speed > 1)
 // while keeping every event of the simulation on one goroutine. Pace returns ctx.Err().
 func (v *Virtual) Pace(ctx context.Context, speed float64) error {
@@ -217,32 +296,40 @@ func (v *Virtual) Pace(ctx context.Context, speed float64) error {
 func (v *Virtual) paceStep() time.Duration {
 	v.mu.Lock()
 	wall := time.Now()
-	if len(v.holds) > 0 {
-		next := time.Duration(-1)
-		for id, deadline := range v.holds {
-			if !wall.Before(deadline) {
-				delete(v.holds, id)
-				continue
-			}
-			if left := deadline.Sub(wall); next < 0 || left < next {
-				next = left
-			}
+	holdWait := time.Duration(-1) // until the earliest hold deadline
+	hadHolds := len(v.holds) > 0
+	for id, h := range v.holds {
+		if !wall.Before(h.deadline) {
+			delete(v.holds, id)
+			continue
 		}
-		if len(v.holds) > 0 {
-			v.mu.Unlock()
-			return next
+		if left := h.deadline.Sub(wall); holdWait < 0 || left < holdWait {
+			holdWait = left
 		}
-		v.rebaseLocked(wall)
+	}
+	if hadHolds && len(v.holds) == 0 {
+		v.unheldLocked(wall)
 	}
 	if len(v.events) == 0 {
 		v.mu.Unlock()
+		if holdWait > 0 {
+			return holdWait
+		}
 		return time.Hour
 	}
-	target := v.pacedTarget(wall)
 	e := v.events[0]
+	if limit, ok := v.runLimitLocked(); ok && e.at.After(limit) {
+		v.mu.Unlock()
+		return holdWait // the host first: wait for its answer (Hold's release signals) or the deadline
+	}
+	target := v.pacedTarget(wall)
 	if e.at.After(target) {
 		v.mu.Unlock()
-		return max(time.Duration(float64(e.at.Sub(target))/v.speed), time.Microsecond)
+		d := max(time.Duration(float64(e.at.Sub(target))/v.speed), time.Microsecond)
+		if holdWait > 0 {
+			d = min(d, holdWait)
+		}
+		return d
 	}
 	if lag := time.Duration(float64(target.Sub(e.at)) / v.speed); lag > maxLag {
 		if e.at.After(v.now) {
@@ -274,6 +361,7 @@ func (v *Virtual) runNext() {
 	defer func() {
 		v.mu.Lock()
 		v.running = false
+		v.lastRun = time.Now()
 		v.mu.Unlock()
 	}()
 	f()

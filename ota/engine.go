@@ -131,6 +131,7 @@ func DefaultEngineConfig() EngineConfig {
 		Approval:         "manual",
 		MaxConcurrent:    2,
 		MaxBlockSize:     223,
+		Fragmentation:    FragmentationConfig{Failures: 2},
 		MinPageSpacing:   20 * time.Millisecond,
 		NotifyTimeout:    30 * time.Second,
 		NotifyAttempts:   3,
@@ -187,7 +188,7 @@ func (c EngineConfig) withDefaults() EngineConfig {
 		c.ProgressInterval = d.ProgressInterval
 	}
 	if c.Fragmentation.Failures <= 0 {
-		c.Fragmentation.Failures = 2
+		c.Fragmentation.Failures = d.Fragmentation.Failures
 	}
 	return c
 }

@@ -303,6 +303,10 @@ func (n *Network) Send(ctx context.Context, f ncp.Frame) error {
 		return err
 	}
 	ch := make(chan error, 1)
+	// The host now waits for the simulation (this sender is blocked until the confirmation): the clock
+	// holds of events it has not answered yet must not stop time meanwhile, or both would stall.
+	waited := n.clk.WaitFor()
+	defer waited()
 	n.SendAsync(f, func(err error) { ch <- err })
 	select {
 	case err := <-ch:
@@ -392,7 +396,7 @@ func (n *Network) emit(ev ncp.Event) {
 
 // hostHoldLimit bounds one hold of the paced clock for an event the host does not answer (a join, a
 // report): the clock waits this long in wall time, never in simulated time.
-const hostHoldLimit = 20 * time.Millisecond
+const hostHoldLimit = 5 * time.Millisecond
 
 // hostAnswered releases the oldest clock hold: the host sent something, so it is done with an event.
 func (n *Network) hostAnswered() {
