@@ -17,7 +17,7 @@
 # group has another gid, add --group-add <gid>. OTA files go in the volume's images/ folder (/data/images).
 
 # Build stage: runs on the build machine's platform and cross-compiles for the target (no emulation).
-FROM --platform=$BUILDPLATFORM golang:1.26 AS build
+FROM --platform=$BUILDPLATFORM golang:1.26.6@sha256:640a234f4bea3e399c056b7b8f9c667c4939befae8db2f14e9785e16eccd4205 AS build
 ARG TARGETOS
 ARG TARGETARCH
 ARG VERSION=dev
@@ -28,7 +28,8 @@ COPY . .
 RUN GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH:-amd64} scripts/build.sh /out/otabridge "${VERSION}"
 
 # Runtime: small, non-root, in the dialout group so it may open the serial device.
-FROM alpine:3.24
+# Bases pinned by exact tag and digest, as in addon/Dockerfile (update both together).
+FROM alpine:3.24.1@sha256:28bd5fe8b56d1bd048e5babf5b10710ebe0bae67db86916198a6eec434943f8b
 ARG VERSION=dev
 LABEL org.opencontainers.image.title="otabridge" \
       org.opencontainers.image.description="Zigbee OTA upgrade server bridged to MQTT with Home Assistant discovery" \

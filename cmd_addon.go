@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/otabridge/otabridge/bridge"
+	"github.com/otabridge/otabridge/redact"
 )
 
 const addonUsage = `usage: otabridge addon [--options FILE] [--config FILE] [--supervisor URL] [--dry-run]
@@ -29,13 +30,22 @@ secrets) as JSON and exits.
 
 // addonRunBridge runs the bridge with the add-on's configuration until ctx ends (a variable so tests can
 // stop before the bridge starts).
-var addonRunBridge = runBridge
+var addonRunBridge = func(ctx context.Context, cfg bridge.Config, stdout, stderr io.Writer) error {
+	// The add-on owns its config folder: the images folder in it is made on purpose (the user finds where
+	// to drop OTA files), unlike a standalone images.folder, which otabridge never creates.
+	if err := os.MkdirAll(cfg.Images.Folder, 0o755); err != nil {
+		fmt.Fprintf(stderr, "otabridge: add-on images folder %s not created: %v\n", cfg.Images.Folder, err)
+	}
+	return runBridge(ctx, cfg, stdout, stderr)
+}
 
-// Supervisor lookup: a few tries, because at boot the add-on can start before the Supervisor API answers.
-const (
+// Supervisor lookup: at boot the add-on can start before the Supervisor answers, or before the Mosquitto
+// add-on has registered the MQTT service; the Supervisor's watchdog is off by default, so an add-on that
+// exits here stays stopped. The lookup waits instead, with back-off (variables so tests can shorten them).
+var (
 	addonLookupTimeout  = 10 * time.Second
-	addonLookupAttempts = 3
-	addonLookupPause    = 2 * time.Second
+	addonLookupPause    = 2 * time.Second  // first wait
+	addonLookupMaxPause = 60 * time.Second // longest wait between two lookups
 )
 
 // cmdAddon is `otabridge addon`, the entry point of the add-on image.
@@ -61,7 +71,7 @@ func cmdAddon(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	log := zerolog.New(zerolog.ConsoleWriter{Out: stderr, NoColor: true, TimeFormat: time.RFC3339}).
+	log := zerolog.New(consoleWriter(stderr, time.RFC3339)).
 		With().Timestamp().Str("component", "addon").Logger()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -118,44 +128,53 @@ func addonConfig(ctx context.Context, optionsPath, configPath, supervisorURL, to
 	}
 	source := opts.MQTTSource(svc)
 	log.Info().Str("radio", cfg.Radio.Type).Str("port", cfg.Radio.Port).Int("baud", cfg.Radio.Baud).
-		Str("mqtt_server", cfg.MQTT.Server).Str("mqtt_source", source).Str("base_topic", cfg.MQTT.BaseTopic).
+		Str("mqtt_server", redact.URLs(cfg.MQTT.Server)).Str("mqtt_source", source).Str("base_topic", cfg.MQTT.BaseTopic).
 		Str("approval", cfg.OTA.Approval).Int("max_concurrent", cfg.OTA.MaxConcurrent).
 		Int("indexes", len(cfg.Images.Indexes)).Bool("config_file", file != "").Msg("add-on configuration")
 	return cfg, source, nil
 }
 
-// addonLookupMQTT asks the Supervisor for its MQTT service: nil (and no error) when there is none or when
-// there is no Supervisor token; transport failures are retried a few times.
+// addonLookupMQTT asks the Supervisor for its MQTT service: nil (and no error) when there is no Supervisor
+// token (not an add-on). While the Supervisor does not answer, answers that it is not ready, or has no MQTT
+// service yet (Mosquitto not started, or not installed), it waits and asks again with back-off, logging why,
+// until the service is there or ctx ends. An answer that cannot change by waiting (a refused token, a
+// malformed reply) is returned at once.
 func addonLookupMQTT(ctx context.Context, supervisorURL, token string, log zerolog.Logger) (*bridge.SupervisorMQTT, error) {
 	if token == "" {
 		return nil, nil
 	}
 	client := &http.Client{Timeout: addonLookupTimeout}
-	var err error
-	for attempt := 1; attempt <= addonLookupAttempts; attempt++ {
-		var svc *bridge.SupervisorMQTT
-		svc, err = bridge.LookupSupervisorMQTT(ctx, client, supervisorURL, token)
-		switch {
-		case err == nil:
+	pause := addonLookupPause
+	for attempt := 1; ; attempt++ {
+		svc, err := bridge.LookupSupervisorMQTT(ctx, client, supervisorURL, token)
+		if err == nil {
 			log.Info().Str("addon", svc.Addon).Str("host", svc.Host).Int("port", svc.Port).Bool("ssl", svc.SSL).
-				Str("username", svc.Username).Msg("supervisor MQTT service")
+				Str("username", svc.Username).Int("attempt", attempt).Msg("supervisor MQTT service")
 			return svc, nil
-		case errors.Is(err, bridge.ErrNoSupervisorMQTT):
-			log.Info().Err(err).Msg("supervisor MQTT service: none")
-			return nil, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("addon: stopped while asking the Supervisor for its MQTT service: %w", ctx.Err())
 		}
 		var transport *url.Error // from the HTTP client: the Supervisor did not answer
-		if !errors.As(err, &transport) {
-			return nil, err // the Supervisor answered: trying again will not help
+		var why string
+		switch {
+		case errors.Is(err, bridge.ErrNoSupervisorMQTT):
+			why = "no MQTT service yet: start (or install) the Mosquitto broker add-on, or set mqtt_server"
+		case errors.Is(err, bridge.ErrSupervisorNotReady):
+			why = "the Supervisor is not ready yet"
+		case errors.As(err, &transport):
+			why = "the Supervisor does not answer yet"
+		default:
+			return nil, err // the Supervisor answered: waiting will not change it
 		}
-		log.Warn().Err(err).Int("attempt", attempt).Msg("supervisor MQTT service: lookup failed")
-		if attempt < addonLookupAttempts {
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(addonLookupPause):
-			}
+		log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in_ms", pause).Msg("waiting for the MQTT broker: " + why)
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("addon: stopped while waiting for the Supervisor's MQTT service (%s): %w", why, ctx.Err())
+		case <-t.C:
 		}
+		pause = min(2*pause, addonLookupMaxPause)
 	}
-	return nil, err
 }

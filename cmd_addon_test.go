@@ -11,9 +11,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -200,4 +202,79 @@ func TestBuildScript(t *testing.T) {
 	b, err = exec.Command("sh", filepath.Join("scripts", "build.sh"), out, "1.0; rm -rf /").CombinedOutput()
 	assert.Error(t, err)
 	assert.True(t, strings.Contains(string(b), "only letters, digits"), string(b))
+}
+
+// At boot the add-on can start before the Supervisor is ready or before the Mosquitto add-on registered the
+// MQTT service: it waits with back-off, logging why, instead of exiting for good.
+func TestAddonWaitsForTheMQTTService(t *testing.T) {
+	pause, maxPause := addonLookupPause, addonLookupMaxPause
+	addonLookupPause, addonLookupMaxPause = time.Millisecond, 4*time.Millisecond
+	t.Cleanup(func() { addonLookupPause, addonLookupMaxPause = pause, maxPause })
+	var calls atomic.Int32
+	answers := []struct {
+		status int
+		body   string
+	}{
+		{http.StatusBadRequest, `{"result":"error","message":"System is not ready with state: setup"}`},
+		{http.StatusBadGateway, `{"result":"error","message":"upstream"}`},
+		{http.StatusBadRequest, `{"result":"error","message":"Service not enabled"}`},
+		{http.StatusBadRequest, `{"result":"error","message":"Service not enabled"}`},
+	}
+	stub := supervisorStub(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := int(calls.Add(1)) - 1
+		if n < len(answers) {
+			w.WriteHeader(answers[n].status)
+			_, _ = w.Write([]byte(answers[n].body))
+			return
+		}
+		stub.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	var logs bytes.Buffer
+	log := zerolog.New(&logs)
+	svc, err := addonLookupMQTT(context.Background(), srv.URL, "tok", log)
+	require.NoError(t, err)
+	assert.Equal(t, "core-mosquitto", svc.Host)
+	assert.Equal(t, int32(len(answers)+1), calls.Load())
+	out := logs.String()
+	assert.Contains(t, out, "waiting for the MQTT broker: the Supervisor is not ready yet")
+	assert.Contains(t, out, "System is not ready")
+	assert.Contains(t, out, "waiting for the MQTT broker: no MQTT service yet: start (or install) the Mosquitto broker add-on")
+	assert.Contains(t, out, `"retry_in_ms":4`, "the pause doubles up to its limit")
+	assert.Contains(t, out, `"attempt":5,"message":"supervisor MQTT service"`)
+
+	// A refused token does not change by waiting: at once an error.
+	_, err = addonLookupMQTT(context.Background(), stub.URL, "wrong", log)
+	assert.ErrorContains(t, err, "403 Forbidden")
+
+	// A stop while waiting ends the wait.
+	never := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"result":"error","message":"Service not enabled"}`))
+	}))
+	t.Cleanup(never.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := time.AfterFunc(20*time.Millisecond, cancel)
+	defer stop.Stop()
+	_, err = addonLookupMQTT(ctx, never.URL, "tok", zerolog.Nop())
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.ErrorContains(t, err, "addon: stopped while", "a stop during a lookup or during a pause")
+}
+
+// Logs written to a file or a pipe (the add-on log view) carry no ANSI colour codes.
+func TestLogsPlainWhenNotATerminal(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "log")
+	require.NoError(t, err)
+	defer f.Close()
+	for _, w := range []io.Writer{f, &bytes.Buffer{}} {
+		log, err := newLogger(bridge.LogConfig{Level: "info"}, w)
+		require.NoError(t, err)
+		log.Warn().Str("ieee", "0x00124b0000000001").Dur("took_ms", 1500*time.Millisecond).Msg("hello")
+		assert.False(t, isTerminal(w))
+	}
+	b, err := os.ReadFile(f.Name())
+	require.NoError(t, err)
+	assert.NotContains(t, string(b), "\x1b[")
+	assert.Contains(t, string(b), "WRN hello ieee=0x00124b0000000001 took_ms=1500")
 }

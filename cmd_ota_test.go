@@ -34,11 +34,25 @@ func otaCmdRun(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errOut.String()
 }
 
-func otaCmdPath(name string) string { return filepath.Join(otaCmdTestdata, name) }
+// otaCmdPath is the path of a real vendor file; the test is skipped when the corpus is not beside the
+// repository (a plain clone: the files are not redistributed in it).
+func otaCmdPath(t *testing.T, name string) string {
+	t.Helper()
+	skipWithoutOTACorpus(t)
+	return filepath.Join(otaCmdTestdata, name)
+}
+
+func skipWithoutOTACorpus(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(otaCmdTestdata, "manifest.json")); err != nil {
+		t.Skipf("needs the real vendor OTA files of ../shared/testdata/ota beside the repository (not in a plain clone): %v", err)
+	}
+}
 
 // otaCmdManifest reads the expected facts of the real files, keyed by file name.
 func otaCmdManifest(t *testing.T) map[string]map[string]any {
 	t.Helper()
+	skipWithoutOTACorpus(t)
 	b, err := os.ReadFile(filepath.Join(otaCmdTestdata, "manifest.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -57,12 +71,12 @@ func otaCmdManifest(t *testing.T) map[string]map[string]any {
 }
 
 func TestOTAInspectText(t *testing.T) {
-	code, out, errOut := otaCmdRun(t, "ota", "inspect", otaCmdPath(otaCmdIKEA))
+	code, out, errOut := otaCmdRun(t, "ota", "inspect", otaCmdPath(t, otaCmdIKEA))
 	if code != 0 || errOut != "" {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
 	for _, want := range []string{
-		otaCmdPath(otaCmdIKEA) + "\n",
+		otaCmdPath(t, otaCmdIKEA) + "\n",
 		"manufacturer code      0x117C\n",
 		"image type             0x2803\n",
 		"file version           0x23093631 (587806257)\n",
@@ -86,7 +100,7 @@ func TestOTAInspectText(t *testing.T) {
 	}
 
 	// Several files, flags after the files; hardware versions, loose layout and a control character.
-	code, out, errOut = otaCmdRun(t, "ota", "inspect", otaCmdPath(otaCmdTerncy), otaCmdPath(otaCmdDatek), otaCmdPath(otaCmdSonoffS))
+	code, out, errOut = otaCmdRun(t, "ota", "inspect", otaCmdPath(t, otaCmdTerncy), otaCmdPath(t, otaCmdDatek), otaCmdPath(t, otaCmdSonoffS))
 	if code != 0 || errOut != "" {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
@@ -95,7 +109,7 @@ func TestOTAInspectText(t *testing.T) {
 		"sub-element layout     loose\n",
 		"unparsed               offset 265094, length 32768\n",
 		`header string          "vers:00001005,00001102\n"` + "\n",
-		"\n\n" + otaCmdPath(otaCmdDatek) + "\n",
+		"\n\n" + otaCmdPath(t, otaCmdDatek) + "\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -106,7 +120,7 @@ func TestOTAInspectText(t *testing.T) {
 func TestOTAInspectJSONOneFile(t *testing.T) {
 	manifest := otaCmdManifest(t)
 	for _, name := range []string{otaCmdIKEA, otaCmdTerncy, otaCmdTelink} {
-		code, out, errOut := otaCmdRun(t, "ota", "inspect", otaCmdPath(name), "--json")
+		code, out, errOut := otaCmdRun(t, "ota", "inspect", otaCmdPath(t, name), "--json")
 		if code != 0 || errOut != "" {
 			t.Fatalf("%s: exit %d, stderr %q", name, code, errOut)
 		}
@@ -146,7 +160,7 @@ func TestOTAInspectJSONOneFile(t *testing.T) {
 }
 
 func TestOTAInspectJSONSeveralFiles(t *testing.T) {
-	code, out, errOut := otaCmdRun(t, "ota", "inspect", "--json", otaCmdPath(otaCmdIKEA), otaCmdPath(otaCmdTerncy))
+	code, out, errOut := otaCmdRun(t, "ota", "inspect", "--json", otaCmdPath(t, otaCmdIKEA), otaCmdPath(t, otaCmdTerncy))
 	if code != 0 || errOut != "" {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
@@ -160,7 +174,7 @@ func TestOTAInspectJSONSeveralFiles(t *testing.T) {
 }
 
 func TestOTAInspectInvalidFile(t *testing.T) {
-	code, out, errOut := otaCmdRun(t, "ota", "inspect", otaCmdPath(otaCmdONOKOM))
+	code, out, errOut := otaCmdRun(t, "ota", "inspect", otaCmdPath(t, otaCmdONOKOM))
 	if code == 0 {
 		t.Fatalf("exit 0 for the truncated ONOKOM file; stdout %q", out)
 	}
@@ -174,8 +188,8 @@ func TestOTAInspectInvalidFile(t *testing.T) {
 	}
 
 	// With valid files around it: the valid ones are printed, the invalid one reported, exit non-zero.
-	code, out, errOut = otaCmdRun(t, "ota", "inspect", "--json", otaCmdPath(otaCmdIKEA), otaCmdPath(otaCmdONOKOM),
-		filepath.Join(t.TempDir(), "missing.ota"), otaCmdPath(otaCmdTerncy))
+	code, out, errOut = otaCmdRun(t, "ota", "inspect", "--json", otaCmdPath(t, otaCmdIKEA), otaCmdPath(t, otaCmdONOKOM),
+		filepath.Join(t.TempDir(), "missing.ota"), otaCmdPath(t, otaCmdTerncy))
 	if code != 1 {
 		t.Errorf("exit %d, want 1", code)
 	}

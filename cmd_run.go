@@ -10,9 +10,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
 	"github.com/otabridge/otabridge/bridge"
+	"github.com/otabridge/otabridge/redact"
 )
 
 // defaultConfigPath is the configuration `otabridge` and `go run .` read when --config is not given.
@@ -51,7 +53,7 @@ func runBridge(ctx context.Context, cfg bridge.Config, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	log.Info().Str("version", version).Str("radio", cfg.Radio.Type).Str("mqtt", cfg.MQTT.Server).
+	log.Info().Str("version", version).Str("radio", cfg.Radio.Type).Str("mqtt", redact.URLs(cfg.MQTT.Server)).
 		Str("data_dir", cfg.DataDir).Msg("otabridge starting")
 	b, err := bridge.New(cfg, bridge.Options{Version: version, Log: log})
 	if err != nil {
@@ -71,7 +73,22 @@ func newLogger(cfg bridge.LogConfig, w io.Writer) (zerolog.Logger, error) {
 	}
 	out := w
 	if cfg.Format != "json" {
-		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.DateTime}
+		out = consoleWriter(w, time.DateTime)
 	}
 	return zerolog.New(out).Level(level).With().Timestamp().Logger(), nil
+}
+
+// consoleWriter is the human-readable log format on w. It writes ANSI colours only when w is a terminal:
+// a log file, a pipe or the add-on log view in Home Assistant get plain text.
+func consoleWriter(w io.Writer, timeFormat string) zerolog.ConsoleWriter {
+	return zerolog.ConsoleWriter{Out: w, TimeFormat: timeFormat, NoColor: !isTerminal(w)}
+}
+
+// isTerminal reports whether w is a terminal (a character device that answers terminal ioctls).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(interface{ Fd() uintptr })
+	if !ok {
+		return false
+	}
+	return isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())
 }

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
@@ -67,7 +68,7 @@ func cmdSimStick(args []string, stdout, stderr io.Writer) error {
 	if o.debug {
 		level = zerolog.DebugLevel
 	}
-	log := zerolog.New(zerolog.ConsoleWriter{Out: stderr}).Level(level).With().Timestamp().Logger()
+	log := zerolog.New(consoleWriter(stderr, time.DateTime)).Level(level).With().Timestamp().Logger()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// SIGUSR1 dumps the last EZSP frames the stick received and sent to stderr (to explain a host's failure).

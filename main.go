@@ -1,6 +1,6 @@
 // Command otabridge is a Zigbee OTA upgrade server that owns a coordinator radio and bridges firmware
 // upgrades to MQTT with Home Assistant discovery. main.go holds the command line: subcommands, flags and
-// wiring; the logic lives in the packages (see DESIGN.md).
+// wiring; the logic lives in the packages (README.md, "Development", lists them).
 package main
 
 import (
@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 )
 
 //go:generate sh scripts/demo-images.sh
@@ -19,7 +20,19 @@ var version = "dev"
 var errUsage = errors.New("usage")
 
 func main() {
+	setMemoryLimit()
 	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// defaultMemoryLimit is the Go runtime's soft memory limit unless GOMEMLIMIT sets another: otabridge lives in
+// tens of MiB, and without a limit the garbage of a burst of large requests (image uploads, each copied by
+// the broker and the MQTT client) would let the heap grow to twice its peak before the collector runs.
+const defaultMemoryLimit = 256 << 20
+
+func setMemoryLimit() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 }
 
 // runMain dispatches a command line and returns the process exit code.
@@ -89,6 +102,15 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		if len(args[0]) > 0 && args[0][0] == '-' { // flags of the default "run" command
 			return cmdRun(args, stdout, stderr)
 		}
+	}
+	// args[0] is not a command, or its subcommand is missing or unknown.
+	switch {
+	case args[0] != "ota" && args[0] != "zcl":
+		fmt.Fprintf(stderr, "otabridge: unknown command %q\n\n", args[0])
+	case len(args) < 2:
+		fmt.Fprintf(stderr, "otabridge: command %q needs a subcommand\n\n", args[0])
+	default:
+		fmt.Fprintf(stderr, "otabridge: unknown command %q\n\n", args[0]+" "+args[1])
 	}
 	fmt.Fprint(stderr, usageText)
 	return errUsage

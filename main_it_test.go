@@ -245,7 +245,7 @@ func TestITKillMidTransfer(t *testing.T) {
 
 	first := startBinary(t, dir, "first", nil, "run", "--config", cfgPath)
 	rec.WaitFor("the light's update state", updateTopic, 0, func(m bridgetest.Message) bool {
-		return bridgetest.Field(m, "latest_version") == "1.1.0"
+		return bridgetest.Field(m, "latest_version") == "0x01010000"
 	})
 	rec.WaitBridgeReady(base)
 	mark := rec.Mark()
@@ -371,7 +371,7 @@ func startGoRun(t *testing.T, env ...string) (string, *bridgeProcess, *bridgetes
 		"OTABRIDGE_RADIO_SIM_SPEED=20"}, env...))
 	rec := bridgetest.NewRecorder(t, "mqtt://"+addr)
 	rec.WaitFor("the light's update state", "otabridge/"+goRunLight+"/update", 0, func(m bridgetest.Message) bool {
-		return bridgetest.Field(m, "latest_version") == "1.1.0"
+		return bridgetest.Field(m, "latest_version") == "0x01010000"
 	})
 	rec.WaitBridgeReady("otabridge")
 	return dir, proc, rec

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otabridge/otabridge/web"
 	"github.com/otabridge/otabridge/zcl"
 )
 
@@ -300,8 +301,13 @@ func (s SupervisorMQTT) ServerURL() string {
 	return scheme + "://" + net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
 }
 
-// ErrNoSupervisorMQTT reports that the Supervisor has no MQTT service (no Mosquitto add-on).
+// ErrNoSupervisorMQTT reports that the Supervisor has no MQTT service (yet): no add-on provides it, for
+// example because the Mosquitto add-on is not installed or has not started yet.
 var ErrNoSupervisorMQTT = errors.New("no MQTT service in the Supervisor")
+
+// ErrSupervisorNotReady reports an answer of a Supervisor that cannot answer yet (it is starting: "System is
+// not ready", or a 5xx): asking again later can succeed.
+var ErrSupervisorNotReady = errors.New("the Supervisor is not ready")
 
 // supervisorReplyLimit caps the size of a Supervisor reply that is read.
 const supervisorReplyLimit = 1 << 20
@@ -345,10 +351,16 @@ func LookupSupervisorMQTT(ctx context.Context, client *http.Client, baseURL, tok
 	case resp.StatusCode == http.StatusForbidden:
 		return nil, fmt.Errorf("supervisor MQTT service: GET %s: %s%s (a wrong SUPERVISOR_TOKEN, or the add-on does not declare services: mqtt:want)",
 			endpoint, resp.Status, replyMessage(jsonErr, reply.Message))
-	case resp.StatusCode == http.StatusBadRequest && jsonErr == nil && reply.Result == "error":
+	case resp.StatusCode == http.StatusBadRequest && jsonErr == nil && reply.Result == "error" &&
+		strings.Contains(strings.ToLower(reply.Message), "not enabled"):
 		// The Supervisor answers 400 {"result":"error","message":"Service not enabled"} when no add-on
-		// provides the service.
+		// provides the service (yet).
 		return nil, fmt.Errorf("supervisor MQTT service: %w%s", ErrNoSupervisorMQTT, replyMessage(nil, reply.Message))
+	case resp.StatusCode == http.StatusBadRequest || resp.StatusCode >= 500:
+		// Any other 400 ("System is not ready" while the Supervisor starts) or a server error: not an answer
+		// about the service.
+		return nil, fmt.Errorf("supervisor MQTT service: GET %s: %s%s: %w", endpoint, resp.Status,
+			replyMessage(jsonErr, reply.Message), ErrSupervisorNotReady)
 	case resp.StatusCode != http.StatusOK:
 		return nil, fmt.Errorf("supervisor MQTT service: GET %s: %s%s", endpoint, resp.Status, replyMessage(jsonErr, reply.Message))
 	case jsonErr != nil:
@@ -375,6 +387,27 @@ func replyMessage(jsonErr error, msg string) string {
 	return ": " + msg
 }
 
+// parseManufacturerCodeOption reads one allow_manufacturer_codes item: "0x" and 1 to 4 hex digits, or a
+// decimal 0..65535 without leading zeros. It accepts exactly what the manifest's schema accepts, so the
+// Supervisor's form never takes a value the add-on then refuses at start (bridge/addon_manifest_test.go).
+func parseManufacturerCodeOption(s string) (uint16, bool) {
+	if h, ok := strings.CutPrefix(s, "0x"); ok || strings.HasPrefix(s, "0X") {
+		if !ok {
+			h = s[2:]
+		}
+		if len(h) < 1 || len(h) > 4 {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(h, 16, 16)
+		return uint16(n), err == nil
+	}
+	if s == "" || len(s) > 1 && s[0] == '0' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(s, 10, 16)
+	return uint16(n), err == nil
+}
+
 // Apply maps the options onto cfg (normally DefaultConfig or the optional AddonConfigFile), with the
 // add-on's fixed folders (data in /data, OTA files in /config/images, the cache in /data/ota-cache).
 // mqtt is the Supervisor's MQTT service, nil when there is none. The broker is the user's mqtt_server with
@@ -399,6 +432,10 @@ func (o AddonOptions) Apply(cfg *Config, mqtt *SupervisorMQTT) error {
 	c.DataDir = AddonDataDir
 	c.Images.Folder = AddonImagesFolder
 	c.Images.CacheDir = AddonCacheDir
+	// The web console is the ingress panel: on the add-on's ingress port, reachable by the Supervisor's
+	// proxy only (web.Server refuses every other client), signed in by Home Assistant.
+	c.Web.Ingress = true
+	c.Web.Listen = fmt.Sprintf(":%d", web.IngressPort)
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("add-on options: %w", err)
 	}
@@ -455,11 +492,11 @@ func (o AddonOptions) applyOTA(cfg *Config) error {
 	}
 	codes := make([]uint16, 0, len(o.AllowManufacturerCodes))
 	for i, s := range o.AllowManufacturerCodes {
-		n, err := strconv.ParseUint(strings.TrimSpace(s), 0, 16)
-		if err != nil {
-			return optionError("allow_manufacturer_codes", "item %d: %q is not allowed (want a code such as 0x115F or 4447, at most 0xFFFF)", i+1, s)
+		n, ok := parseManufacturerCodeOption(s)
+		if !ok {
+			return optionError("allow_manufacturer_codes", "item %d: %q is not allowed (want a code such as 0x115F or 4447, at most 0xFFFF = 65535)", i+1, s)
 		}
-		codes = append(codes, uint16(n))
+		codes = append(codes, n)
 	}
 	if o.MaxConcurrent < 1 || o.MaxConcurrent > addonMaxConcurrentMax {
 		return optionError("max_concurrent", "%d is not allowed (want 1..%d transfers at once)", o.MaxConcurrent, addonMaxConcurrentMax)

@@ -21,6 +21,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -28,6 +29,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/otabridge/otabridge/web"
 )
 
 var addonDir = filepath.Join("..", "addon")
@@ -113,8 +116,10 @@ func TestAddonManifestKeys(t *testing.T) {
 	}
 	assert.ElementsMatch(t, []string{"aarch64", "amd64"}, arch)
 
-	assert.Equal(t, "application", m.raw["startup"])
-	assert.Equal(t, "auto", m.raw["boot"])
+	for _, k := range []string{"startup", "boot", "backup"} {
+		assert.NotContains(t, m.raw, k, "%s is left at its default (the linter refuses a default written out)", k)
+	}
+	assert.Equal(t, "2024.11.0", m.raw["homeassistant"], "update_percentage and device discovery need HA 2024.11")
 	assert.Equal(t, false, m.raw["init"], "init: false (otabridge is the only process and handles signals)")
 	assert.Equal(t, true, m.raw["uart"])
 	assert.Equal(t, true, m.raw["udev"])
@@ -138,6 +143,38 @@ func TestAddonManifestKeys(t *testing.T) {
 
 	image, _ := m.raw["image"].(string)
 	assert.Regexp(t, reImage, image, "image is the multi-arch name, without a tag (the tag is version)")
+}
+
+// TestAddonManifestIngress checks the web console's panel: ingress on the port the console listens on as an
+// add-on, an mdi icon and a title for the sidebar, and no host port or webui beside it.
+func TestAddonManifestIngress(t *testing.T) {
+	m := readAddonManifest(t)
+	assert.Equal(t, true, m.raw["ingress"], "ingress: true (the console is the sidebar panel)")
+	port, set := m.raw["ingress_port"]
+	if !set {
+		port = 8099 // the Supervisor's default ingress_port; the add-on linter wants it left out
+	}
+	assert.Equal(t, web.IngressPort, port, "ingress_port is where the add-on's console listens")
+	icon, _ := m.raw["panel_icon"].(string)
+	assert.Regexp(t, `^mdi:[a-z0-9-]+$`, icon, "panel_icon is a Material Design Icons name")
+	title, _ := m.raw["panel_title"].(string)
+	assert.NotEmpty(t, strings.TrimSpace(title), "panel_title names the sidebar entry")
+	assert.LessOrEqual(t, len(title), 30, "panel_title fits the sidebar")
+	_, ports := m.raw["ports"]
+	assert.False(t, ports, "no host port: the console is reachable through ingress only")
+	_, webui := m.raw["webui"]
+	assert.False(t, webui, "webui opens a host port; ingress replaces it")
+	for _, k := range []string{"ingress_entry", "ingress_stream", "panel_admin"} {
+		_, set := m.raw[k]
+		assert.False(t, set, "%s: the Supervisor's default is right (entry /, no stream, admins only)", k)
+	}
+
+	cfg := DefaultConfig()
+	opts := DefaultAddonOptions()
+	opts.RadioType, opts.MQTTServer = "sim", "mqtt://core-mosquitto:1883"
+	require.NoError(t, opts.Apply(&cfg, nil))
+	assert.True(t, cfg.Web.Enabled && cfg.Web.Ingress, "the add-on serves the console as its ingress panel")
+	assert.Equal(t, fmt.Sprintf(":%d", web.IngressPort), cfg.Web.Listen)
 }
 
 func TestAddonManifestSchema(t *testing.T) {
@@ -230,6 +267,21 @@ func TestAddonDocsListEveryOption(t *testing.T) {
 	}
 }
 
+// DOCS.md is read top to bottom in the add-on store: every section once, no empty bullets or placeholders.
+func TestAddonDocsStructure(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(addonDir, "DOCS.md"))
+	require.NoError(t, err)
+	seen := map[string]int{}
+	for _, h := range regexp.MustCompile(`(?m)^#{1,4} .+$`).FindAllString(string(b), -1) {
+		seen[h]++
+	}
+	for h, n := range seen {
+		assert.Equal(t, 1, n, "DOCS.md repeats the heading %q", h)
+	}
+	assert.NotRegexp(t, `(?m)^\s*[-*]\s*(<!--.*-->)?\s*$`, string(b), "an empty bullet")
+	assert.NotContains(t, string(b), "TODO")
+}
+
 func TestAddonChangelogMatchesVersion(t *testing.T) {
 	m := readAddonManifest(t)
 	b, err := os.ReadFile(filepath.Join(addonDir, "CHANGELOG.md"))
@@ -275,13 +327,28 @@ func TestAddonDockerfiles(t *testing.T) {
 		b, err := os.ReadFile(path)
 		require.NoError(t, err)
 		assert.Contains(t, string(b), "scripts/build.sh /out/otabridge", path)
-		assert.Contains(t, string(b), "FROM --platform=$BUILDPLATFORM golang:1.26 AS build", path)
+		assert.Regexp(t, `(?m)^FROM --platform=\$BUILDPLATFORM golang:1\.26\.\d+@sha256:[0-9a-f]{64} AS build$`, string(b), path)
+		for _, line := range regexp.MustCompile(`(?m)^FROM .*$`).FindAllString(string(b), -1) {
+			if !strings.Contains(line, "runtime-${TARGETARCH}") {
+				assert.Regexp(t, `:\d+\.\d+\.\d+(-\w+)?@sha256:[0-9a-f]{64}\b`, line, "%s: base pinned by exact tag and digest", path)
+			}
+		}
 		assert.Contains(t, string(b), `"health", "--data-dir", "/data"`, path)
 	}
 	b, err := os.ReadFile(filepath.Join(addonDir, "Dockerfile"))
 	require.NoError(t, err)
 	assert.NotRegexp(t, `(?m)^(ARG|FROM)\b.*BUILD_FROM`, string(b))
-	assert.Regexp(t, `(?m)^FROM ghcr\.io/home-assistant/base:[0-9.]+-[0-9.]+@sha256:[0-9a-f]{64}$`, string(b))
+	// One multi-platform build labels each image with its own architecture: a stage per TARGETARCH.
+	arch := map[string]string{"amd64": "amd64", "arm64": "aarch64"} // Docker's TARGETARCH → HA's arch
+	for target, hass := range arch {
+		assert.Regexp(t, `(?m)^FROM alpine:\S+ AS runtime-`+target+`\nLABEL io\.hass\.arch="`+hass+`"$`, string(b))
+	}
+	assert.Contains(t, string(b), "\nFROM runtime-${TARGETARCH}\n")
+	assert.NotContains(t, string(b), "BUILD_ARCH", "the label comes from the target platform, not a build argument")
+	assert.ElementsMatch(t, slices.Collect(maps.Values(arch)), toStrings(t, readAddonManifest(t).raw["arch"]))
+	for _, unused := range []string{"home-assistant/base", "bashio", "s6", "curl", "jq"} {
+		assert.NotRegexp(t, `(?m)^(FROM|RUN).*\b`+regexp.QuoteMeta(unused)+`\b`, string(b), "the image carries no %s", unused)
+	}
 	assert.Contains(t, string(b), `ENTRYPOINT ["/usr/bin/otabridge", "addon", "--options", "/data/options.json"]`)
 	assert.Contains(t, string(b), `io.hass.type="app"`)
 }
@@ -515,4 +582,184 @@ func TestDockerfileEnvironmentIsConfiguration(t *testing.T) {
 	assert.Equal(t, "/data", cfg.DataDir)
 	assert.Equal(t, "/data/images", cfg.Images.Folder)
 	assert.Equal(t, "/dev/ttyACM0", cfg.Radio.Port)
+}
+
+// linterKey is one property of frenck/action-addon-linter's src/config.schema.json (2026-04): its JSON
+// type(s), its enum, and its default (nil: none). The linter refuses unknown keys (additionalProperties
+// false) and, in src/lint.py's check_is_default, any key written out at its default.
+type linterKey struct {
+	types []string
+	enum  []string
+	def   any
+}
+
+var linterSchema = func() map[string]linterKey {
+	b := func(def bool) linterKey { return linterKey{types: []string{"boolean"}, def: def} }
+	str := func(def any, enum ...string) linterKey {
+		return linterKey{types: []string{"string"}, def: def, enum: enum}
+	}
+	arr := linterKey{types: []string{"array"}}
+	obj := func(def any) linterKey { return linterKey{types: []string{"object"}, def: def} }
+	empty := map[string]any{}
+	return map[string]linterKey{
+		"advanced": b(false), "apparmor": {types: []string{"string", "boolean"}, def: true}, "arch": arr,
+		"audio": b(false), "auth_api": b(false), "auto_uart": b(false), "backup": str("hot", "hot", "cold"),
+		"backup_exclude": arr, "backup_pre": str(nil), "backup_post": str(nil),
+		"boot": str("auto", "auto", "manual", "manual_only"), "breaking_versions": arr, "codenotary": str(nil),
+		"description": str(nil), "devices": arr, "devicetree": b(false), "discovery": arr, "docker_api": b(false),
+		"environment": obj(nil), "full_access": b(false), "gpio": b(false), "hassio_api": b(false),
+		"hassio_role":   str("default", "admin", "backup", "default", "homeassistant", "manager"),
+		"homeassistant": str(false), "homeassistant_api": b(false), "host_dbus": b(false), "host_ipc": b(false),
+		"host_network": b(false), "host_pid": b(false), "host_uts": b(false), "image": str(nil), "ingress": b(false),
+		"ingress_entry": str(nil), "ingress_port": {types: []string{"integer"}, def: 8099}, "ingress_stream": b(false),
+		"init": b(true), "journald": b(false), "kernel_modules": b(false), "legacy": b(false), "machine": arr,
+		"map": arr, "name": str(nil), "options": obj(empty), "panel_admin": b(true), "panel_icon": str("mdi:puzzle"),
+		"panel_title": str(nil), "ports": obj(nil), "ports_description": obj(nil), "privileged": arr,
+		"realtime": b(false), "schema": obj(empty), "services": arr, "slug": str(nil),
+		"stage":   str("stable", "deprecated", "experimental", "stable"),
+		"startup": str("application", "application", "initialize", "once", "services", "system"),
+		"stdin":   b(false), "timeout": {types: []string{"integer"}, def: 10},
+		"tmpfs": {types: []string{"string", "boolean"}, def: false}, "uart": b(false), "udev": b(false),
+		"ulimits": obj(empty), "url": str(nil), "usb": b(false), "version": str(nil), "video": b(false),
+		"watchdog": str(nil), "webui": str(nil),
+	}
+}()
+
+// linterMapEntry is the schema's pattern of a string map entry.
+var linterMapEntry = regexp.MustCompile(`^(addon_config|all_addon_configs|config|homeassistant_config|ssl|addons|backup|share|media)(:(rw|ro))?$`)
+
+func jsonType(v any) string {
+	switch v.(type) {
+	case bool:
+		return "boolean"
+	case int, int64, uint64:
+		return "integer"
+	case float64:
+		return "number"
+	case string:
+		return "string"
+	case []any:
+		return "array"
+	case map[string]any:
+		return "object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// linterErrors applies the linter's rules that matter for otabridge's manifest: required keys, known keys
+// with the right types and enums, no key at its default, map entries, and lint.py's own errors.
+func linterErrors(raw map[string]any) []string {
+	var errs []string
+	add := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
+	for _, k := range []string{"arch", "description", "name", "slug", "version"} {
+		if _, ok := raw[k]; !ok {
+			add("%q is a required property", k)
+		}
+	}
+	for k, v := range raw {
+		rule, ok := linterSchema[k]
+		if !ok {
+			add("additional property %q is not allowed", k)
+			continue
+		}
+		if !slices.Contains(rule.types, jsonType(v)) {
+			add("%q: %v is not of type %v", k, v, rule.types)
+			continue
+		}
+		if len(rule.enum) > 0 && !slices.Contains(rule.enum, v.(string)) {
+			add("%q: %v is not one of %v", k, v, rule.enum)
+		}
+		if rule.def != nil && reflect.DeepEqual(v, rule.def) {
+			add("'%s' should be removed, it uses a default value", k)
+		}
+	}
+	if list, ok := raw["map"].([]any); ok {
+		for _, e := range list {
+			if s, ok := e.(string); !ok || !linterMapEntry.MatchString(s) {
+				add("map entry %v does not match the schema", e)
+			}
+		}
+	}
+	if raw["watchdog"] != nil {
+		add("'watchdog', is obsolete. Use the native Docker HEALTHCHECK directive instead.")
+	}
+	if _, ok := raw["auto_uart"]; ok {
+		add("'auto_uart' is deprecated, use 'uart' instead.")
+	}
+	if _, ok := raw["codenotary"]; ok {
+		add("'codenotary' is deprecated and no longer used.")
+	}
+	if devices, ok := raw["devices"].([]any); ok {
+		for _, d := range devices {
+			if s, _ := d.(string); strings.Contains(s, ":") {
+				add("'devices' uses a deprecated format")
+			}
+		}
+	}
+	if raw["full_access"] == true {
+		for _, k := range []string{"devices", "gpio", "uart", "usb"} {
+			if _, ok := raw[k]; ok {
+				add("'full_access', don't add %q", k)
+			}
+		}
+	}
+	sort.Strings(errs)
+	return errs
+}
+
+// Our manifest passes the add-on linter's rules; and the rules do catch what they are about (each mutation
+// below is an error the linter reports).
+func TestAddonManifestLinterRules(t *testing.T) {
+	m := readAddonManifest(t)
+	assert.Empty(t, linterErrors(m.raw), "addon/config.yaml against frenck/action-addon-linter's rules")
+	for name, mutate := range map[string]func(map[string]any){
+		"boot at its default":    func(r map[string]any) { r["boot"] = "auto" },
+		"startup at its default": func(r map[string]any) { r["startup"] = "application" },
+		"backup at its default":  func(r map[string]any) { r["backup"] = "hot" },
+		"init at its default":    func(r map[string]any) { r["init"] = true },
+		"unknown key":            func(r map[string]any) { r["webui_port"] = 1 },
+		"wrong type":             func(r map[string]any) { r["uart"] = "yes" },
+		"not in the enum":        func(r map[string]any) { r["stage"] = "beta" },
+		"map type unknown":       func(r map[string]any) { r["map"] = []any{"app_config:rw"} },
+		"watchdog":               func(r map[string]any) { r["watchdog"] = "tcp://[HOST]:8099" },
+		"required key missing":   func(r map[string]any) { delete(r, "slug") },
+	} {
+		raw := maps.Clone(m.raw)
+		mutate(raw)
+		assert.NotEmpty(t, linterErrors(raw), name)
+	}
+}
+
+// The schema of allow_manufacturer_codes accepts exactly the codes the add-on accepts at start (0..0xFFFF),
+// so the options form never takes a value the add-on then refuses.
+func TestAddonManufacturerCodeSchemaMatchesGo(t *testing.T) {
+	m := readAddonManifest(t)
+	schema := m.schema["allow_manufacturer_codes"]
+	check := func(s string) {
+		_, goOK := parseManufacturerCodeOption(s)
+		schemaOK := validateOptionValue(schema, []any{s}) == nil
+		if goOK != schemaOK {
+			t.Errorf("%q: schema accepts %v, add-on accepts %v", s, schemaOK, goOK)
+		}
+	}
+	for n := 0; n <= 100000; n += 37 {
+		check(strconv.Itoa(n))
+	}
+	for _, n := range []int{0, 9, 10, 99, 100, 999, 1000, 9999, 10000, 59999, 60000, 64999, 65000, 65499, 65500,
+		65529, 65530, 65534, 65535, 65536, 65539, 65540, 65599, 65600, 65999, 66000, 69999, 70000, 99999, 100000} {
+		check(strconv.Itoa(n))
+	}
+	for n := 0; n <= 0x10000; n += 0x7f {
+		check(fmt.Sprintf("0x%x", n))
+		check(fmt.Sprintf("0X%04X", n))
+	}
+	for _, s := range []string{"0xFFFF", "0x10000", "0x", "007", "0447", "", "-1", "1e3", "0x1_0", "65535", "65536", "99999"} {
+		check(s)
+	}
+	v, ok := parseManufacturerCodeOption("4447")
+	assert.True(t, ok)
+	assert.Equal(t, uint16(4447), v)
+	v, ok = parseManufacturerCodeOption("0x115F")
+	assert.True(t, ok)
+	assert.Equal(t, uint16(0x115F), v)
 }

@@ -399,6 +399,21 @@ func TestAddonLookupSupervisorMQTT(t *testing.T) {
 		assert.Nil(t, svc)
 		assert.Contains(t, err.Error(), "Service not enabled")
 	})
+	t.Run("supervisor not ready", func(t *testing.T) {
+		for _, c := range []struct {
+			status int
+			body   string
+		}{
+			{http.StatusBadRequest, `{"result":"error","message":"System is not ready with state: setup"}`},
+			{http.StatusServiceUnavailable, `upstream not ready`},
+		} {
+			srv := httptest.NewServer(&fakeSupervisor{status: c.status, body: c.body})
+			_, err := LookupSupervisorMQTT(context.Background(), srv.Client(), srv.URL, "tok")
+			srv.Close()
+			require.ErrorIs(t, err, ErrSupervisorNotReady, c.body)
+			assert.NotErrorIs(t, err, ErrNoSupervisorMQTT)
+		}
+	})
 	t.Run("bad token", func(t *testing.T) {
 		srv := httptest.NewServer(&fakeSupervisor{token: "tok", service: mosquitto})
 		defer srv.Close()

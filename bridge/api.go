@@ -5,8 +5,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"math"
 	"sort"
 	"strconv"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/otabridge/otabridge/ota"
+	"github.com/otabridge/otabridge/redact"
 	"github.com/otabridge/otabridge/zcl"
 )
 
@@ -46,23 +47,24 @@ func badRequest(format string, args ...any) error { return &apiError{fmt.Sprintf
 func parseRequest(path string, payload []byte) (*request, json.RawMessage, error) {
 	r := &request{path: path, fields: map[string]json.RawMessage{}, used: map[string]bool{"transaction": true}}
 	if len(payload) > maxRequestPayload { // before trimming: padding counts too
-		return r, nil, badRequest("payload too large (%d bytes, at most %d)", len(payload), maxRequestPayload)
+		return r, nil, payloadTooLarge(int64(len(payload)))
 	}
 	payload = bytes.TrimSpace(payload)
 	if len(payload) == 0 {
 		return r, nil, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.UseNumber()
+	// json.Unmarshal works on the payload in place (a Decoder would copy it into its buffer first: uploads
+	// are megabytes); each field value is one copy.
 	var fields map[string]json.RawMessage
-	if err := dec.Decode(&fields); err != nil {
+	if err := json.Unmarshal(payload, &fields); err != nil {
 		if payload[0] != '{' {
 			return r, nil, badRequest("payload must be a JSON object, e.g. {\"id\":\"0x00124b0012345678\"}")
 		}
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) && strings.Contains(syn.Error(), "after top-level value") {
+			return r, nil, badRequest("invalid JSON: data after the object")
+		}
 		return r, nil, badRequest("invalid JSON: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return r, nil, badRequest("invalid JSON: data after the object")
 	}
 	if fields == nil {
 		return r, nil, badRequest("payload must be a JSON object, not null")
@@ -89,6 +91,39 @@ func (r *request) str(key string, required bool) (string, error) {
 		return "", badRequest("%q must not be empty", key)
 	}
 	return s, nil
+}
+
+// base64Bytes reads a string field holding base64 (white space allowed) and decodes it straight from the
+// payload's bytes, without the intermediate Go string; the field is dropped from the request once decoded,
+// so an upload is not held twice. ok is false when the field is absent.
+func (r *request) base64Bytes(key string) (data []byte, ok bool, err error) {
+	r.used[key] = true
+	raw, present := r.fields[key]
+	if !present || string(raw) == "null" {
+		return nil, false, nil
+	}
+	delete(r.fields, key)
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return nil, true, badRequest("%q must be a string", key)
+	}
+	text := raw[1 : len(raw)-1]
+	if bytes.IndexByte(text, '\\') >= 0 { // JSON escapes (\/, \n): unescape first
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, true, badRequest("%q must be a string", key)
+		}
+		text = []byte(s)
+	}
+	text = bytes.TrimSpace(text)
+	if len(text) == 0 {
+		return nil, false, nil
+	}
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(text)))
+	n, err := base64.StdEncoding.Decode(out, text)
+	if err != nil {
+		return nil, true, badRequest("%q must be base64: %v", key, err)
+	}
+	return out[:n], true, nil
 }
 
 // uint reads an unsigned integer field given as a JSON number or a string ("0x1A", "26"); ok false when
@@ -220,9 +255,27 @@ func (b *Bridge) refuseRetainedRequest(path string, payload []byte) {
 	b.respond(path, txn, nil, errRetainedRequest)
 }
 
-// handleRequest runs one request and publishes its response.
+// Requests above largeRequest bytes (image uploads) take one of maxLargeRequests slots while they are
+// decoded and stored; with every slot taken, another is refused at once. That bounds the memory a flood of
+// uploads can take to a few times maxRequestPayload.
+const (
+	largeRequest     = 1 << 20
+	maxLargeRequests = 2
+)
+
+// errBusyUploads is the answer to a large request while maxLargeRequests others are in progress.
+var errBusyUploads = &apiError{fmt.Sprintf("busy: %d large requests (uploads) are in progress; try again when they are done", maxLargeRequests)}
+
+// handleRequest runs one MQTT request and publishes its response.
 func (b *Bridge) handleRequest(ctx context.Context, path string, payload []byte) {
+	b.pub.event(b.topic("bridge/response/"+path), b.runRequest(ctx, "mqtt", path, payload))
+}
+
+// runRequest runs one request from source (mqtt or web) and returns its response document. MQTT and the
+// web console share it, so both validate alike and answer with the same sentences.
+func (b *Bridge) runRequest(ctx context.Context, source, path string, payload []byte) []byte {
 	req, txn, err := parseRequest(path, payload)
+	payload = nil // the fields hold what is needed; let an upload's raw payload go
 	var data any
 	if err == nil {
 		h, ok := b.apiRoutes()[path]
@@ -232,30 +285,91 @@ func (b *Bridge) handleRequest(ctx context.Context, path string, payload []byte)
 			data, err = h(ctx, req)
 		}
 	}
-	b.respond(path, txn, data, err)
+	b.logResponse(path, source, err)
+	return responseJSON(txn, data, err)
 }
 
-// respond publishes the response to a request: data on success, err's sentence otherwise.
+// admitLarge takes a slot for a large MQTT request (see largeRequest), or answers it "busy" at once and
+// reports false. release gives the slot back (a no-op for small requests).
+func (b *Bridge) admitLarge(path string, payload []byte) (release func(), ok bool) {
+	release, ok = b.takeLargeSlot(len(payload))
+	if !ok {
+		b.respond(path, peekTransaction(payload), nil, errBusyUploads)
+	}
+	return release, ok
+}
+
+// takeLargeSlot takes one of the maxLargeRequests slots for a request of size bytes when it is large, MQTT
+// or web console alike; false when every slot is taken.
+func (b *Bridge) takeLargeSlot(size int) (release func(), ok bool) {
+	if size <= largeRequest || size > maxRequestPayload {
+		return func() {}, true // small, or refused as too large by parseRequest
+	}
+	select {
+	case b.largeRequests <- struct{}{}:
+		return func() { <-b.largeRequests }, true
+	default:
+		return nil, false
+	}
+}
+
+// peekTransaction finds the "transaction" of a request without decoding the rest (best effort: a key at
+// the top level near the start, as clients send it), for answers given before the payload is parsed.
+func peekTransaction(payload []byte) json.RawMessage {
+	key := []byte(`"transaction"`)
+	i := bytes.Index(payload[:min(len(payload), 4096)], key)
+	if i < 0 {
+		return nil
+	}
+	rest := bytes.TrimLeft(payload[i+len(key):], " \t\r\n")
+	if len(rest) == 0 || rest[0] != ':' {
+		return nil
+	}
+	var v json.RawMessage
+	if err := json.NewDecoder(bytes.NewReader(rest[1:])).Decode(&v); err != nil {
+		return nil
+	}
+	return v
+}
+
+// respond publishes the response to an MQTT request answered without running it (refused before dispatch).
 func (b *Bridge) respond(path string, txn json.RawMessage, data any, err error) {
+	b.logResponse(path, "mqtt", err)
+	b.pub.event(b.topic("bridge/response/"+path), responseJSON(txn, data, err))
+}
+
+// logResponse logs the outcome of a request, one line.
+func (b *Bridge) logResponse(path, source string, err error) {
+	if err != nil {
+		b.log.Info().Str("request", path).Str("source", source).Str("error", redact.URLs(err.Error())).Msg("request refused")
+		return
+	}
+	b.log.Info().Str("request", path).Str("source", source).Msg("request done")
+}
+
+// responseJSON is a response document: {"status":"ok","data":…} or {"status":"error","error":…}, with the
+// request's transaction echoed. An error's URLs lose their credentials (a request's URL may carry them).
+func responseJSON(txn json.RawMessage, data any, err error) []byte {
 	resp := map[string]any{"status": "ok", "data": map[string]any{}}
 	if txn != nil {
 		resp["transaction"] = txn
 	}
 	if err != nil {
 		resp["status"] = "error"
-		resp["error"] = err.Error()
-		b.log.Info().Str("request", path).Str("error", err.Error()).Msg("request refused")
-	} else {
-		if data != nil {
-			resp["data"] = data
-		}
-		b.log.Info().Str("request", path).Msg("request done")
+		resp["error"] = redact.URLs(err.Error())
+	} else if data != nil {
+		resp["data"] = data
 	}
 	out, jerr := json.Marshal(resp)
 	if jerr != nil {
 		out = []byte(`{"status":"error","data":{},"error":"internal error: response could not be encoded"}`)
 	}
-	b.pub.event(b.topic("bridge/response/"+path), out)
+	return out
+}
+
+// payloadTooLarge is the refusal of a request payload of size bytes (more than maxRequestPayload).
+func payloadTooLarge(size int64) error {
+	return badRequest("payload too large (%d bytes, at most %d)", size, maxRequestPayload)
 }
 
 // idArg reads the required "id" (IEEE address or friendly name) and returns the device.
@@ -328,7 +442,8 @@ func (b *Bridge) check(ctx context.Context, d *Device) (map[string]any, error) {
 	data["installed_version"] = res.InstalledVersion
 	data["latest_version"] = res.InstalledVersion
 	if res.Image != nil {
-		data["latest_version"] = res.Image.Version
+		data["latest_version"] = ota.VersionString(res.Image.FileVersion)
+		data["latest_display_version"] = res.Image.Version
 		data["image"] = res.Image
 	}
 	data["state"] = res.State
@@ -362,7 +477,7 @@ func (b *Bridge) approveLike(ctx context.Context, req *request, withVersion bool
 		return nil, err
 	}
 	if !img.Local() {
-		b.log.Info().Str("image", img.ID).Str("url", img.Origin).Msg("downloading image")
+		b.log.Info().Str("image", img.ID).Str("url", redact.URLs(img.Origin)).Msg("downloading image")
 		if err := b.store.Ensure(ctx, img); err != nil {
 			return nil, fmt.Errorf("download image %s: %w", img.ID, err)
 		}
@@ -375,16 +490,10 @@ func (b *Bridge) approveLike(ctx context.Context, req *request, withVersion bool
 	if d.FileVersionKnown {
 		data["from"] = ota.VersionString(d.FileVersion)
 	}
-	data["to"] = versionLabel(img)
+	data["to"] = ota.VersionString(img.Header.FileVersion)
+	data["to_display_version"] = img.DisplayVersion()
 	data["image"] = img.ID
 	return data, nil
-}
-
-func versionLabel(img *ota.Image) string {
-	if img.Meta.Version != "" {
-		return img.Meta.Version
-	}
-	return ota.VersionString(img.Header.FileVersion)
 }
 
 func (b *Bridge) apiUpdate(ctx context.Context, req *request) (any, error) {
@@ -605,7 +714,7 @@ func (b *Bridge) apiUpdateAll(ctx context.Context, req *request) (any, error) {
 			continue
 		}
 		queued = append(queued, map[string]any{"id": d.IEEE.String(), "friendly_name": d.FriendlyName,
-			"to": versionLabel(img), "image": img.ID})
+			"to": ota.VersionString(img.Header.FileVersion), "to_display_version": img.DisplayVersion(), "image": img.ID})
 	}
 	return map[string]any{"queued": queued, "skipped": skipped}, nil
 }
@@ -619,7 +728,7 @@ func (b *Bridge) apiImageAdd(ctx context.Context, req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := req.str("data", false)
+	data, hasData, err := req.base64Bytes("data")
 	if err != nil {
 		return nil, err
 	}
@@ -631,8 +740,8 @@ func (b *Bridge) apiImageAdd(ctx context.Context, req *request) (any, error) {
 		return nil, err
 	}
 	given := 0
-	for _, s := range []string{url, path, data} {
-		if s != "" {
+	for _, set := range []bool{url != "", path != "", hasData} {
+		if set {
 			given++
 		}
 	}
@@ -649,11 +758,7 @@ func (b *Bridge) apiImageAdd(ctx context.Context, req *request) (any, error) {
 		if fileName == "" {
 			return nil, badRequest("missing \"file_name\" for \"data\"")
 		}
-		raw, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(data))
-		if derr != nil {
-			return nil, badRequest("\"data\" must be base64: %v", derr)
-		}
-		img, err = b.store.AddUpload(fileName, raw)
+		img, err = b.store.AddUpload(fileName, data)
 	}
 	if err != nil {
 		return nil, err
@@ -739,6 +844,11 @@ func (b *Bridge) apiImageNotify(_ context.Context, req *request) (any, error) {
 }
 
 func (b *Bridge) apiPermitJoin(ctx context.Context, req *request) (any, error) {
+	// Seconds are a number, as the README documents: unlike versions and manufacturer codes, which may be
+	// written "0x…", a string is a wrong type here.
+	if raw := req.fields["time"]; len(raw) > 0 && raw[0] == '"' {
+		return nil, badRequest("\"time\" must be a JSON number of seconds (0..254; 0 closes), not a string")
+	}
 	t, ok, err := req.uint("time", 254)
 	if err != nil {
 		return nil, err

@@ -136,7 +136,8 @@ func badRequests(t *testing.T, light, idle string) map[string][]badRequest {
 	add("permit_join",
 		badRequest{"time 999", `{"time":999}`, `"time" must be at most 254`},
 		badRequest{"time negative", `{"time":-1}`, `"time" must be a whole number`},
-		badRequest{"time a word", `{"time":"long"}`, `"time" must be a whole number`},
+		badRequest{"time a word", `{"time":"long"}`, `"time" must be a JSON number`},
+		badRequest{"time a numeric string", `{"time":"10"}`, `"time" must be a JSON number`},
 		badRequest{"missing time", `{}`, `missing "time"`},
 	)
 	return table

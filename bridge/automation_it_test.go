@@ -59,11 +59,7 @@ func TestITAutomationUpdateAll(t *testing.T) {
 // "Notify when an update fails": the ota_failed event carries data.friendly_name and data.reason.
 func TestITAutomationFailureEvent(t *testing.T) {
 	skipShort(t)
-	cfg := bridgetest.RepoConfig(t)
-	bridgetest.KeepDevices(t, &cfg, bridgetest.LightIEEE)
-	h := bridgetest.Start(t, nil, cfg, bridgetest.Options{})
-	light := bridgetest.LightIEEE
-	waitDiscovery(t, h.Rec, deviceConfigTopic(light), 0)
+	h, light := startWithLightOnly(t, bridgetest.Options{})
 	// The device compares what it received with a different hash: it answers INVALID_IMAGE at the end.
 	h.Net.SetImageOracle(func(zcl.ImageID) ([32]byte, bool) { return sha256.Sum256([]byte("not this image")), true })
 	mark := h.Rec.Mark()

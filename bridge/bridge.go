@@ -21,6 +21,7 @@ import (
 	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/ncp/sim"
 	"github.com/otabridge/otabridge/ota"
+	"github.com/otabridge/otabridge/web"
 	"github.com/otabridge/otabridge/zcl"
 )
 
@@ -77,6 +78,8 @@ type Bridge struct {
 	disc     discovery.Instance
 	health   *Health
 	dirLock  *dataDirLock
+	hub      *web.Hub    // the web console's live state (nil: console off)
+	webSrv   *web.Server // guarded by mu
 
 	ctx context.Context
 	wg  sync.WaitGroup
@@ -100,6 +103,8 @@ type Bridge struct {
 	infoDirty     chan struct{}
 	devicesPub    *coalescer // publishes bridge/devices at most once a second
 	discoveryDone bool
+
+	largeRequests chan struct{} // slots of large requests (uploads) in progress; see handleRequest
 }
 
 // New validates cfg and prepares a bridge; nothing runs until Run.
@@ -118,7 +123,8 @@ func New(cfg Config, opts Options) (*Bridge, error) {
 		opts.BirthDelay = 5 * time.Second
 	}
 	b := &Bridge{cfg: cfg, opts: opts, log: opts.Log, names: map[zcl.IEEE]string{}, otaStates: map[zcl.IEEE]ota.State{}, fetching: map[string]bool{},
-		jobs: newRadioJobs(maxRadioJobs), infoDirty: make(chan struct{}, 1), radioState: "starting"}
+		jobs: newRadioJobs(maxRadioJobs), infoDirty: make(chan struct{}, 1), radioState: "starting",
+		largeRequests: make(chan struct{}, maxLargeRequests)}
 	// bridge/devices is the whole list, retained: it goes out on a listed change (see Registry), at most
 	// once a second on the wall clock, however fast the simulated network runs.
 	b.devicesPub = newCoalescer(clock.Real{}, DevicesInterval, b.publishDevices)
@@ -167,9 +173,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	if err := store.Load(ctx); err != nil {
 		b.log.Warn().Err(err).Msg("loading images")
 	}
-	for _, p := range store.Problems() {
-		b.log.Warn().Str("source", p.Source).Str("reason", p.Reason).Msg("image refused")
-	}
+	// The store logs each refused file itself ("image refused"), once per scan.
 
 	// Radio and clock.
 	if err := b.makeRadio(ctx); err != nil {
@@ -187,6 +191,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	// before the first connection is held and sent when it comes.
 	b.mqtt = NewMQTT(b.cfg.MQTT, b.log)
 	b.pub = newPublisher(b.publishNow, b.log.With().Str("component", "publisher").Logger())
+	b.startWeb()
 	b.send = newSender(b.radio, b.log.With().Str("component", "send").Logger())
 	b.iv = NewInterviewer(newLowPrioritySender(b.radio, b.send), b.clk, InterviewConfig{MaxAPSPayload: b.radio.MaxAPSPayload(), NextTSN: b.nextTSN},
 		b.log) // NewInterviewer adds its component
@@ -268,6 +273,7 @@ func (b *Bridge) goRun(f func()) {
 
 func (b *Bridge) shutdown() {
 	b.log.Info().Msg("stopping")
+	b.stopWeb()
 	if b.engine != nil {
 		b.engine.Close()
 	}
@@ -612,6 +618,7 @@ func (b *Bridge) housekeeping() {
 			b.publishInfo(false)
 		case <-tick.C:
 			b.publishInfo(false)
+			b.publishWebStatus()
 		case <-health:
 			b.writeHealth()
 		}
@@ -637,22 +644,38 @@ func (b *Bridge) healthChanged() {
 
 // onRequest runs a request on its own goroutine: a long one (an interview, a download) never holds up the
 // others.
+//
+// A large request (an upload) is admitted here, before it is copied or a goroutine holds it: beyond
+// maxLargeRequests in progress it is answered "busy" at once and its payload let go (see admitLarge). A
+// large payload is not copied: paho allocates each message's payload, and nothing else keeps it.
 func (b *Bridge) onRequest(msg Message) {
 	path := strings.TrimPrefix(msg.Topic, b.topic("bridge/request/"))
-	payload := bytes.Clone(msg.Payload)
+	payload := msg.Payload
 	if msg.Retained {
 		b.refuseRetainedRequest(path, payload)
 		return
 	}
+	if msg.Truncated > 0 { // a large request that arrived while others filled the inbox
+		b.respond(path, peekTransaction(payload), nil, errBusyUploads)
+		return
+	}
 	if b.requests.Add(1) > maxRequestsInFlight {
 		b.requests.Add(-1)
-		_, txn, _ := parseRequest(path, payload)
 		b.log.Warn().Str("request", path).Int("in_flight", maxRequestsInFlight).Msg("request refused: busy")
-		b.respond(path, txn, nil, errRequestsBusy)
+		b.respond(path, peekTransaction(payload), nil, errRequestsBusy)
 		return
+	}
+	release, ok := b.admitLarge(path, payload)
+	if !ok {
+		b.requests.Add(-1)
+		return
+	}
+	if len(payload) <= largeRequest {
+		payload = bytes.Clone(payload)
 	}
 	b.goRun(func() {
 		defer b.requests.Add(-1)
+		defer release()
 		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Minute)
 		defer cancel()
 		b.handleRequest(ctx, path, payload)
@@ -666,7 +689,7 @@ func (b *Bridge) onHAStatus(_ string, payload []byte) {
 		return
 	}
 	delay := time.Duration(rand.Int64N(int64(b.opts.BirthDelay)))
-	b.log.Info().Dur("delay", delay).Msg("Home Assistant is online: re-publishing discovery")
+	b.log.Info().Dur("delay_ms", delay).Msg("Home Assistant is online: re-publishing discovery")
 	b.goRun(func() {
 		select {
 		case <-time.After(delay):

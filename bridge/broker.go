@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/subtle"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sort"
 	"sync"
 	"time"
@@ -25,6 +27,18 @@ type Broker struct {
 	log    zerolog.Logger
 	final  *finalDelivery // nil without BrokerConfig.FinalTopic
 }
+
+// Memory bounds of the embedded broker. A packet holds at most the largest request the API accepts (an
+// image upload in base64: maxRequestPayload) plus its topic and properties; a larger one is refused before
+// it is read (the client is disconnected). Retained messages are capped per message and in total: a
+// retained publish above a cap is still delivered, but not kept.
+const (
+	MaxBrokerPacket         = maxRequestPayload + 64<<10
+	maxRetainedMessage      = 4 << 20
+	maxRetainedTotal        = 64 << 20
+	maxRetainedMessageCount = 20000
+	retainLimitWarnEvery    = time.Minute
+)
 
 // BrokerConfig configures the embedded broker.
 type BrokerConfig struct {
@@ -45,10 +59,16 @@ const finalDeliveryWait = 5 * time.Second
 
 // StartBroker starts the embedded broker listening on cfg.Listen. Close stops it.
 func StartBroker(cfg BrokerConfig, log zerolog.Logger) (*Broker, error) {
+	if cfg.Username != "" && cfg.Password == "" {
+		return nil, fmt.Errorf("embedded broker: a username without a password would let anyone in with that name")
+	}
 	log = log.With().Str("component", "broker").Logger() // log must not carry a component already
+	caps := mochi.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = MaxBrokerPacket
 	srv := mochi.New(&mochi.Options{
 		InlineClient: false,
 		Logger:       slog.New(zerologHandler{log: log}),
+		Capabilities: caps,
 	})
 	if err := srv.AddHook(&brokerAuth{username: cfg.Username, password: cfg.Password}, nil); err != nil {
 		return nil, fmt.Errorf("embedded broker: add auth hook: %w", err)
@@ -60,8 +80,20 @@ func StartBroker(cfg BrokerConfig, log zerolog.Logger) (*Broker, error) {
 			return nil, fmt.Errorf("embedded broker: add delivery hook: %w", err)
 		}
 	}
-	tcp := listeners.NewTCP(listeners.Config{ID: "otabridge", Address: cfg.Listen, TLSConfig: cfg.TLS})
+	if err := srv.AddHook(newRetainLimit(log), nil); err != nil {
+		return nil, fmt.Errorf("embedded broker: add retained-message limit: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("embedded broker: listen on %s: %w", cfg.Listen, err)
+	}
+	if cfg.TLS != nil {
+		ln = tls.NewListener(ln, cfg.TLS)
+	}
+	gate := newPacketGate(gateSlots, gateLargePacket, MaxBrokerPacket, gateWait)
+	tcp := listeners.NewNet("otabridge", gatedListener{Listener: ln, gate: gate})
 	if err := srv.AddListener(tcp); err != nil {
+		_ = ln.Close()
 		return nil, fmt.Errorf("embedded broker: listen on %s: %w", cfg.Listen, err)
 	}
 	if err := srv.Serve(); err != nil { // Serve starts the listener goroutines and returns
@@ -81,7 +113,7 @@ func (b *Broker) Addr() string { return b.addr }
 func (b *Broker) Close() error {
 	if b.final != nil {
 		if waiting := b.final.wait(finalDeliveryWait); len(waiting) > 0 {
-			b.log.Warn().Str("topic", b.final.topic).Strs("clients", waiting).Dur("waited", finalDeliveryWait).
+			b.log.Warn().Str("topic", b.final.topic).Strs("clients", waiting).Dur("waited_ms", finalDeliveryWait).
 				Msg("stopping before the final message reached every subscriber")
 		}
 	}
@@ -114,7 +146,16 @@ func zerologLevel(l slog.Level) zerolog.Level {
 }
 
 func (h zerologHandler) Handle(_ context.Context, r slog.Record) error {
-	ev := h.log.WithLevel(zerologLevel(r.Level))
+	level := zerologLevel(r.Level)
+	if level >= zerolog.WarnLevel && closedConnRecord(r) {
+		// A read on a connection the broker itself closed (a normal stop, a client taken over): not a
+		// problem worth a warning.
+		level = zerolog.DebugLevel
+		if h.log.GetLevel() > level {
+			return nil
+		}
+	}
+	ev := h.log.WithLevel(level)
 	// One key per field: mochi's attributes may repeat a key (its own, or one of the line's fixed fields);
 	// a repeat gets a numbered key instead of a duplicate that log shippers reject.
 	used := map[string]bool{zerolog.LevelFieldName: true, zerolog.TimestampFieldName: true,
@@ -147,6 +188,19 @@ func uniqueKey(used map[string]bool, key string) string {
 	}
 	used[k] = true
 	return k
+}
+
+// closedConnRecord reports whether a record carries the error of an I/O on a closed network connection.
+func closedConnRecord(r slog.Record) bool {
+	closed := false
+	r.Attrs(func(a slog.Attr) bool {
+		if err, ok := a.Value.Any().(error); ok && errors.Is(err, net.ErrClosed) {
+			closed = true
+			return false
+		}
+		return true
+	})
+	return closed
 }
 
 func (h zerologHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
@@ -275,4 +329,65 @@ func (h *finalDelivery) wait(d time.Duration) []string {
 			return waiting
 		}
 	}
+}
+
+// retainLimit keeps the embedded broker's retained messages within maxRetainedMessage each and
+// maxRetainedTotal / maxRetainedMessageCount in all: a retained publish that would pass a cap loses its retain
+// flag (subscribers still get it; nothing is kept). It counts what it let through per topic.
+type retainLimit struct {
+	mochi.HookBase
+	log zerolog.Logger
+
+	mu       sync.Mutex
+	sizes    map[string]int // retained payload bytes per topic
+	total    int
+	lastWarn time.Time
+}
+
+func newRetainLimit(log zerolog.Logger) *retainLimit {
+	return &retainLimit{log: log, sizes: map[string]int{}}
+}
+
+func (h *retainLimit) ID() string { return "otabridge-retain-limit" }
+
+func (h *retainLimit) Provides(b byte) bool { return b == mochi.OnPublish }
+
+func (h *retainLimit) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
+	if !pk.FixedHeader.Retain {
+		return pk, nil
+	}
+	n := len(pk.Payload)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	old, had := h.sizes[pk.TopicName]
+	if n == 0 { // clears the retained message
+		delete(h.sizes, pk.TopicName)
+		h.total -= old
+		return pk, nil
+	}
+	count := len(h.sizes)
+	if !had {
+		count++
+	}
+	reason := ""
+	switch {
+	case n > maxRetainedMessage:
+		reason = fmt.Sprintf("payload of %d bytes is above the %d bytes a retained message may have", n, maxRetainedMessage)
+	case h.total-old+n > maxRetainedTotal:
+		reason = fmt.Sprintf("the retained messages would hold more than %d bytes", maxRetainedTotal)
+	case count > maxRetainedMessageCount:
+		reason = fmt.Sprintf("more than %d topics would hold a retained message", maxRetainedMessageCount)
+	}
+	if reason != "" {
+		pk.FixedHeader.Retain = false
+		if now := time.Now(); now.Sub(h.lastWarn) >= retainLimitWarnEvery {
+			h.lastWarn = now
+			h.log.Warn().Str("client", cl.ID).Str("topic", pk.TopicName).Int("bytes", n).Int("retained_bytes", h.total).
+				Int("retained_topics", len(h.sizes)).Str("reason", reason).Msg("retained publish delivered but not kept")
+		}
+		return pk, nil
+	}
+	h.sizes[pk.TopicName] = n
+	h.total += n - old
+	return pk, nil
 }

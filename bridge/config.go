@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,8 @@ import (
 
 	"github.com/otabridge/otabridge/ncp/sim"
 	"github.com/otabridge/otabridge/ota"
+	"github.com/otabridge/otabridge/redact"
+	"github.com/otabridge/otabridge/web"
 )
 
 // Config is the bridge's configuration: the documented config.yaml, overridden by OTABRIDGE_* environment
@@ -35,6 +38,7 @@ type Config struct {
 	MQTT    MQTTConfig       `yaml:"mqtt"`
 	OTA     ota.EngineConfig `yaml:"ota"`
 	Images  ota.StoreConfig  `yaml:"images"`
+	Web     web.Config       `yaml:"web"`
 	DataDir string           `yaml:"data_dir"`
 	Log     LogConfig        `yaml:"log"`
 }
@@ -72,11 +76,14 @@ type NetworkConfig struct {
 type MQTTConfig struct {
 	// Server is "embedded" (start the built-in broker on EmbeddedListen), mqtt://host[:1883] or
 	// mqtts://host[:8883] (tcp:// and ssl:// are accepted as synonyms).
-	Server          string `yaml:"server"`
-	EmbeddedListen  string `yaml:"embedded_listen"`
-	BaseTopic       string `yaml:"base_topic"`
-	DiscoveryPrefix string `yaml:"discovery_prefix"`
-	Discovery       bool   `yaml:"discovery"`
+	Server         string `yaml:"server"`
+	EmbeddedListen string `yaml:"embedded_listen"`
+	// EmbeddedAllowAnonymousNetwork lets the embedded broker listen on a non-loopback address without
+	// credentials (anyone who reaches the port controls the bridge); without it such a setup is refused.
+	EmbeddedAllowAnonymousNetwork bool   `yaml:"embedded_allow_anonymous_network"`
+	BaseTopic                     string `yaml:"base_topic"`
+	DiscoveryPrefix               string `yaml:"discovery_prefix"`
+	Discovery                     bool   `yaml:"discovery"`
 	// ClientID defaults to "otabridge-<base_topic>".
 	ClientID string `yaml:"client_id"`
 	Username string `yaml:"username"`
@@ -131,6 +138,7 @@ func DefaultConfig() Config {
 			MaxImageSize:    ota.DefaultMaxImageSize,
 			FetchTimeout:    ota.DefaultFetchTimeout,
 		},
+		Web:     web.DefaultConfig(),
 		DataDir: "data",
 		Log:     LogConfig{Level: "info", Format: "console"},
 	}
@@ -212,6 +220,15 @@ func (c *Config) finish() error {
 			return fmt.Errorf("config mqtt.password_file: %w", err)
 		}
 		c.MQTT.Password = strings.TrimSpace(string(b))
+		if c.MQTT.Password == "" {
+			return fmt.Errorf("config mqtt.password_file: %s is empty (want the password in it)", c.MQTT.PasswordFile)
+		}
+		// The password is in Password now; the file is done with, so that validating again (bridge.New
+		// does) does not see both set.
+		c.MQTT.PasswordFile = ""
+	}
+	if err := c.Web.Finish(); err != nil {
+		return fmt.Errorf("config %w", err)
 	}
 	for _, f := range []struct{ key, path string }{
 		{"mqtt.ca_file", c.MQTT.CAFile}, {"mqtt.cert_file", c.MQTT.CertFile}, {"mqtt.key_file", c.MQTT.KeyFile},
@@ -257,8 +274,13 @@ func checkKnownKeys(n *yaml.Node, t reflect.Type, path string) error {
 				return fmt.Errorf("config %s: unknown key (line %d)", key, k.Line)
 			}
 			if isScalar(f.Type) || f.Type.Kind() == reflect.Slice && isScalar(f.Type.Elem()) {
-				// Decode the value alone so that a type error names its key.
+				// Decode the value alone so that a type error names its key and what is allowed.
 				if err := v.Decode(reflect.New(f.Type).Interface()); err != nil {
+					if v.Kind == yaml.ScalarNode {
+						if text := notAllowedText(f.Type, v.Value); text != "" {
+							return fmt.Errorf("config %s: %s (line %d)", key, text, v.Line)
+						}
+					}
 					return fmt.Errorf("config %s: %s", key, yamlErrorText(err, v.Line))
 				}
 				continue
@@ -332,21 +354,93 @@ var (
 // Scalars: strings, bools (strconv.ParseBool), integers (decimal or 0x hex), floats, durations ("90s"),
 // and types with UnmarshalText (IEEE addresses). Lists of scalars are comma-separated. Lists of structs
 // (the simulated devices) and maps are not overridable.
+//
+// Every other OTABRIDGE_ variable is an error, like an unknown key in the file (with the closest known
+// name when there is one), except the test-harness variables of nonConfigEnv.
 func applyEnv(cfg *Config, env []string) error {
 	vars := make(map[string]string)
 	for _, kv := range env {
 		k, v, ok := strings.Cut(kv, "=")
-		if ok && strings.HasPrefix(k, EnvPrefix) {
+		if ok && strings.HasPrefix(k, EnvPrefix) && !contains(nonConfigEnv, k) {
 			vars[k] = v
 		}
 	}
 	if len(vars) == 0 {
 		return nil
 	}
-	return envStruct(reflect.ValueOf(cfg).Elem(), "", vars)
+	known := map[string]string{} // variable → key path, for every overridable key
+	fixed := map[string]string{} // variable → key path, for keys only the file sets
+	if err := envStruct(reflect.ValueOf(cfg).Elem(), "", vars, known, fixed); err != nil {
+		return err
+	}
+	var unknown []string
+	for k := range vars {
+		if _, ok := known[k]; !ok {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	sort.Strings(unknown)
+	k := unknown[0]
+	if key, ok := fixed[k]; ok {
+		return fmt.Errorf("config environment %s: %s cannot be set from the environment (set it in the config file)", k, key)
+	}
+	msg := fmt.Sprintf("config environment %s: unknown variable (no configuration key %s)", k, envKeyGuess(k))
+	if near := closest(k, known); near != "" {
+		msg += fmt.Sprintf("; did you mean %s (%s)?", near, known[near])
+	}
+	return errors.New(msg)
 }
 
-func envStruct(v reflect.Value, path string, vars map[string]string) error {
+// nonConfigEnv are OTABRIDGE_ variables read by the test harnesses, not by the configuration.
+var nonConfigEnv = []string{"OTABRIDGE_BROKERTEST", "OTABRIDGE_SOAK", "OTABRIDGE_SOAK_HEAPPROFILE"}
+
+// envKeyGuess turns a variable back into the key path it would stand for ("OTABRIDGE_OTA_X" → "ota.x").
+func envKeyGuess(name string) string {
+	return strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, EnvPrefix), "_", "."))
+}
+
+// closest returns the known name nearest to name by edit distance, when it is near enough to be a typo.
+func closest(name string, known map[string]string) string {
+	best, bestDist := "", 0
+	for k := range known {
+		d := editDistance(name, k)
+		if best == "" || d < bestDist || d == bestDist && k < best {
+			best, bestDist = k, d
+		}
+	}
+	if best == "" || bestDist > max(2, len(name)/6) {
+		return ""
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b (bytes).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// envStruct sets the fields of v from vars and records every variable it knows: known (overridable keys)
+// and fixed (keys the environment cannot set: lists of structs, maps).
+func envStruct(v reflect.Value, path string, vars, known, fixed map[string]string) error {
 	t := v.Type()
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -357,6 +451,7 @@ func envStruct(v reflect.Value, path string, vars map[string]string) error {
 		key := joinKey(path, name)
 		fv := v.Field(i)
 		if isScalar(f.Type) || f.Type.Kind() == reflect.Slice && isScalar(f.Type.Elem()) {
+			known[EnvName(key)] = key
 			s, ok := vars[EnvName(key)]
 			if !ok {
 				continue
@@ -367,10 +462,12 @@ func envStruct(v reflect.Value, path string, vars map[string]string) error {
 			continue
 		}
 		if f.Type.Kind() == reflect.Struct {
-			if err := envStruct(fv, key, vars); err != nil {
+			if err := envStruct(fv, key, vars, known, fixed); err != nil {
 				return err
 			}
+			continue
 		}
+		fixed[EnvName(key)] = key
 	}
 	return nil
 }
@@ -427,7 +524,7 @@ func setFromString(v reflect.Value, s string) error {
 	if t == durationType {
 		d, err := time.ParseDuration(strings.TrimSpace(s))
 		if err != nil {
-			return fmt.Errorf("%q is not a duration (like 90s, 5m, 1h30m)", s)
+			return errors.New(notAllowedText(t, s))
 		}
 		v.SetInt(int64(d))
 		return nil
@@ -438,31 +535,58 @@ func setFromString(v reflect.Value, s string) error {
 	case reflect.Bool:
 		b, err := strconv.ParseBool(strings.TrimSpace(s))
 		if err != nil {
-			return fmt.Errorf("%q is not a boolean (want true or false)", s)
+			return errors.New(notAllowedText(t, s))
 		}
 		v.SetBool(b)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		n, err := strconv.ParseInt(strings.TrimSpace(s), 0, t.Bits())
 		if err != nil {
-			return fmt.Errorf("%q is not an integer of %d bits", s, t.Bits())
+			return errors.New(notAllowedText(t, s))
 		}
 		v.SetInt(n)
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		n, err := strconv.ParseUint(strings.TrimSpace(s), 0, t.Bits())
 		if err != nil {
-			return fmt.Errorf("%q is not an unsigned integer of %d bits", s, t.Bits())
+			return errors.New(notAllowedText(t, s))
 		}
 		v.SetUint(n)
 	case reflect.Float32, reflect.Float64:
 		f, err := strconv.ParseFloat(strings.TrimSpace(s), t.Bits())
 		if err != nil {
-			return fmt.Errorf("%q is not a number", s)
+			return errors.New(notAllowedText(t, s))
 		}
 		v.SetFloat(f)
 	default:
 		return fmt.Errorf("type %s cannot be set from the environment", t)
 	}
 	return nil
+}
+
+// notAllowedText says, in words, why s is not a value of the scalar type t and what is allowed
+// ("\"two\" is not a whole number"); "" for types that explain their own errors (IEEE addresses, strings).
+func notAllowedText(t reflect.Type, s string) string {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == durationType {
+		return fmt.Sprintf("%q is not a duration (like 90s, 5m, 1h30m)", s)
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return fmt.Sprintf("%q is not allowed (want true or false)", s)
+	case reflect.Int, reflect.Int64:
+		return fmt.Sprintf("%q is not a whole number", s)
+	case reflect.Int8, reflect.Int16, reflect.Int32:
+		lim := int64(1) << (t.Bits() - 1)
+		return fmt.Sprintf("%q is not a whole number from %d to %d", s, -lim, lim-1)
+	case reflect.Uint, reflect.Uint64:
+		return fmt.Sprintf("%q is not a whole number ≥ 0", s)
+	case reflect.Uint8, reflect.Uint16, reflect.Uint32:
+		return fmt.Sprintf("%q is not a whole number from 0 to %d (decimal or 0x hex)", s, uint64(1)<<t.Bits()-1)
+	case reflect.Float32, reflect.Float64:
+		return fmt.Sprintf("%q is not a number", s)
+	}
+	return ""
 }
 
 // Validate checks every value; the error names the key and what is allowed.
@@ -540,6 +664,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("config images.indexes[%d]: empty (want a path or an http(s) URL)", i)
 		}
 	}
+	if err := c.Web.Validate(); err != nil {
+		return fmt.Errorf("config %w", err)
+	}
 	if c.DataDir == "" {
 		return fmt.Errorf("config data_dir: empty (want a directory, e.g. data)")
 	}
@@ -553,12 +680,15 @@ func (c *Config) Validate() error {
 }
 
 func (m *MQTTConfig) validate() error {
+	if m.Password != "" && m.PasswordFile != "" {
+		return fmt.Errorf("config mqtt.password_file: set either mqtt.password or mqtt.password_file, not both")
+	}
 	if m.Server != ServerEmbedded {
 		if _, _, err := ParseServerURL(m.Server); err != nil {
 			return fmt.Errorf("config mqtt.server: %w", err)
 		}
-	} else if _, _, err := net.SplitHostPort(m.EmbeddedListen); err != nil {
-		return fmt.Errorf("config mqtt.embedded_listen: %q is not allowed (want host:port, e.g. 127.0.0.1:1883)", m.EmbeddedListen)
+	} else if err := m.validateEmbedded(); err != nil {
+		return err
 	}
 	if err := checkTopicRoot(m.BaseTopic); err != nil {
 		return fmt.Errorf("config mqtt.base_topic: %w", err)
@@ -568,9 +698,6 @@ func (m *MQTTConfig) validate() error {
 	}
 	if m.ClientID == "" || !utf8.ValidString(m.ClientID) || len(m.ClientID) > 65535 {
 		return fmt.Errorf("config mqtt.client_id: %q is not allowed (want a non-empty UTF-8 string)", m.ClientID)
-	}
-	if m.Password != "" && m.PasswordFile != "" {
-		return fmt.Errorf("config mqtt.password_file: set either mqtt.password or mqtt.password_file, not both")
 	}
 	if (m.CertFile == "") != (m.KeyFile == "") {
 		return fmt.Errorf("config mqtt.cert_file: mqtt.cert_file and mqtt.key_file go together (client certificate and its key)")
@@ -591,6 +718,36 @@ func (m *MQTTConfig) validate() error {
 		return fmt.Errorf("config mqtt.qos: %d is not allowed (want 0, 1 or 2)", m.QoS)
 	}
 	return nil
+}
+
+// validateEmbedded refuses the unsafe setups of the embedded broker: a username without a password (or
+// the reverse), and no credentials on an address other hosts reach, unless
+// mqtt.embedded_allow_anonymous_network says so.
+func (m *MQTTConfig) validateEmbedded() error {
+	host, _, err := net.SplitHostPort(m.EmbeddedListen)
+	if err != nil {
+		return fmt.Errorf("config mqtt.embedded_listen: %q is not allowed (want host:port, e.g. 127.0.0.1:1883)", m.EmbeddedListen)
+	}
+	hasPassword := m.Password != "" || m.PasswordFile != ""
+	switch {
+	case m.Username != "" && !hasPassword:
+		return fmt.Errorf("config mqtt.password: the embedded broker needs a password with mqtt.username (set mqtt.password or mqtt.password_file)")
+	case m.Username == "" && hasPassword:
+		return fmt.Errorf("config mqtt.username: the embedded broker needs a username with the password (without one it would accept every client)")
+	case m.Username == "" && !isLoopbackHost(host) && !m.EmbeddedAllowAnonymousNetwork:
+		return fmt.Errorf("config mqtt.embedded_listen: the embedded broker on %s would accept anyone on the network without credentials "+
+			"(set mqtt.username and mqtt.password, listen on 127.0.0.1, or set mqtt.embedded_allow_anonymous_network: true)", m.EmbeddedListen)
+	}
+	return nil
+}
+
+// isLoopbackHost reports whether a listen host only accepts connections from this machine.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // ParseServerURL reads an mqtt.server URL: mqtt:// or tcp:// (plain, default port 1883), mqtts://, ssl:// or
@@ -653,7 +810,8 @@ func orList(list []string) string {
 }
 
 // Summary is the configuration for `<base>/bridge/info`, keyed like the YAML file, without secrets
-// (mqtt.password and radio.network.network_key appear only as "<set>"), durations as strings and the
+// (mqtt.password and radio.network.network_key appear only as "<set>", the credentials of URLs as
+// redact.URLs hides them), durations as strings and the
 // simulated devices as a count.
 func (c Config) Summary() map[string]any {
 	m := summarize(reflect.ValueOf(c)).(map[string]any)
@@ -721,6 +879,9 @@ func summarize(v reflect.Value) any {
 			out[fmt.Sprint(iter.Key().Interface())] = summarize(iter.Value())
 		}
 		return out
+	}
+	if t.Kind() == reflect.String {
+		return redact.URLs(v.String()) // mqtt.server, index URLs: user:password@ and tokens never show
 	}
 	return v.Interface()
 }

@@ -129,7 +129,6 @@ func TestConfigEnvOverrides(t *testing.T) {
 		"OTABRIDGE_RADIO_SIM_LINK_LOSS=0.05",                                  // float
 		"OTABRIDGE_LOG_LEVEL=debug",
 		"OTABRIDGE_DATA_DIR=/var/lib/otabridge",
-		"OTABRIDGE_RADIO_SIM_DEVICES=ignored", // lists of structs are not overridable: ignored
 	}
 	cfg, err := LoadConfig(path, env)
 	require.NoError(t, err)
@@ -169,12 +168,16 @@ func TestConfigEnvNames(t *testing.T) {
 
 func TestConfigEnvErrors(t *testing.T) {
 	tests := []struct{ env, want string }{
-		{"OTABRIDGE_OTA_MAX_CONCURRENT=many", `config ota.max_concurrent (environment OTABRIDGE_OTA_MAX_CONCURRENT): "many" is not an integer`},
-		{"OTABRIDGE_MQTT_DISCOVERY=perhaps", `config mqtt.discovery (environment OTABRIDGE_MQTT_DISCOVERY): "perhaps" is not a boolean`},
+		{"OTABRIDGE_OTA_MAX_CONCURRENT=many", `config ota.max_concurrent (environment OTABRIDGE_OTA_MAX_CONCURRENT): "many" is not a whole number`},
+		{"OTABRIDGE_MQTT_DISCOVERY=perhaps", `config mqtt.discovery (environment OTABRIDGE_MQTT_DISCOVERY): "perhaps" is not allowed (want true or false)`},
 		{"OTABRIDGE_MQTT_KEEPALIVE=60", `config mqtt.keepalive (environment OTABRIDGE_MQTT_KEEPALIVE): "60" is not a duration`},
-		{"OTABRIDGE_RADIO_NETWORK_CHANNEL=300", `config radio.network.channel (environment OTABRIDGE_RADIO_NETWORK_CHANNEL): "300" is not an unsigned integer of 8 bits`},
+		{"OTABRIDGE_RADIO_NETWORK_CHANNEL=300", `config radio.network.channel (environment OTABRIDGE_RADIO_NETWORK_CHANNEL): "300" is not a whole number from 0 to 255`},
 		{"OTABRIDGE_OTA_ALLOW_IEEE=0x1,0x2", `config ota.allow.ieee (environment OTABRIDGE_OTA_ALLOW_IEEE): item 1: IEEE address "0x1"`},
 		{"OTABRIDGE_MQTT_QOS=3", `config mqtt.qos: 3 is not allowed (want 0, 1 or 2)`},
+		// Unknown variables are errors like unknown keys, with the closest name.
+		{"OTABRIDGE_OTA_MAX_CONCURENT=4", `config environment OTABRIDGE_OTA_MAX_CONCURENT: unknown variable (no configuration key ota.max.concurent); did you mean OTABRIDGE_OTA_MAX_CONCURRENT (ota.max_concurrent)?`},
+		{"OTABRIDGE_VERBOSE=1", `config environment OTABRIDGE_VERBOSE: unknown variable (no configuration key verbose)`},
+		{"OTABRIDGE_RADIO_SIM_DEVICES=x", `config environment OTABRIDGE_RADIO_SIM_DEVICES: radio.sim.devices cannot be set from the environment (set it in the config file)`},
 	}
 	for _, tt := range tests {
 		_, err := LoadConfig("", []string{tt.env})
@@ -192,8 +195,17 @@ func TestConfigPasswordFile(t *testing.T) {
 	_, err = LoadConfig(writeConfig(t, "mqtt:\n  password: x\n  password_file: "+pw+"\n"), nil)
 	assert.ErrorContains(t, err, ": config mqtt.password_file: set either mqtt.password or mqtt.password_file, not both")
 
-	_, err = LoadConfig("", []string{"OTABRIDGE_MQTT_PASSWORD_FILE=/nonexistent/pw"})
+	// The loaded configuration is usable: validating it again (bridge.New does) passes, with the password.
+	_, err = New(cfg, Options{})
+	require.NoError(t, err, "password_file must not count as a second password once read")
+	cfg.FillDerived()
+	require.NoError(t, cfg.Validate())
+
+	_, err = LoadConfig("", []string{"OTABRIDGE_MQTT_USERNAME=u", "OTABRIDGE_MQTT_PASSWORD_FILE=/nonexistent/pw"})
 	assert.ErrorContains(t, err, "config mqtt.password_file:")
+	_, err = LoadConfig("", []string{"OTABRIDGE_MQTT_SERVER=mqtt://b", "OTABRIDGE_MQTT_PASSWORD_FILE=" + writeTemp(t, "\n")})
+	assert.ErrorContains(t, err, "config mqtt.password_file: ")
+	assert.ErrorContains(t, err, "is empty")
 
 	// The password never reaches the summary.
 	cfg.MQTT.Password = "s3cret"
@@ -236,12 +248,22 @@ func TestConfigValidation(t *testing.T) {
 		{"radio:\n  sim:\n    devices:\n      - ieee: '0x0000000000000001'\n        colour: red\n", "config radio.sim.devices[0].colour: unknown key (line 5)"},
 		{"verbose: true", "config verbose: unknown key (line 1)"},
 		{"ota: {allow: {names: [x]}}", "config ota.allow.names: unknown key"},
-		// type errors come from the decoder, with the line
-		{"mqtt: {qos: high}", "config mqtt.qos: line 1: cannot unmarshal !!str `high` into int"},
+		// type errors say what is allowed, with the line
+		{"mqtt: {qos: high}", `config mqtt.qos: "high" is not a whole number (line 1)`},
+		{"ota: {max_concurrent: two}", `config ota.max_concurrent: "two" is not a whole number (line 1)`},
+		{"mqtt: {discovery: maybe}", `config mqtt.discovery: "maybe" is not allowed (want true or false) (line 1)`},
+		{"radio: {network: {channel: 300}}", `config radio.network.channel: "300" is not a whole number from 0 to 255`},
+		{"radio: {sim_speed: fast}", `config radio.sim_speed: "fast" is not a number (line 1)`},
+		// the embedded broker's unsafe setups
+		{"mqtt: {embedded_listen: '0.0.0.0:1883'}", "config mqtt.embedded_listen: the embedded broker on 0.0.0.0:1883 would accept anyone on the network without credentials"},
+		{"mqtt: {embedded_listen: ':1883'}", "mqtt.embedded_allow_anonymous_network: true"},
+		{"mqtt: {embedded_listen: '192.168.1.5:1883'}", "would accept anyone on the network"},
+		{"mqtt: {username: u}", "config mqtt.password: the embedded broker needs a password with mqtt.username"},
+		{"mqtt: {password: p}", "config mqtt.username: the embedded broker needs a username with the password"},
 		{"radio: [1, 2]", "cannot unmarshal"},
 		{"ota: {allow: {ieee: ['0x12']}}", `config ota.allow.ieee: line 1: IEEE address "0x12": want 16 hex digits`},
-		{"mqtt: {keepalive: forever}", "config mqtt.keepalive: line 1: cannot unmarshal !!str `forever` into time.Duration"},
-		{"radio:\n  sim:\n    devices:\n      - {ieee: '0x0000000000000001', hops: many}\n", "config radio.sim.devices[0].hops: line 4: cannot unmarshal"},
+		{"mqtt: {keepalive: forever}", `config mqtt.keepalive: "forever" is not a duration (like 90s, 5m, 1h30m) (line 1)`},
+		{"radio:\n  sim:\n    devices:\n      - {ieee: '0x0000000000000001', hops: many}\n", `config radio.sim.devices[0].hops: "many" is not a whole number`},
 		{"a: [", "config: yaml:"},
 	}
 	for _, tt := range tests {
@@ -250,6 +272,24 @@ func TestConfigValidation(t *testing.T) {
 			assert.Contains(t, err.Error(), tt.want, tt.yaml)
 		}
 	}
+}
+
+// TestConfigEmbeddedBrokerNetwork: the embedded broker may face the network with credentials, or without
+// them when explicitly allowed; loopback needs neither.
+func TestConfigEmbeddedBrokerNetwork(t *testing.T) {
+	for _, text := range []string{
+		"mqtt: {embedded_listen: '0.0.0.0:1883', username: u, password: p}",
+		"mqtt: {embedded_listen: '0.0.0.0:1883', embedded_allow_anonymous_network: true}",
+		"mqtt: {embedded_listen: '[::1]:1883'}",
+		"mqtt: {embedded_listen: 'localhost:1883'}",
+		"mqtt: {server: 'mqtt://broker', username: u}", // an external broker decides for itself
+	} {
+		_, err := parseConfig([]byte(text), nil)
+		assert.NoError(t, err, text)
+	}
+	_, err := LoadConfig("", []string{"OTABRIDGE_MQTT_EMBEDDED_LISTEN=0.0.0.0:1883", "OTABRIDGE_MQTT_USERNAME=u",
+		"OTABRIDGE_MQTT_PASSWORD_FILE=" + writeTemp(t, "pw\n")})
+	assert.NoError(t, err, "password_file counts as the password")
 }
 
 func TestConfigFileErrorsNameTheFile(t *testing.T) {

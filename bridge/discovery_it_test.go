@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,6 +66,13 @@ type otaState struct {
 	InstalledVersion string   `json:"installed_version"`
 	LatestVersion    string   `json:"latest_version"`
 	StartedAt        *string  `json:"started_at"`
+	Target           *struct {
+		ID string `json:"id"`
+	} `json:"target"`
+	InstalledDisplayVersion string `json:"installed_display_version"`
+	LatestDisplayVersion    string `json:"latest_display_version"`
+	FromVersion             string `json:"from_version"`
+	ToVersion               string `json:"to_version"`
 }
 
 func parseOTA(m bridgetest.Message) (otaState, bool) {
@@ -134,14 +142,15 @@ func TestITDiscovery(t *testing.T) {
 		t.Error(err)
 	}
 
-	// Update states: the light has an image (latest is the image's version); the Hue bulb has none, so its
-	// latest version equals the installed one.
+	// Update states: the light has an image (latest is the image's file version, 0x%08x like the installed
+	// one, the human-readable 1.1.0 in the title); the Hue bulb has none, so its latest version equals the
+	// installed one.
 	light := waitUpdateState(t, h, bridgetest.LightIEEE, "the light's update state with its image", 0,
-		func(us bridgetest.UpdateState) bool { return us.LatestVersion == "1.1.0" })
+		func(us bridgetest.UpdateState) bool { return us.LatestVersion == "0x01010000" })
 	if light.InstalledVersion != "0x01000000" || light.InProgress || light.UpdatePercentage != nil {
 		t.Errorf("light update state %+v: want installed 0x01000000, not in progress", light)
 	}
-	if light.ReleaseSummary == "" || light.Title == "" {
+	if !strings.HasPrefix(light.ReleaseSummary, "1.0.0 → 1.1.0: ") || light.Title != "Espressif ESP32C6.Light firmware 1.1.0" {
 		t.Errorf("light update state %+v: want release_summary and title", light)
 	}
 	hue := waitUpdateState(t, h, bridgetest.HueIEEE, "the Hue bulb's update state", 0,
@@ -150,9 +159,9 @@ func TestITDiscovery(t *testing.T) {
 		t.Errorf("Hue update state %+v: latest must equal installed 0x01001f00 when nothing is available", hue)
 	}
 	bulb := waitUpdateState(t, h, bridgetest.BulbIEEE, "the IKEA bulb's update state", 0,
-		func(us bridgetest.UpdateState) bool { return us.LatestVersion == "2.4.5" })
-	if bulb.ReleaseURL == "" || bulb.ReleaseSummary != "" {
-		t.Errorf("IKEA bulb update state %+v: its release notes are a URL: want release_url only", bulb)
+		func(us bridgetest.UpdateState) bool { return us.LatestVersion == "0x24054631" })
+	if bulb.ReleaseURL == "" || bulb.ReleaseSummary != "2.3.093 → 2.4.5" {
+		t.Errorf("IKEA bulb update state %+v: its release notes are a URL: want release_url, and the versions as summary", bulb)
 	}
 
 	// Everything above is retained: a client that connects now gets it from the broker.

@@ -72,7 +72,7 @@ func TestITHealthEmbeddedBrokerPortTaken(t *testing.T) {
 		return last != nil && strings.Contains(last.Error(), "mqtt: embedded broker") && !strings.Contains(last.Error(), "radio:")
 	})
 	eventually(t, "a retry logged with its reason", func() bool {
-		return strings.Contains(lockedString(&log), `"retry_in"`) && strings.Contains(lockedString(&log), "embedded broker")
+		return strings.Contains(lockedString(&log), `"retry_in_ms"`) && strings.Contains(lockedString(&log), "embedded broker")
 	})
 	_ = taken.Close()
 	eventually(t, "a healthy heartbeat after the port was freed", func() bool {

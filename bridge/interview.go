@@ -252,7 +252,7 @@ func (iv *Interviewer) run(ctx context.Context, t InterviewTarget, basic bool) I
 			res.OK = false
 			res.Reason = err.Error()
 			iv.log.Warn().Str("ieee", t.IEEE.String()).Uint16("nwk", t.NWK).Int("requests", res.Requests).
-				Dur("took", iv.clk.Now().Sub(start)).Str("reason", res.Reason).Msg("interview failed")
+				Dur("took_ms", iv.clk.Now().Sub(start)).Str("reason", res.Reason).Msg("interview failed")
 			return res
 		}
 		for _, rec := range recs {
@@ -265,7 +265,7 @@ func (iv *Interviewer) run(ctx context.Context, t InterviewTarget, basic bool) I
 		Str("file_version", fmt.Sprintf("0x%08x", res.FileVersion)).Bool("file_version_known", res.HasFileVersion).
 		Str("manufacturer_code", fmt.Sprintf("0x%04x", res.ManufacturerCode)).
 		Str("image_type", fmt.Sprintf("0x%04x", res.ImageType)).Int("requests", res.Requests).
-		Dur("took", iv.clk.Now().Sub(start)).Str("note", res.Reason).Msg("interview done")
+		Dur("took_ms", iv.clk.Now().Sub(start)).Str("note", res.Reason).Msg("interview done")
 	return res
 }
 

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -16,6 +17,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/rs/zerolog"
+
+	"github.com/otabridge/otabridge/redact"
 )
 
 // ErrMQTTClosed is returned by an MQTT used after Close.
@@ -58,25 +61,27 @@ type MQTT struct {
 
 	pubMu sync.Mutex // orders client.Publish calls with flushes, so an older value never overtakes a newer one
 
-	mu        sync.Mutex // guards everything below
-	client    paho.Client
-	broker    *Broker
-	serverURL string
-	connected bool
-	ready     bool // connected and every subscription granted: the state is online
-	gen       int  // connection generation: counts connects and losses, so a stale retry gives up
-	closed    bool
-	started   bool
-	connects  int
-	subs      []subscription
-	hooks     []func()
-	status    func(up bool, reason string)
-	pending   map[string]pendingPublish // retained messages held while disconnected
-	seq       map[string]uint64         // latest Publish per retained topic
-	inbox     []inboxMessage
-	inboxWake chan struct{}
-	done      chan struct{}
-	wg        sync.WaitGroup
+	mu         sync.Mutex // guards everything below
+	client     paho.Client
+	broker     *Broker
+	serverURL  string
+	connected  bool
+	ready      bool // connected and every subscription granted: the state is online
+	gen        int  // connection generation: counts connects and losses, so a stale retry gives up
+	outage     bool // the connection was lost since the last flush (not set before the first connection)
+	closed     bool
+	started    bool
+	connects   int
+	subs       []subscription
+	hooks      []func()
+	status     func(up bool, reason string)
+	pending    map[string]pendingPublish // retained messages held while disconnected
+	seq        map[string]uint64         // latest Publish per retained topic
+	inbox      []inboxMessage
+	inboxBytes int // payload bytes in inbox
+	inboxWake  chan struct{}
+	done       chan struct{}
+	wg         sync.WaitGroup
 }
 
 type subscription struct {
@@ -91,7 +96,20 @@ type Message struct {
 	// Retained is the message's retain flag: set when the broker delivers a stored retained message (on
 	// subscribing, so after every start and reconnect), clear for a message published while subscribed.
 	Retained bool
+	// Truncated, when not 0, is the size of a large message that arrived while the messages waiting for their
+	// handlers already held maxInboxBytes: Payload is only its first inboxKeepBytes (enough to find a
+	// request's transaction), and the handler should refuse it as busy.
+	Truncated int
 }
+
+// The handlers' inbox holds at most maxInboxBytes of payloads; a message above inboxSmallMessage that
+// does not fit keeps only its first inboxKeepBytes (see Message.Truncated), so a flood of large publishes
+// cannot make the bridge hold them all.
+const (
+	maxInboxBytes     = 64 << 20
+	inboxSmallMessage = 64 << 10
+	inboxKeepBytes    = 4 << 10
+)
 
 type pendingPublish struct {
 	payload []byte
@@ -216,6 +234,7 @@ func (m *MQTT) Connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	shown := redact.URLs(serverURL) // for logs and errors: mqtt://user:password@host works, and must not show
 	opts := paho.NewClientOptions().
 		AddBroker(serverURL).
 		SetClientID(m.cfg.ClientID).
@@ -236,7 +255,7 @@ func (m *MQTT) Connect(ctx context.Context) error {
 		SetOnConnectHandler(m.onConnect).
 		SetConnectionLostHandler(m.onConnectionLost).
 		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
-			m.log.Info().Str("server", serverURL).Msg("MQTT reconnecting")
+			m.log.Info().Str("server", shown).Msg("MQTT reconnecting")
 		}).
 		SetCustomOpenConnectionFn(func(u *url.URL, o paho.ClientOptions) (net.Conn, error) {
 			return m.dial(u, tlsCfg, o.ConnectTimeout)
@@ -244,10 +263,10 @@ func (m *MQTT) Connect(ctx context.Context) error {
 	client := paho.NewClient(opts)
 	m.mu.Lock()
 	m.client = client
-	m.serverURL = serverURL
+	m.serverURL = shown
 	m.mu.Unlock()
 
-	return m.retry(ctx, "MQTT connect failed", serverURL, func() error {
+	return m.retry(ctx, "MQTT connect failed", shown, func() error {
 		tok := client.Connect()
 		select {
 		case <-tok.Done():
@@ -277,10 +296,11 @@ func (m *MQTT) retry(ctx context.Context, msg, server string, attempt func() err
 		if err == nil {
 			return nil
 		}
+		err = redact.Error(err) // a broker error may quote the server URL with its credentials
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w (last error: %v)", msg, ctx.Err(), err)
 		}
-		ev := m.log.Warn().Err(err).Int("attempt", n).Dur("retry_in", backoff)
+		ev := m.log.Warn().Err(err).Int("attempt", n).Dur("retry_in_ms", backoff)
 		if server != "" {
 			ev = ev.Str("server", server)
 		}
@@ -425,7 +445,7 @@ func (m *MQTT) establish(client paho.Client, gen int, subs []subscription, backo
 		retry := make([]subscription, 0, len(refused))
 		for _, r := range refused {
 			retry = append(retry, r.sub)
-			m.log.Error().Str("filter", r.sub.filter).Str("reason", r.reason).Dur("retry_in", backoff).
+			m.log.Error().Str("filter", r.sub.filter).Str("reason", r.reason).Dur("retry_in_ms", backoff).
 				Msg("MQTT subscription refused: bridge/state stays offline, the API is not listening")
 		}
 		if backoff == subscribeRetryFirst { // once per connection
@@ -496,6 +516,9 @@ func (m *MQTT) onConnectionLost(_ paho.Client, err error) {
 	m.ready = false
 	m.gen++
 	closed := m.closed
+	if !closed {
+		m.outage = true
+	}
 	m.mu.Unlock()
 	if !closed {
 		m.log.Warn().Err(err).Msg("MQTT connection lost; reconnecting")
@@ -541,7 +564,9 @@ func (m *MQTT) Publish(topic string, payload []byte, retained bool) error {
 	m.mu.Unlock()
 	tok := client.Publish(topic, byte(m.cfg.QoS), retained, payload)
 	m.pubMu.Unlock()
-	m.log.Trace().Str("topic", topic).Bool("retained", retained).Bytes("payload", payload).Msg("MQTT publish")
+	if e := m.log.Trace(); e.Enabled() {
+		e.Str("topic", topic).Bool("retained", retained).Str("payload", redact.URLs(string(payload))).Msg("MQTT publish")
+	}
 
 	err := waitToken(tok, m.publishTimeout)
 	if err == nil {
@@ -581,6 +606,8 @@ func (m *MQTT) flush() {
 	held := m.pending
 	m.pending = make(map[string]pendingPublish)
 	client := m.client
+	outage := m.outage
+	m.outage = false
 	m.mu.Unlock()
 	type sent struct {
 		topic string
@@ -599,13 +626,23 @@ func (m *MQTT) flush() {
 			m.hold(s.topic, s.p.payload, s.p.seq)
 		}
 	}
-	m.log.Info().Int("messages", len(toks)).Int("failed", failed).Msg("MQTT flushed retained messages held during the outage")
+	if outage {
+		m.log.Info().Int("messages", len(toks)).Int("failed", failed).Msg("MQTT flushed retained messages held during the outage")
+		return
+	}
+	// Retained state published before the first connection (or while a publish failed): nothing the user
+	// needs to hear about.
+	m.log.Debug().Int("messages", len(toks)).Int("failed", failed).Msg("MQTT sent retained messages held before the connection")
 }
 
 // Subscribe subscribes filter now (when connected) and again after every reconnect; handler gets the
 // messages (see MQTT for the goroutine it runs on). Subscribing a filter again replaces its handler.
 func (m *MQTT) Subscribe(filter string, handler func(topic string, payload []byte)) error {
-	return m.SubscribeMessages(filter, func(msg Message) { handler(msg.Topic, msg.Payload) })
+	return m.SubscribeMessages(filter, func(msg Message) {
+		if msg.Truncated == 0 { // only requests are ever large; a cut message is no use to these handlers
+			handler(msg.Topic, msg.Payload)
+		}
+	})
 }
 
 // SubscribeMessages is Subscribe with a handler that also sees the retain flag.
@@ -707,6 +744,12 @@ func (m *MQTT) enqueue(msg inboxMessage) {
 		m.mu.Unlock()
 		return
 	}
+	if n := len(msg.msg.Payload); n > inboxSmallMessage && m.inboxBytes+n > maxInboxBytes {
+		msg.msg.Payload, msg.msg.Truncated = bytes.Clone(msg.msg.Payload[:inboxKeepBytes]), n
+		m.log.Warn().Str("topic", msg.msg.Topic).Int("bytes", n).Int("waiting_bytes", m.inboxBytes).
+			Msg("large MQTT message arrived while the handlers are behind: kept only its start, it is refused as busy")
+	}
+	m.inboxBytes += len(msg.msg.Payload)
 	m.inbox = append(m.inbox, msg)
 	m.mu.Unlock()
 	select {
@@ -727,15 +770,19 @@ func (m *MQTT) dispatch() {
 		for {
 			m.mu.Lock()
 			if len(m.inbox) == 0 || m.closed {
-				m.inbox = nil
+				m.inbox, m.inboxBytes = nil, 0
 				m.mu.Unlock()
 				break
 			}
 			msg := m.inbox[0]
 			m.inbox[0] = inboxMessage{}
 			m.inbox = m.inbox[1:]
+			m.inboxBytes -= len(msg.msg.Payload)
 			m.mu.Unlock()
-			m.log.Trace().Str("topic", msg.msg.Topic).Bool("retained", msg.msg.Retained).Bytes("payload", msg.msg.Payload).Msg("MQTT message")
+			if e := m.log.Trace(); e.Enabled() {
+				e.Str("topic", msg.msg.Topic).Bool("retained", msg.msg.Retained).
+					Str("payload", redact.URLs(string(msg.msg.Payload))).Msg("MQTT message")
+			}
 			msg.handler(msg.msg)
 		}
 	}

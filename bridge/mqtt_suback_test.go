@@ -53,8 +53,8 @@ func TestMQTTRefusedSubscriptionKeepsOffline(t *testing.T) {
 		assert.Contains(t, ev["reason"], "refused it", "the reason is given")
 		assert.Contains(t, ev["reason"], "0x8", "the SUBACK code is given")
 	}
-	first, _ := got[0]["retry_in"].(float64) // zerolog writes durations in milliseconds
-	second, _ := got[1]["retry_in"].(float64)
+	first, _ := got[0]["retry_in_ms"].(float64) // zerolog writes durations in milliseconds
+	second, _ := got[1]["retry_in_ms"].(float64)
 	assert.Greater(t, second, first, "the back-off grows: %v ms then %v ms", first, second)
 	for _, ev := range got {
 		assert.NotEqual(t, "otabridge-test/allowed/#", ev["filter"], "the granted subscription is not refused")

@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -252,7 +253,8 @@ var errConnectionReset = errors.New("connection reset (test)")
 
 func TestMQTTBrokerOutage(t *testing.T) {
 	b := brokertest.New(t)
-	m := NewMQTT(testMQTTConfig(b.URL()), zerolog.Nop())
+	var logs logBuffer
+	m := NewMQTT(testMQTTConfig(b.URL()), zerolog.New(&logs).Level(zerolog.InfoLevel))
 	m.retryMax = time.Second // reconnect quickly in the test
 	var hookRuns atomic.Int32
 	m.OnConnect(func() { hookRuns.Add(1) })
@@ -260,9 +262,12 @@ func TestMQTTBrokerOutage(t *testing.T) {
 	require.NoError(t, m.Subscribe("otabridge-test/bridge/request/+", func(topic string, payload []byte) {
 		got <- string(payload)
 	}))
+	// Retained state published before the first connection is sent when it comes: that is no outage.
+	require.NoError(t, m.Publish("otabridge-test/early", []byte("e"), true))
 	require.NoError(t, m.Connect(context.Background()))
 	defer m.Close()
 	eventually(t, func() bool { return hookRuns.Load() == 1 }, "the first OnConnect")
+	assert.NotContains(t, logs.String(), "outage", "no outage was logged at the first connection")
 
 	b.Stop()
 	eventually(t, func() bool { return !m.Connected() }, "the client to notice the outage")
@@ -273,6 +278,7 @@ func TestMQTTBrokerOutage(t *testing.T) {
 
 	b.StartAgain() // a fresh broker: no retained messages survive on its side
 	eventually(t, func() bool { return hookRuns.Load() == 2 }, "the reconnect hook")
+	assert.Contains(t, logs.String(), "MQTT flushed retained messages held during the outage")
 
 	// A client that connects after the outage sees the last retained values.
 	obs := newObserver(t, b.URL(), "otabridge-test/#")
@@ -470,4 +476,28 @@ func TestMQTTTLS(t *testing.T) {
 	require.NoError(t, os.WriteFile(bad, []byte("not pem"), 0o600))
 	_, err = MQTTConfig{CAFile: bad}.TLSConfig("x")
 	assert.ErrorContains(t, err, "no PEM certificate")
+}
+
+// A read on a connection the embedded broker closed itself (every client's, at a normal stop) is not a
+// warning; other warnings of the broker stay warnings.
+func TestBrokerLogClosedConnectionIsDebug(t *testing.T) {
+	var logs logBuffer
+	h := zerologHandler{log: zerolog.New(&logs).Level(zerolog.InfoLevel)}
+	closedErr := &net.OpError{Op: "read", Net: "tcp", Err: net.ErrClosed}
+	r := slog.NewRecord(time.Now(), slog.LevelWarn, "", 0)
+	r.AddAttrs(slog.Any("error", closedErr), slog.String("listener", "otabridge"))
+	require.NoError(t, h.Handle(context.Background(), r))
+	assert.Empty(t, logs.String(), "closed connection at info level: nothing")
+
+	r = slog.NewRecord(time.Now(), slog.LevelWarn, "", 0)
+	r.AddAttrs(slog.Any("error", errors.New("connection reset by peer")))
+	require.NoError(t, h.Handle(context.Background(), r))
+	assert.Contains(t, logs.String(), `"level":"warn"`)
+
+	var debugLogs logBuffer
+	h = zerologHandler{log: zerolog.New(&debugLogs).Level(zerolog.DebugLevel)}
+	r = slog.NewRecord(time.Now(), slog.LevelWarn, "", 0)
+	r.AddAttrs(slog.Any("error", closedErr))
+	require.NoError(t, h.Handle(context.Background(), r))
+	assert.Contains(t, debugLogs.String(), `"level":"debug"`)
 }

@@ -2,8 +2,14 @@ package bridge_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/otabridge/otabridge/bridge"
 	"github.com/otabridge/otabridge/bridge/bridgetest"
@@ -88,14 +94,16 @@ func TestITCheck(t *testing.T) {
 	if resp.Data["update_available"] != true || resp.Data["state"] != "available" || resp.Data["id"] != bridgetest.LightIEEE {
 		t.Errorf("check of the light: data %v, want update_available true, state available", resp.Data)
 	}
-	if resp.Data["installed_version"] != "0x01000000" || resp.Data["latest_version"] != "1.1.0" {
-		t.Errorf("check of the light: data %v, want installed 0x01000000, latest 1.1.0", resp.Data)
+	if resp.Data["installed_version"] != "0x01000000" || resp.Data["latest_version"] != "0x01010000" ||
+		resp.Data["latest_display_version"] != "1.1.0" {
+		t.Errorf("check of the light: data %v, want installed 0x01000000, latest 0x01010000 (1.1.0)", resp.Data)
 	}
 	waitOTA(t, h, bridgetest.LightIEEE, "the light's OTA state available", 0, func(st otaState) bool {
-		return st.State == "available" && st.LatestVersion == "1.1.0"
+		return st.State == "available" && st.LatestVersion == "0x01010000" && st.LatestDisplayVersion == "1.1.0" &&
+			st.InstalledDisplayVersion == "1.0.0"
 	})
 	us := waitUpdateState(t, h, bridgetest.LightIEEE, "the light's update state", 0,
-		func(us bridgetest.UpdateState) bool { return us.LatestVersion == "1.1.0" })
+		func(us bridgetest.UpdateState) bool { return us.LatestVersion == "0x01010000" })
 	if us.InstalledVersion != "0x01000000" || us.InProgress {
 		t.Errorf("light update state %+v", us)
 	}
@@ -134,7 +142,7 @@ func TestITManualApproval(t *testing.T) {
 	mark := h.Rec.Mark()
 	resp := h.Request("device/ota_update/approve", map[string]any{"id": door})
 	ok(t, resp)
-	if resp.Data["to"] != "0.0.0_0027" || resp.Data["id"] != door {
+	if resp.Data["to"] != "0x0000001b" || resp.Data["to_display_version"] != "0.0.0_0027" || resp.Data["id"] != door {
 		t.Errorf("approve response data %v", resp.Data)
 	}
 	h.Rec.WaitEvent(h.Base, "ota_started", door, mark)
@@ -142,10 +150,18 @@ func TestITManualApproval(t *testing.T) {
 		return us.InProgress && us.UpdatePercentage != nil && *us.UpdatePercentage > 0
 	})
 	fin := h.Rec.WaitEvent(h.Base, "ota_finished", door, mark)
-	if fin.Data["to_version"] != "0x0000001b" || fin.Data["from_version"] != "0x0000001a" {
+	if fin.Data["to_version"] != "0x0000001b" || fin.Data["from_version"] != "0x0000001a" || fin.Data["to_display_version"] != "0.0.0_0027" {
 		t.Errorf("ota_finished data %v", fin.Data)
 	}
 	checkUpgraded(t, h, door, bridgetest.DoorNew, mark)
+	// The ota topic says the same in the same format; the update entity keeps the release summary.
+	waitOTA(t, h, door, "idle with the last update's versions", mark, func(st otaState) bool {
+		return st.State == "idle" && st.FromVersion == "0x0000001a" && st.ToVersion == "0x0000001b" &&
+			st.InstalledDisplayVersion == "0.0.0_0027"
+	})
+	waitUpdateState(t, h, door, "the release summary after the upgrade", mark, func(us bridgetest.UpdateState) bool {
+		return us.InstalledVersion == "0x0000001b" && us.ReleaseSummary == "0.0.0_0027: Demo: lower battery drain while idle."
+	})
 
 	// Progress went up in steps while the transfer ran.
 	pct := progressValues(t, h, door, mark)
@@ -167,7 +183,7 @@ func TestITUpdateFromHACommandTopic(t *testing.T) {
 
 	dc := waitDiscovery(t, h.Rec, deviceConfigTopic(light), 0)
 	waitUpdateState(t, h, light, "the light's update state", 0,
-		func(us bridgetest.UpdateState) bool { return us.LatestVersion == "1.1.0" })
+		func(us bridgetest.UpdateState) bool { return us.LatestVersion == "0x01010000" })
 	up := dc.Components[discovery.ComponentUpdate]
 	commandTopic, _ := up["command_topic"].(string)
 	install, _ := up["payload_install"].(string)
@@ -234,6 +250,38 @@ func TestITAbort(t *testing.T) {
 			t.Errorf("event %s after the abort", m.Payload)
 		}
 	}
+	aborted := h.Rec.WaitEvent(h.Base, "ota_aborted", light, mark)
+	if aborted.Data["reason"] != "aborted" || aborted.Data["to_version"] != "0x01010000" || aborted.Data["to_display_version"] != "1.1.0" {
+		t.Errorf("ota_aborted data %v", aborted.Data)
+	}
+
+	// A check after the abort makes the image available again, and the aborted attempt's target is gone.
+	mark = h.Rec.Mark()
+	ok(t, h.Request("ota/check_all", map[string]any{}))
+	st = waitOTA(t, h, light, "available after check_all", mark, func(st otaState) bool { return st.State == "available" })
+	if st.Target != nil || st.LastError != "" || st.LatestVersion != "0x01010000" {
+		t.Errorf("OTA state after abort and check_all: %+v (target %+v), want no target, no error", st, st.Target)
+	}
+}
+
+// Unschedule is a cancellation: ota_aborted (reason unscheduled), then the image is available again.
+func TestITUnschedule(t *testing.T) {
+	skipShort(t)
+	h, light := startWithLightOnly(t, bridgetest.Options{})
+
+	ok(t, h.Request("device/ota_update/schedule", map[string]any{"id": light}))
+	waitOTA(t, h, light, "scheduled", 0, func(st otaState) bool { return st.State == "scheduled" })
+	mark := h.Rec.Mark()
+	ok(t, h.Request("device/ota_update/unschedule", map[string]any{"id": light}))
+	ev := h.Rec.WaitEvent(h.Base, "ota_aborted", light, mark)
+	if ev.Data["reason"] != "unscheduled" || ev.Data["to_version"] != "0x01010000" {
+		t.Errorf("ota_aborted data %v", ev.Data)
+	}
+	h.Rec.WaitEvent(h.Base, "ota_available", light, mark)
+	st := waitOTA(t, h, light, "available", mark, func(st otaState) bool { return st.State == "available" })
+	if st.Target != nil {
+		t.Errorf("target %+v after unschedule", st.Target)
+	}
 }
 
 // startLightTransfer starts the bridge on cfg (32-byte blocks, 20× real time), starts the light's update and
@@ -297,4 +345,35 @@ func TestITBrokerRestartMidTransfer(t *testing.T) {
 			t.Errorf("event %s during the broker outage test", m.Payload)
 		}
 	}
+}
+
+// startWithLightOnly starts the bridge on the repository's configuration with only the ESP32-C6 light and
+// waits for its discovery; it returns the harness and the light's IEEE address.
+func startWithLightOnly(t *testing.T, opts bridgetest.Options) (*bridgetest.Harness, string) {
+	t.Helper()
+	cfg := bridgetest.RepoConfig(t)
+	bridgetest.KeepDevices(t, &cfg, bridgetest.LightIEEE)
+	h := bridgetest.Start(t, nil, cfg, opts)
+	waitDiscovery(t, h.Rec, deviceConfigTopic(bridgetest.LightIEEE), 0)
+	return h, bridgetest.LightIEEE
+}
+
+// A normal start and stop logs what happened once and nothing that is not a problem: a refused image once
+// (not twice), no "outage" flush when there was no outage, no closed-connection warning at the stop.
+func TestITStartAndStopLogs(t *testing.T) {
+	skipShort(t)
+	cfg := bridgetest.RepoConfig(t)
+	bridgetest.KeepDevices(t, &cfg, bridgetest.LightIEEE)
+	good, err := os.ReadFile(filepath.Join(cfg.Images.Folder, "esp32c6-light-1.1.0.ota"))
+	require.NoError(t, err)
+	// A file whose header promises more bytes than it has: refused.
+	require.NoError(t, os.WriteFile(filepath.Join(cfg.Images.Folder, "truncated.ota"), good[:len(good)/2], 0o644))
+	h := bridgetest.Start(t, nil, cfg, bridgetest.Options{})
+	waitDiscovery(t, h.Rec, deviceConfigTopic(bridgetest.LightIEEE), 0)
+	h.Stop()
+	log := h.Log()
+	assert.Equal(t, 1, strings.Count(log, `"message":"image refused"`), "image refused once per start:\n%s", log)
+	assert.Contains(t, log, "truncated.ota")
+	assert.NotContains(t, log, "outage")
+	assert.NotContains(t, log, "use of closed network connection")
 }

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"bytes"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -114,12 +115,27 @@ func (b *Bridge) publishEvent(typ string, d Device, data map[string]any) {
 	b.pub.event(b.topic("bridge/event"), mustJSON(map[string]any{"type": typ, "data": out}))
 }
 
-// otaStatePayload is `<base>/<friendly_name>/ota`: the engine's state plus the names a user reads.
+// otaStatePayload is `<base>/<friendly_name>/ota`: the engine's state plus the names a user reads. Both
+// versions are 0x%08x like the update entity's; the display versions are the human-readable ones (the
+// index's `version`, else the device's sw_build_id for the installed one, else the same 0x%08x).
 type otaStatePayload struct {
 	ota.DeviceState
-	FriendlyName     string `json:"friendly_name"`
-	InstalledVersion string `json:"installed_version"`
-	LatestVersion    string `json:"latest_version"`
+	FriendlyName            string `json:"friendly_name"`
+	InstalledVersion        string `json:"installed_version"`
+	LatestVersion           string `json:"latest_version"`
+	InstalledDisplayVersion string `json:"installed_display_version"`
+	LatestDisplayVersion    string `json:"latest_display_version"`
+	// The versions of the last update, as 0x%08x like every other version (null before the first one).
+	FromVersion *string `json:"from_version"`
+	ToVersion   *string `json:"to_version"`
+}
+
+func versionPtr(v *uint32) *string {
+	if v == nil {
+		return nil
+	}
+	s := ota.VersionString(*v)
+	return &s
 }
 
 // publishDeviceState publishes the device's update and ota topics from the engine's current state.
@@ -135,38 +151,102 @@ func (b *Bridge) publishStateOf(d Device, st ota.DeviceState) {
 	b.mu.Lock()
 	b.names[d.IEEE] = d.FriendlyName
 	b.mu.Unlock()
-	installed := d.InstalledVersion()
-	if st.InstalledVersion != nil {
-		installed = ota.VersionString(*st.InstalledVersion)
+	var installedImage *ota.Image
+	if offeredImage(st) == nil && d.HasImageID {
+		if v, ok := installedFileVersion(d, st); ok {
+			installedImage = b.store.ByImageID(zcl.ImageID{ManufacturerCode: d.ManufacturerCode, ImageType: d.ImageType, FileVersion: v})
+		}
 	}
-	latest := installed
-	var ref *ota.ImageRef
+	us, names := deviceUpdateState(d, st, installedImage)
+	if us.InstalledVersion != "" {
+		b.pub.retained(b.topic(d.FriendlyName+"/update"), discovery.UpdatePayload(us))
+	}
+	b.pub.retained(b.topic(d.FriendlyName+"/ota"), mustJSON(otaStatePayload{DeviceState: roundedState(st),
+		FriendlyName: d.FriendlyName, InstalledVersion: us.InstalledVersion, LatestVersion: names.latest,
+		InstalledDisplayVersion: names.installedDisplay, LatestDisplayVersion: names.latestDisplay,
+		FromVersion: versionPtr(st.FromVersion), ToVersion: versionPtr(st.ToVersion)}))
+}
+
+// offeredImage is the image a device's state is about: the one available or pending approval, the target
+// of an approved or running update, or, after a failure, the one that failed.
+func offeredImage(st ota.DeviceState) *ota.ImageRef {
 	switch st.State {
 	case ota.StateAvailable, ota.StateApprovalPending:
-		ref = st.Available
+		return st.Available
 	case ota.StateScheduled, ota.StateQueued, ota.StateUpdating, ota.StateWaitingReboot, ota.StateVerifying:
-		ref = st.Target
+		return st.Target
 	case ota.StateFailed:
-		ref = st.Available
-		if ref == nil {
-			ref = st.Target
+		if st.Available != nil {
+			return st.Available
 		}
+		return st.Target
 	}
-	us := discovery.UpdateState{InstalledVersion: installed}
-	if ref != nil && installed != "" {
-		latest = ref.Version
-		us.LatestVersion = latest
-		if strings.HasPrefix(ref.ReleaseNotes, "http://") || strings.HasPrefix(ref.ReleaseNotes, "https://") {
-			us.ReleaseURL = ref.ReleaseNotes
-		} else {
-			us.ReleaseSummary = ref.ReleaseNotes
-		}
-		if ref.ReleaseURL != "" {
-			us.ReleaseURL = ref.ReleaseURL
-		}
+	return nil
+}
+
+// installedFileVersion is the device's installed file version: the engine's (newest) or the registry's.
+func installedFileVersion(d Device, st ota.DeviceState) (uint32, bool) {
+	if st.InstalledVersion != nil {
+		return *st.InstalledVersion, true
 	}
+	return d.FileVersion, d.FileVersionKnown
+}
+
+// versionNames are the versions of `<name>/ota`: latest as 0x%08x, and both human-readable.
+type versionNames struct {
+	latest, installedDisplay, latestDisplay string
+}
+
+// deviceUpdateState builds a device's update entity state from its OTA state. installedImage is the image
+// of the installed version when the store has it (nil otherwise): after an upgrade it keeps the release
+// summary and URL of what the device now runs.
+//
+// Both versions are ota.VersionString (0x%08x): AwesomeVersion, which Home Assistant uses to decide whether
+// latest is newer, orders two such strings by value, while a hex string against a dotted version
+// ("0x01000000" against "1.1.0") compares the hex value with the first dotted number and says "not newer".
+// The human-readable versions go where HA shows text: the title names the latest one, the release summary
+// starts with "installed → latest" while an update is pending.
+func deviceUpdateState(d Device, st ota.DeviceState, installedImage *ota.Image) (discovery.UpdateState, versionNames) {
+	var us discovery.UpdateState
+	var names versionNames
+	v, known := installedFileVersion(d, st)
+	if !known {
+		return us, names
+	}
+	us.InstalledVersion = ota.VersionString(v)
+	names.installedDisplay = us.InstalledVersion
+	switch {
+	case installedImage != nil && installedImage.Meta.Version != "":
+		names.installedDisplay = installedImage.Meta.Version
+	case d.SWBuildID != "" && v == d.FileVersion:
+		names.installedDisplay = d.SWBuildID
+	}
+	notes, url := "", ""
+	names.latest, names.latestDisplay = us.InstalledVersion, names.installedDisplay
+	if ref := offeredImage(st); ref != nil {
+		us.LatestVersion = ota.VersionString(ref.FileVersion)
+		names.latest, names.latestDisplay = us.LatestVersion, ref.Version
+		notes, url = ref.ReleaseNotes, ref.ReleaseURL
+	} else if installedImage != nil {
+		notes, url = installedImage.Meta.ReleaseNotes, installedImage.Meta.ReleaseURL
+	}
+	if strings.HasPrefix(notes, "http://") || strings.HasPrefix(notes, "https://") {
+		if url == "" {
+			url = notes
+		}
+		notes = ""
+	}
+	us.ReleaseURL = url
+	summary := names.latestDisplay
+	if names.latest != us.InstalledVersion {
+		summary = names.installedDisplay + " → " + names.latestDisplay
+	}
+	if notes != "" {
+		summary += ": " + notes
+	}
+	us.ReleaseSummary = summary
 	if d.Model != "" {
-		us.Title = strings.TrimSpace(d.Manufacturer + " " + d.Model + " firmware")
+		us.Title = strings.TrimSpace(d.Manufacturer+" "+d.Model+" firmware") + " " + names.latestDisplay
 	}
 	switch st.State {
 	case ota.StateUpdating:
@@ -179,11 +259,22 @@ func (b *Bridge) publishStateOf(d Device, st ota.DeviceState) {
 	case ota.StateQueued, ota.StateWaitingReboot, ota.StateVerifying:
 		us.InProgress = true // indeterminate progress in HA
 	}
-	if installed != "" {
-		b.pub.retained(b.topic(d.FriendlyName+"/update"), discovery.UpdatePayload(us))
+	return us, names
+}
+
+// roundedState rounds the numbers of `<name>/ota` as Home Assistant shows them: progress to 2 decimals (as
+// the update entity's update_percentage), rate to whole B/s, remaining to whole seconds.
+func roundedState(st ota.DeviceState) ota.DeviceState {
+	if st.Progress != nil {
+		p := discovery.RoundPercentage(*st.Progress)
+		st.Progress = &p
 	}
-	b.pub.retained(b.topic(d.FriendlyName+"/ota"), mustJSON(otaStatePayload{DeviceState: st,
-		FriendlyName: d.FriendlyName, InstalledVersion: installed, LatestVersion: latest}))
+	st.Rate = math.Round(st.Rate)
+	if st.Remaining != nil {
+		r := math.Round(*st.Remaining)
+		st.Remaining = &r
+	}
+	return st
 }
 
 // DevicesInterval is the shortest time between two publishes of `<base>/bridge/devices`.
@@ -206,6 +297,7 @@ func (b *Bridge) publishDevices() {
 		list = append(list, j)
 	}
 	b.pub.retained(b.topic("bridge/devices"), mustJSON(list))
+	b.publishWebImages() // which devices each image matches
 }
 
 func (b *Bridge) publishImages() {
@@ -218,6 +310,7 @@ func (b *Bridge) publishImages() {
 		list = append(list, img.Info())
 	}
 	b.pub.retained(b.topic("bridge/images"), mustJSON(list))
+	b.publishWebImages()
 }
 
 // publishInfo publishes `<base>/bridge/info` when it changed (or always with force).

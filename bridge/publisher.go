@@ -12,6 +12,7 @@ import (
 type publisher struct {
 	out publishFunc
 	log zerolog.Logger
+	tap tapFunc // sees every message as it is queued (the web console); never blocks
 
 	mu      sync.Mutex
 	order   []string          // retained topics waiting, in first-queued order
@@ -26,6 +27,9 @@ type publisher struct {
 
 type publishFunc func(topic string, payload []byte, retained bool) error
 
+// tapFunc sees a message as it is queued.
+type tapFunc func(topic string, payload []byte, retained bool)
+
 type queuedMessage struct {
 	topic   string
 	payload []byte
@@ -39,8 +43,16 @@ func newPublisher(out publishFunc, log zerolog.Logger) *publisher {
 	return p
 }
 
+// setTap makes tap see every message from now on, when it is queued (before any coalescing).
+func (p *publisher) setTap(tap tapFunc) {
+	p.mu.Lock()
+	p.tap = tap
+	p.mu.Unlock()
+}
+
 // retained queues a retained message; a newer one for the same topic replaces it.
 func (p *publisher) retained(topic string, payload []byte) {
+	p.tapped(topic, payload, true)
 	p.mu.Lock()
 	if _, ok := p.pending[topic]; !ok {
 		p.order = append(p.order, topic)
@@ -53,6 +65,7 @@ func (p *publisher) retained(topic string, payload []byte) {
 // event queues a non-retained message. Past maxEvts waiting events the oldest are dropped with a warning
 // (the broker has been unreachable for long; retained state is never dropped).
 func (p *publisher) event(topic string, payload []byte) {
+	p.tapped(topic, payload, false)
 	p.mu.Lock()
 	if len(p.events) >= p.maxEvts {
 		p.log.Warn().Str("topic", p.events[0].topic).Msg("event dropped: too many waiting for the broker")
@@ -61,6 +74,15 @@ func (p *publisher) event(topic string, payload []byte) {
 	p.events = append(p.events, queuedMessage{topic, payload})
 	p.mu.Unlock()
 	p.signal()
+}
+
+func (p *publisher) tapped(topic string, payload []byte, retained bool) {
+	p.mu.Lock()
+	tap := p.tap
+	p.mu.Unlock()
+	if tap != nil {
+		tap(topic, payload, retained)
+	}
 }
 
 func (p *publisher) signal() {

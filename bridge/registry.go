@@ -84,7 +84,7 @@ func (d Device) InstalledVersion() string {
 	if !d.FileVersionKnown {
 		return ""
 	}
-	return fmt.Sprintf("0x%08x", d.FileVersion)
+	return ota.VersionString(d.FileVersion)
 }
 
 // DeviceJSON is one entry of `<base>/bridge/devices`, with exactly the keys of DESIGN.md. Values the bridge

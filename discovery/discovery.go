@@ -192,7 +192,8 @@ type component struct {
 	Options             []string       `json:"options,omitempty"`
 	StateClass          string         `json:"state_class,omitempty"`
 	DisplayPrecision    *int           `json:"display_precision,omitempty"`
-	Availability        []availability `json:"availability"`
+	Availability        []availability `json:"availability,omitempty"` // only ConnectionState has none
+
 }
 
 type devicePayload struct {
@@ -302,7 +303,9 @@ func (in Instance) DeviceConfig(d Device) (Message, error) {
 				Icon:            "mdi:progress-download",
 				StateTopic:      in.OTAStateTopic(fn),
 				ValueTemplate:   "{{ value_json.state }}",
-				Availability:    avail,
+				// The full OTA state (progress, rate, ETA, queue position, last error, versions) as attributes.
+				JSONAttributesTopic: in.OTAStateTopic(fn),
+				Availability:        avail,
 			},
 		},
 	}
@@ -318,7 +321,8 @@ func (in Instance) RemoveDevice(ieee string) Message {
 	return Message{Topic: in.DeviceConfigTopic(ieee)}
 }
 
-// BridgeConfig builds the device-based discovery message of the bridge itself: connection state, active
+// BridgeConfig builds the device-based discovery message of the bridge itself: a connectivity binary sensor
+// (on while otabridge is online, off from its last will; the only entity without availability), active
 // transfers, queue length, a "Check all" button and a permit-join switch.
 func (in Instance) BridgeConfig() (Message, error) {
 	if err := in.check(); err != nil {
@@ -353,7 +357,8 @@ func (in Instance) BridgeConfig() (Message, error) {
 				ValueTemplate:   "{{ value_json.state }}",
 				PayloadOn:       "online",
 				PayloadOff:      "offline",
-				Availability:    avail,
+				// No availability: it would be the same topic, and the sensor could never show "offline"
+				// (HA would make it unavailable instead). The last will sets it off.
 			},
 			ComponentActiveTransfers: {
 				Platform:        "sensor",
@@ -481,20 +486,25 @@ func UpdatePayload(s UpdateState) []byte {
 		p.ReleaseURL = s.ReleaseURL
 	}
 	if s.InProgress && s.Percentage != nil {
-		v := *s.Percentage
-		switch {
-		case v != v: // NaN
-			v = 0
-		case v < 0:
-			v = 0
-		case v > 100:
-			v = 100
-		}
-		v = float64(int64(v*100+0.5)) / 100 // two decimals are enough for display_precision 1
+		v := RoundPercentage(*s.Percentage)
 		p.UpdatePercentage = &v
 	}
 	b, _ := json.Marshal(p) // strings are valid UTF-8 and the float is finite: encoding cannot fail
 	return b
+}
+
+// RoundPercentage is a progress percentage as published: within 0..100 (NaN is 0) with two decimals, enough
+// for the update entity's display_precision 1.
+func RoundPercentage(v float64) float64 {
+	switch {
+	case v != v: // NaN
+		return 0
+	case v < 0:
+		return 0
+	case v > 100:
+		return 100
+	}
+	return float64(int64(v*100+0.5)) / 100
 }
 
 func validString(s string) string {

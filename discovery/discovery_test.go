@@ -101,6 +101,7 @@ func TestDeviceConfigContents(t *testing.T) {
 	assert.Equal(t, "diagnostic", s["entity_category"])
 	assert.Equal(t, "otabridge/kitchen/light/ota", s["state_topic"])
 	assert.Equal(t, "{{ value_json.state }}", s["value_template"])
+	assert.Equal(t, "otabridge/kitchen/light/ota", s["json_attributes_topic"], "the README: the full OTA state as attributes")
 	assert.Len(t, s["options"], 9)
 }
 
@@ -122,6 +123,12 @@ func TestBridgeConfigContents(t *testing.T) {
 	assert.Equal(t, "otabridge/bridge/state", c["state_topic"])
 	assert.Equal(t, "online", c["payload_on"])
 	assert.Equal(t, "offline", c["payload_off"])
+	assert.NotContains(t, c, "availability", "made unavailable by the topic it reads, it could never show offline")
+	for id, other := range p.Cmps {
+		if id != ComponentConnectionState {
+			assert.Contains(t, other, "availability", id)
+		}
+	}
 
 	for id, key := range map[string]string{ComponentActiveTransfers: "active_transfers", ComponentQueueLength: "queue_length"} {
 		s := p.Cmps[id]

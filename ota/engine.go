@@ -16,7 +16,7 @@ import (
 // State is a device's OTA state as published on `<base>/<friendly_name>/ota`.
 type State string
 
-// The OTA states of a device (DESIGN.md "MQTT contract").
+// The OTA states of a device, as published on `<base>/<friendly_name>/ota` (README.md "MQTT topics").
 const (
 	StateIdle            State = "idle"             // nothing to do: up to date, or no image known
 	StateAvailable       State = "available"        // an image newer than the installed version exists
@@ -454,18 +454,16 @@ type ImageRef struct {
 	HeaderString string `json:"header_string,omitempty"`
 }
 
-// VersionString formats a file version the way otabridge shows it: 0x%08x.
+// VersionString formats a file version the way otabridge publishes it everywhere (the update entity, the
+// ota topic, events and responses): "0x" and 8 lower-case hex digits, the format ZHA uses. Home Assistant's
+// AwesomeVersion reads it as a HexVer and orders any two such strings by their numeric value.
 func VersionString(v uint32) string { return fmt.Sprintf("0x%08x", v) }
 
 func imageRef(img *Image) *ImageRef {
 	if img == nil {
 		return nil
 	}
-	v := img.Meta.Version
-	if v == "" {
-		v = VersionString(img.Header.FileVersion)
-	}
-	return &ImageRef{ID: img.ID, FileVersion: img.Header.FileVersion, Version: v, Size: img.Size(),
+	return &ImageRef{ID: img.ID, FileVersion: img.Header.FileVersion, Version: img.DisplayVersion(), Size: img.Size(),
 		ReleaseNotes: img.Meta.ReleaseNotes, ReleaseURL: img.Meta.ReleaseURL,
 		HeaderString: img.Header.HeaderStringText()}
 }

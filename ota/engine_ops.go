@@ -3,6 +3,7 @@ package ota
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -149,7 +150,8 @@ func (e *Engine) setAvailableLocked(d *device, img *Image) {
 	}
 	if d.state != StateAvailable || prev != img {
 		if d.state == StateFailed {
-			d.lastError = ""
+			// A new check after a failure or an abort: the failed attempt's target is history.
+			d.lastError, d.target = "", nil
 		}
 		e.setStateLocked(d, StateAvailable)
 		e.eventLocked(EventAvailable, d, imageEventData(img, d))
@@ -336,7 +338,7 @@ func (e *Engine) Unschedule(ieee zcl.IEEE) error {
 	if d.state != StateScheduled {
 		return fmt.Errorf("%s is not scheduled (state %s): %w", ieee, d.state, ErrWrongState)
 	}
-	e.cancelLocked(d)
+	e.cancelLocked(d, "unscheduled")
 	return nil
 }
 
@@ -386,31 +388,41 @@ func (e *Engine) Abort(ieee zcl.IEEE) error {
 		d.lastError = "aborted"
 		d.finishedAt = e.wall()
 		e.setStateLocked(d, StateFailed)
-		e.eventLocked(EventAborted, d, nil)
+		e.eventLocked(EventAborted, d, targetEventData(d, "aborted"))
 		e.pumpLocked()
 	case StateQueued, StateScheduled, StateApprovalPending:
-		e.cancelLocked(d)
-		e.eventLocked(EventAborted, d, nil)
+		e.cancelLocked(d, "aborted")
 	default:
 		return fmt.Errorf("%s: nothing to abort (state %s): %w", ieee, d.state, ErrWrongState)
 	}
 	return nil
 }
 
-// cancelLocked withdraws an approval that has not started a transfer.
-func (e *Engine) cancelLocked(d *device) {
+// cancelLocked withdraws an approval that has not started a transfer (abort of a queued, scheduled or
+// pending update, or unschedule): ota_aborted with the reason, then the device is idle or, when an image
+// still matches, available (with its ota_available). The state change is logged from the real state.
+func (e *Engine) cancelLocked(d *device, reason string) {
 	if d.session != nil {
 		d.session.stopPage()
 		d.session = nil
 	}
 	e.releaseSlotLocked(d)
+	data := targetEventData(d, reason)
+	if d.target == nil && d.pending != nil {
+		data["image"] = d.pending.ID
+	}
 	d.approved, d.target, d.pending, d.notBef, d.queued = false, nil, nil, time.Time{}, time.Time{}
 	d.awaited, d.requeue = nil, false
-	d.state = StateIdle
-	d.changedAt = e.wall()
-	e.out.DurableChanged()
-	e.refreshAvailableLocked(d)
-	e.publishLocked(d)
+	e.log.Info().Stringer("ieee", d.info.IEEE).Str("state", string(d.state)).Str("reason", reason).Msg("update cancelled")
+	e.eventLocked(EventAborted, d, data)
+	img := e.matchLocked(d, nil)
+	d.available = img
+	if img == nil {
+		e.setStateLocked(d, StateIdle)
+	} else {
+		e.setStateLocked(d, StateAvailable)
+		e.eventLocked(EventAvailable, d, imageEventData(img, d))
+	}
 	e.pumpLocked()
 }
 
@@ -470,14 +482,30 @@ func (e *Engine) succeedLocked(d *device) {
 	took := e.since(d.startedAt)
 	d.finishedAt = e.wall()
 	d.lastError = ""
+	data := map[string]any{"from_version": VersionString(d.from), "to_version": VersionString(d.to),
+		"seconds": math.Round(took.Seconds()*100) / 100}
+	if d.target != nil {
+		data["to_display_version"] = d.target.DisplayVersion()
+	}
 	d.approved, d.target, d.retries, d.awaited = false, nil, 0, nil
 	d.available = nil
 	e.log.Info().Stringer("ieee", d.info.IEEE).Str("from", VersionString(d.from)).Str("to", VersionString(d.to)).
-		Dur("took", took).Msg("update verified: device runs the new version")
+		Int64("took_ms", took.Milliseconds()).Msg("update verified: device runs the new version")
 	e.setStateLocked(d, StateIdle)
-	e.eventLocked(EventFinished, d, map[string]any{"from_version": VersionString(d.from),
-		"to_version": VersionString(d.to), "seconds": took.Seconds()})
+	e.eventLocked(EventFinished, d, data)
 	e.refreshAvailableLocked(d)
+}
+
+// targetEventData is the data of ota_failed and ota_aborted: the reason and, when the device has a
+// target, its image id and version (0x%08x and human-readable).
+func targetEventData(d *device, reason string) map[string]any {
+	data := map[string]any{"reason": reason}
+	if d.target != nil {
+		data["image"] = d.target.ID
+		data["to_version"] = VersionString(d.target.Header.FileVersion)
+		data["to_display_version"] = d.target.DisplayVersion()
+	}
+	return data
 }
 
 // failLocked ends the device's update as failed.
@@ -493,11 +521,6 @@ func (e *Engine) failLocked(d *device, reason string) {
 	d.finishedAt = e.wall()
 	e.log.Warn().Stringer("ieee", d.info.IEEE).Str("reason", reason).Msg("update failed")
 	e.setStateLocked(d, StateFailed)
-	data := map[string]any{"reason": reason}
-	if d.target != nil {
-		data["image"] = d.target.ID
-		data["to_version"] = VersionString(d.target.Header.FileVersion)
-	}
-	e.eventLocked(EventFailed, d, data)
+	e.eventLocked(EventFailed, d, targetEventData(d, reason))
 	e.pumpLocked()
 }

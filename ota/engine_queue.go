@@ -71,7 +71,8 @@ func (e *Engine) grantSlotLocked(d *device) {
 		Int("retry", d.retries).Msg("transfer slot granted")
 	e.setStateLocked(d, StateUpdating)
 	e.eventLocked(EventStarted, d, map[string]any{"from_version": VersionString(d.from),
-		"to_version": VersionString(d.to), "image": d.target.ID, "size": d.target.Size()})
+		"to_version": VersionString(d.to), "to_display_version": d.target.DisplayVersion(), "image": d.target.ID,
+		"size": d.target.Size()})
 	if d.session == nil {
 		d.notifies = 0
 		e.sendNotifyLocked(d)
@@ -273,7 +274,7 @@ func (e *Engine) stallLocked(d *device, idle time.Duration) {
 	}
 	backoff := e.cfg.RetryBackoff << (d.retries - 1)
 	d.lastError = fmt.Sprintf("transfer stalled: no request for %s; retry %d of %d", idle.Round(time.Second), d.retries, e.cfg.Retries)
-	e.log.Warn().Stringer("ieee", d.info.IEEE).Int("retry", d.retries).Dur("backoff", backoff).Msg("transfer stalled")
+	e.log.Warn().Stringer("ieee", d.info.IEEE).Int("retry", d.retries).Dur("backoff_ms", backoff).Msg("transfer stalled")
 	if d.info.Sleepy {
 		e.setStateLocked(d, StateScheduled)
 	} else {

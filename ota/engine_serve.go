@@ -523,7 +523,7 @@ func (e *Engine) handleUpgradeEndLocked(src zcl.IEEE, h zcl.Header, req zcl.Upgr
 	d.verifies = 0
 	d.lastError = ""
 	e.log.Info().Stringer("ieee", src).Str("image", d.target.ID).Uint32("size", s.size).
-		Dur("took", e.since(d.startedAt)).Msg("transfer complete; device applies the image")
+		Dur("took_ms", e.since(d.startedAt)).Msg("transfer complete; device applies the image")
 	e.setStateLocked(d, StateWaitingReboot)
 	e.armVerifyLocked(d, e.cfg.UpgradeDelay+e.cfg.VerifyTimeout)
 	e.pumpLocked()

@@ -1,9 +1,11 @@
 package ota
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -188,6 +190,17 @@ func TestAbortMidTransfer(t *testing.T) {
 	active, _ := r.eng.Counts()
 	assert.Equal(t, 0, active)
 	assert.Error(t, r.eng.Abort(devA), "nothing left to abort")
+
+	// The failed attempt's target stays visible (state failed) until a check makes the image available
+	// again: then the target is gone.
+	require.NotNil(t, r.out.lastState(devA).Target, "failed: the target says what failed")
+	res, err := r.eng.Check(devA)
+	require.NoError(t, err)
+	assert.True(t, res.UpdateAvailable)
+	st = r.out.lastState(devA)
+	assert.Equal(t, StateAvailable, st.State)
+	assert.Nil(t, st.Target)
+	assert.Empty(t, st.LastError)
 }
 
 func TestUpgradeEndFailureGetsDefaultResponse(t *testing.T) {
@@ -534,4 +547,34 @@ func TestBlockResponseDelayHoldsResponsesBack(t *testing.T) {
 	resp, err := zcl.DecodeImageBlockResponse(frames[0].payload)
 	require.NoError(t, err)
 	assert.Equal(t, servable(t, img)[:64], resp.Data)
+}
+
+// Unschedule is a cancellation like an abort of a scheduled update: ota_aborted with the reason and the
+// image, then the image is available again (ota_available); the log names the state it really left.
+func TestUnscheduleEmitsAbortedAndLogsRealState(t *testing.T) {
+	img := makeImage(t, 0x1234, 1, 2, 500)
+	r := newEngineRig(t, EngineConfig{}, img)
+	var logBuf bytes.Buffer
+	r.eng.log = zerolog.New(&logBuf)
+	r.eng.SetDevice(mainsDevice(devA, 0x1234, 1, 1))
+	_, err := r.eng.Schedule(devA, nil)
+	require.NoError(t, err)
+	require.Equal(t, StateScheduled, r.out.lastState(devA).State)
+	before := len(r.out.eventTypes())
+	logBuf.Reset()
+	require.NoError(t, r.eng.Unschedule(devA))
+
+	assert.Equal(t, []string{EventAborted, EventAvailable}, r.out.eventTypes()[before:])
+	r.out.mu.Lock()
+	aborted := r.out.events[before]
+	r.out.mu.Unlock()
+	assert.Equal(t, "unscheduled", aborted.Data["reason"])
+	assert.Equal(t, img.ID, aborted.Data["image"])
+	assert.Equal(t, "0x00000002", aborted.Data["to_version"])
+	st := r.out.lastState(devA)
+	assert.Equal(t, StateAvailable, st.State)
+	assert.Nil(t, st.Target)
+	assert.Contains(t, logBuf.String(), `"state":"scheduled","reason":"unscheduled","message":"update cancelled"`)
+	assert.Contains(t, logBuf.String(), `"from":"scheduled","to":"available"`)
+	assert.NotContains(t, logBuf.String(), `"from":"idle"`)
 }

@@ -13,6 +13,16 @@ import (
 // otaFileTestdataDir is where the real vendor OTA files live, outside the repository.
 var otaFileTestdataDir = filepath.Join("..", "..", "shared", "testdata", "ota")
 
+// skipWithoutVendorFiles skips a test that needs the real vendor OTA files when they are not beside the
+// repository (a plain clone: they are not redistributed in it). Everything else uses fixtures inside the
+// repository.
+func skipWithoutVendorFiles(t testing.TB) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(otaFileTestdataDir, "manifest.json")); err != nil {
+		t.Skipf("needs the real vendor OTA files of ../shared/testdata/ota beside the repository (not in a plain clone): %v", err)
+	}
+}
+
 // otaManifestEntry is one file's expected facts in manifest.json.
 type otaManifestEntry struct {
 	File              string  `json:"file"`
@@ -44,6 +54,7 @@ type otaManifestEntry struct {
 
 func loadOTAManifest(t testing.TB) []otaManifestEntry {
 	t.Helper()
+	skipWithoutVendorFiles(t)
 	b, err := os.ReadFile(filepath.Join(otaFileTestdataDir, "manifest.json"))
 	if err != nil {
 		t.Fatalf("read manifest: %v", err)
@@ -205,6 +216,7 @@ func TestParseManifestFiles(t *testing.T) {
 // TestParseRealFileTruncatedInHeader cuts real files at every byte of their header (and a few past it):
 // every cut is refused with an error, never a panic.
 func TestParseRealFileTruncatedInHeader(t *testing.T) {
+	skipWithoutVendorFiles(t)
 	for _, name := range []string{
 		"128b-0102-030103-700_nodon_sin_4_2_20_fw_power_V030103.zigbee", // magic at 0, header length 56
 		"TERNCY-SD01_v46.OTA",           // header length 60 (hardware versions)
@@ -231,6 +243,7 @@ func TestParseRealFileTruncatedInHeader(t *testing.T) {
 }
 
 func BenchmarkParseRealFile(b *testing.B) {
+	skipWithoutVendorFiles(b)
 	data, err := os.ReadFile(filepath.Join(otaFileTestdataDir, "10035515-TRADFRI-bulb-cws-2.3.093.ota.ota.signed"))
 	if err != nil {
 		b.Fatal(err)

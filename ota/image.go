@@ -41,6 +41,15 @@ type Image struct {
 // ImageID returns the image's manufacturer code, image type and file version.
 func (img *Image) ImageID() zcl.ImageID { return img.Header.ImageID() }
 
+// DisplayVersion is the image's human-readable version: the index's `version` when it gives one, else the
+// file version as VersionString formats it.
+func (img *Image) DisplayVersion() string {
+	if img.Meta.Version != "" {
+		return img.Meta.Version
+	}
+	return VersionString(img.Header.FileVersion)
+}
+
 // Size returns the servable size (the header's total image size).
 func (img *Image) Size() uint32 { return img.Header.TotalImageSize }
 

@@ -74,6 +74,8 @@ type Store struct {
 	ensuring map[*Image]*ensureCall
 	onChange []func()
 	closed   bool
+
+	downloads chan struct{} // download slots (see MaxParallelDownloads)
 }
 
 // storeEntry is an image in the catalogue with what the store needs to know about it.
@@ -139,6 +141,8 @@ func NewStore(cfg StoreConfig, log zerolog.Logger, opts ...StoreOption) (*Store,
 		byImage:  map[*Image]*storeEntry{},
 		failures: map[string]Problem{},
 		ensuring: map[*Image]*ensureCall{},
+
+		downloads: make(chan struct{}, MaxParallelDownloads),
 	}
 	for _, o := range opts {
 		o(s)

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/otabridge/otabridge/redact"
 )
 
 // addedStateFile, in the cache directory, remembers uploads and URL images across restarts.
@@ -66,11 +68,15 @@ func (s *Store) addedURLCandidates() ([]*candidate, []Problem) {
 	var out []*candidate
 	var probs []Problem
 	keep := s.added.URLs[:0:0]
+	redacted := false
 	for _, a := range s.added.URLs {
+		if shown := redact.URLs(a.URL); shown != a.URL { // saved by an earlier version with its credentials
+			a.URL, redacted = shown, true
+		}
 		p := filepath.Join(s.cacheAbs, "images", filepath.Base(a.File))
 		lf, err := openLocal(p, s.hashes)
 		if err != nil {
-			probs = append(probs, Problem{Source: redact(a.URL), Reason: fmt.Sprintf("image added from this URL is unusable and forgotten: %v", err)})
+			probs = append(probs, Problem{Source: a.URL, Reason: fmt.Sprintf("image added from this URL is unusable and forgotten: %v", err)})
 			continue
 		}
 		keep = append(keep, a)
@@ -78,7 +84,7 @@ func (s *Store) addedURLCandidates() ([]*candidate, []Problem) {
 		c.fileName = urlFileName(a.URL, lf.path)
 		out = append(out, c)
 	}
-	if len(keep) != len(s.added.URLs) {
+	if len(keep) != len(s.added.URLs) || redacted {
 		s.added.URLs = keep
 		if err := s.saveAddedState(); err != nil {
 			s.log.Warn().Err(err).Msg("added images state not saved")
@@ -149,7 +155,14 @@ func (s *Store) addUpload(fileName string, data []byte) (*Image, bool, error) {
 	sum := hex.EncodeToString(digest[:])
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
-	if err := s.prepareLocked(); err != nil {
+	err := s.prepareLocked()
+	if errors.Is(err, errFolderMissing) { // an upload is an explicit request to store a file there
+		if err = os.MkdirAll(s.cfg.Folder, 0o755); err == nil {
+			s.log.Info().Str("folder", s.cfg.Folder).Msg("images folder created for an upload")
+			err = s.prepareLocked()
+		}
+	}
+	if err != nil {
 		return nil, false, err
 	}
 	s.mu.RLock()
@@ -206,7 +219,7 @@ func (s *Store) addFromURL(ctx context.Context, rawURL string) (*Image, bool, er
 	if err != nil {
 		return nil, false, fmt.Errorf("add image from URL: %w", err)
 	}
-	shown := redact(u.String())
+	shown := redact.URLs(u.String())
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 		return nil, false, fmt.Errorf("add image from URL %s: only http and https URLs are accepted", shown)
 	}
@@ -214,7 +227,9 @@ func (s *Store) addFromURL(ctx context.Context, rawURL string) (*Image, bool, er
 		return nil, false, fmt.Errorf("add image from URL %s: this is an index file; add it to the store's indexes instead", shown)
 	}
 	s.opMu.Lock()
-	err = s.prepareLocked()
+	if err = s.prepareLocked(); errors.Is(err, errFolderMissing) {
+		err = nil // URL images go to the cache directory
+	}
 	dir := filepath.Join(s.cacheAbs, "images")
 	s.opMu.Unlock()
 	if err != nil {
@@ -254,18 +269,18 @@ func (s *Store) addFromURL(ctx context.Context, rawURL string) (*Image, bool, er
 		}
 		return nil, false, fmt.Errorf("add image from URL %s: not a valid OTA file: %w", shown, err)
 	}
-	name := "url-" + hash16(u.String()) + "-" + sum[:8] + "-" + sanitizeFileName(path.Base(u.Path), "image.ota")
+	name := "url-" + hash16(shown) + "-" + sum[:8] + "-" + sanitizeFileName(path.Base(u.Path), "image.ota")
 	final := filepath.Join(dir, name)
 	if err := renameSync(tmp.Name(), final); err != nil {
 		lf.f.Close()
 		return nil, false, fmt.Errorf("add image from URL %s: %w", shown, err)
 	}
 	lf.path = final
-	s.added.URLs = append(s.added.URLs, addedURL{URL: u.String(), File: name})
+	s.added.URLs = append(s.added.URLs, addedURL{URL: shown, File: name})
 	if err := s.saveAddedState(); err != nil {
 		s.log.Warn().Err(err).Msg("added images state not saved")
 	}
-	c := localCandidate(SourceURL, u.String(), lf)
+	c := localCandidate(SourceURL, shown, lf)
 	c.fileName = urlFileName(u.String(), final)
 	img, err := s.addEntry(c)
 	return img, err == nil, err
@@ -273,7 +288,7 @@ func (s *Store) addFromURL(ctx context.Context, rawURL string) (*Image, bool, er
 
 // looksLikeJSON reports whether a file starts (after white space) with '[' or '{'.
 func looksLikeJSON(p string) bool {
-	f, err := os.Open(p)
+	f, _, err := openRegular(p)
 	if err != nil {
 		return false
 	}
@@ -305,16 +320,28 @@ func (s *Store) addFromPath(p string) (*Image, bool, error) {
 	if s.isClosed() {
 		return nil, false, ErrStoreClosed
 	}
+	// The answers never tell whether a path outside the folder exists: a path that is outside before
+	// symbolic links are resolved is refused without touching the file system, and one that resolves
+	// outside gets the same sentence.
+	outside := fmt.Errorf("add image %s: outside the images folder", p)
 	full := filepath.FromSlash(p)
 	if !filepath.IsAbs(full) {
 		full = filepath.Join(s.folderAbs, full)
 	}
+	full = filepath.Clean(full)
+	configured, _ := filepath.Abs(s.cfg.Folder) // the folder as configured, before symbolic links
+	if !within(s.folderAbs, full) && !within(configured, full) {
+		return nil, false, outside
+	}
 	real, err := filepath.EvalSymlinks(full)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, fmt.Errorf("add image %s: no such file in the images folder", p)
+	}
 	if err != nil {
-		return nil, false, fmt.Errorf("add image %s: %w", p, err)
+		return nil, false, fmt.Errorf("add image %s: cannot be resolved in the images folder", p)
 	}
 	if !within(s.folderAbs, real) {
-		return nil, false, fmt.Errorf("add image %s: resolves to %s, outside the images folder %s", p, real, s.cfg.Folder)
+		return nil, false, outside
 	}
 	if strings.HasSuffix(real, removedSuffix) || strings.HasPrefix(filepath.Base(real), ".") {
 		return nil, false, fmt.Errorf("add image %s: the folder scan skips hidden and %s files; rename it first", p, removedSuffix)
@@ -333,7 +360,7 @@ func (s *Store) addFromPath(p string) (*Image, bool, error) {
 	}
 	st, err := os.Stat(real)
 	if err != nil {
-		return nil, false, fmt.Errorf("add image %s: %w", p, err)
+		return nil, false, fmt.Errorf("add image %s: %w", s.displayPath(real), err)
 	}
 	if st.Size() > s.cfg.MaxImageSize {
 		return nil, false, fmt.Errorf("add image %s: file of %d bytes is above max_image_size %d", p, st.Size(), s.cfg.MaxImageSize)
@@ -393,7 +420,7 @@ func (s *Store) remove(id string) error {
 		s.log.Warn().Err(err).Str("image", id).Msg("close removed image")
 	}
 	delete(s.hashes, e.path)
-	s.log.Info().Str("image", id).Str("source", img.Source).Str("file", redact(img.Origin)).Msg("image removed")
+	s.log.Info().Str("image", id).Str("source", img.Source).Str("file", redact.URLs(img.Origin)).Msg("image removed")
 	return nil
 }
 

@@ -11,14 +11,29 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+
+	"github.com/otabridge/otabridge/redact"
 )
 
 // errTooLarge is wrapped when a download passes the size limit.
 var errTooLarge = errors.New("above max_image_size")
 
-// download GETs rawURL into w, at most limit bytes, within FetchTimeout. It returns the bytes written.
-func (s *Store) download(ctx context.Context, rawURL string, limit int64, w io.Writer) (int64, error) {
-	shown := redact(rawURL)
+// MaxParallelDownloads is how many downloads (images added from a URL, index images, remote indexes) run
+// at once; the others wait for a slot. With each at most MaxImageSize, the temporary files they write take
+// at most MaxParallelDownloads × MaxImageSize.
+const MaxParallelDownloads = 2
+
+// download GETs rawURL into w, at most limit bytes, within FetchTimeout (counted once a download slot is
+// free). It returns the bytes written.
+func (s *Store) download(ctx context.Context, rawURL string, limit int64, w io.Writer) (n int64, err error) {
+	shown := redact.URLs(rawURL)
+	defer func() { err = redact.Error(err) }() // the HTTP client's errors name the URL too
+	select {
+	case s.downloads <- struct{}{}:
+		defer func() { <-s.downloads }()
+	case <-ctx.Done():
+		return 0, fmt.Errorf("fetch %s: waiting for one of %d downloads to finish: %w", shown, MaxParallelDownloads, ctx.Err())
+	}
 	if s.cfg.FetchTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.cfg.FetchTimeout)
@@ -40,7 +55,7 @@ func (s *Store) download(ctx context.Context, rawURL string, limit int64, w io.W
 	if resp.ContentLength > limit {
 		return 0, fmt.Errorf("fetch %s: %d bytes: %w %d", shown, resp.ContentLength, errTooLarge, limit)
 	}
-	n, err := io.Copy(w, io.LimitReader(resp.Body, limit+1))
+	n, err = io.Copy(w, io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return n, fmt.Errorf("fetch %s: after %d bytes: %w", shown, n, err)
 	}
@@ -92,7 +107,7 @@ func (s *Store) Ensure(ctx context.Context, img *Image) error {
 	switch {
 	case err != nil:
 		if ctx.Err() == nil && !s.closed {
-			s.failures[img.ID] = Problem{Source: redact(e.remote.url), Reason: err.Error()}
+			s.failures[img.ID] = Problem{Source: redact.URLs(e.remote.url), Reason: err.Error()}
 		}
 	case s.closed:
 		lf.f.Close()
@@ -108,10 +123,10 @@ func (s *Store) Ensure(ctx context.Context, img *Image) error {
 	c.err = err
 	close(c.done)
 	if err != nil {
-		s.log.Warn().Str("image", img.ID).Str("url", redact(e.remote.url)).Err(err).Msg("image download failed")
+		s.log.Warn().Str("image", img.ID).Str("url", redact.URLs(e.remote.url)).Err(err).Msg("image download failed")
 		return err
 	}
-	s.log.Info().Str("image", img.ID).Str("url", redact(e.remote.url)).Int64("bytes", lf.size).
+	s.log.Info().Str("image", img.ID).Str("url", redact.URLs(e.remote.url)).Int64("bytes", lf.size).
 		Uint32("size", img.Header.TotalImageSize).Msg("image downloaded")
 	s.notify()
 	return nil

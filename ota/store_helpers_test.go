@@ -15,7 +15,7 @@ import (
 )
 
 // storeTestdataDir holds the real vendor OTA files (outside the repository; copied into t.TempDir()).
-var storeTestdataDir = filepath.Join("..", "..", "shared", "testdata", "ota")
+var storeTestdataDir = otaFileTestdataDir
 
 // Real files the store tests use by name.
 const (
@@ -49,6 +49,7 @@ func (f storeFact) wantID() string {
 
 func storeFacts(t testing.TB) map[string]storeFact {
 	t.Helper()
+	skipWithoutVendorFiles(t)
 	b, err := os.ReadFile(filepath.Join(storeTestdataDir, "manifest.json"))
 	require.NoError(t, err)
 	var m struct {
@@ -66,6 +67,7 @@ func storeFacts(t testing.TB) map[string]storeFact {
 // copyTestFile copies a real OTA file into dir (under name, or its own name when name is "").
 func copyTestFile(t testing.TB, file, dir, name string) string {
 	t.Helper()
+	skipWithoutVendorFiles(t)
 	if name == "" {
 		name = file
 	}
@@ -79,6 +81,7 @@ func copyTestFile(t testing.TB, file, dir, name string) string {
 
 func readTestFile(t testing.TB, file string) []byte {
 	t.Helper()
+	skipWithoutVendorFiles(t)
 	b, err := os.ReadFile(filepath.Join(storeTestdataDir, file))
 	require.NoError(t, err)
 	return b

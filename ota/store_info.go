@@ -1,6 +1,9 @@
 package ota
 
-import "github.com/otabridge/otabridge/zcl"
+import (
+	"github.com/otabridge/otabridge/redact"
+	"github.com/otabridge/otabridge/zcl"
+)
 
 // ImageInfo describes an image for `otabridge/bridge/images`. Optional fields that are empty are left out.
 type ImageInfo struct {
@@ -46,7 +49,7 @@ func (img *Image) Info() ImageInfo {
 		HeaderString: h.HeaderStringText(), SHA512: img.SHA512, Local: img.Local(),
 		ModelID: m.ModelID, ManufacturerNames: m.ManufacturerNames,
 		MinFileVersion: m.MinFileVersion, MaxFileVersion: m.MaxFileVersion,
-		ReleaseNotes: m.ReleaseNotes, ReleaseURL: m.ReleaseURL, Force: m.Force, Index: redact(img.Index),
+		ReleaseNotes: m.ReleaseNotes, ReleaseURL: redact.URLs(m.ReleaseURL), Force: m.Force, Index: redact.URLs(img.Index),
 	}
 	if f := img.File(); f != nil {
 		info.FileSize = f.FileLength

@@ -17,7 +17,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
+
+	"github.com/otabridge/otabridge/redact"
 )
 
 // tempPrefix starts the names of files being written; scans skip them.
@@ -45,14 +48,51 @@ type hashedFile struct {
 	sha256  [32]byte
 }
 
-// openLocal opens, parses and hashes the OTA file at path (resolved). With cache set, a file whose size and
-// modification time did not change since it was last hashed is not read again. The caller owns lf.f.
+// openRegular opens a file for reading only when it is a regular file. The open does not block (a named
+// pipe without a writer, a device that waits for a carrier): O_NONBLOCK, then fstat on the open
+// descriptor, so a file swapped after a check cannot slip through. Reads of a regular file are not
+// affected by O_NONBLOCK.
+func openRegular(path string) (*os.File, os.FileInfo, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, fmt.Errorf("not a regular file (%s)", fileKind(st.Mode()))
+	}
+	return f, st, nil
+}
+
+// fileKind names a non-regular file type for error messages.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	case m.IsDir():
+		return "a directory"
+	}
+	return m.Type().String()
+}
+
+// openLocal opens, parses and hashes the OTA file at path (resolved; only a regular file, see
+// openRegular). With cache set, a file whose size and modification time did not change since it was last
+// hashed is not read again. The caller owns lf.f.
 func openLocal(path string, cache map[string]hashedFile) (*localFile, error) {
-	f, err := os.Open(path)
+	f, st, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
-	lf, err := inspectOpen(f, path, cache)
+	lf, err := inspectOpen(f, st, path, cache)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -60,14 +100,7 @@ func openLocal(path string, cache map[string]hashedFile) (*localFile, error) {
 	return lf, nil
 }
 
-func inspectOpen(f *os.File, path string, cache map[string]hashedFile) (*localFile, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file (%v)", st.Mode().Type())
-	}
+func inspectOpen(f *os.File, st os.FileInfo, path string, cache map[string]hashedFile) (*localFile, error) {
 	lf := &localFile{f: f, path: path, size: st.Size()}
 	if h, ok := cache[path]; ok && h.size == st.Size() && h.modTime.Equal(st.ModTime()) {
 		lf.file, lf.sha512, lf.sha256 = h.file, h.sha512, h.sha256
@@ -160,29 +193,48 @@ func (c *candidate) key() string {
 	return string(b)
 }
 
-// prepareLocked creates and resolves the folder and the cache directory, and reads the added-images state
-// the first time. The caller holds opMu.
+// errFolderMissing is wrapped by prepareLocked when the images folder does not exist. The store does not
+// create it (a missing folder is usually a mount not there yet, or a wrong images.folder): a reload warns
+// and offers no folder files, an upload creates it.
+var errFolderMissing = errors.New("does not exist (not created; create it or fix images.folder)")
+
+// prepareLocked creates and resolves the cache directory and reads the added-images state the first time,
+// then resolves the images folder. The caller holds opMu. When the folder does not exist the error wraps
+// errFolderMissing and the cache directory is ready all the same.
 func (s *Store) prepareLocked() error {
+	if s.cacheAbs == "" {
+		cache, err := resolveDir(s.cfg.CacheDir)
+		if err != nil {
+			return fmt.Errorf("OTA cache directory %s: %w", s.cfg.CacheDir, err)
+		}
+		if err := os.MkdirAll(filepath.Join(cache, "images"), 0o755); err != nil {
+			return fmt.Errorf("OTA cache directory %s: %w", s.cfg.CacheDir, err)
+		}
+		s.cacheAbs = cache
+		st, err := s.readAddedState()
+		if err != nil {
+			s.log.Warn().Err(err).Msg("added images state unreadable; uploads and URL images of earlier runs are ordinary folder files now")
+		}
+		s.added = st
+	}
 	if s.folderAbs != "" {
 		return nil
 	}
-	folder, err := resolveDir(s.cfg.Folder)
+	abs, err := filepath.Abs(s.cfg.Folder)
 	if err != nil {
 		return fmt.Errorf("images folder %s: %w", s.cfg.Folder, err)
 	}
-	cache, err := resolveDir(s.cfg.CacheDir)
+	folder, err := filepath.EvalSymlinks(abs)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("images folder %s: %w", abs, errFolderMissing)
+	}
 	if err != nil {
-		return fmt.Errorf("OTA cache directory %s: %w", s.cfg.CacheDir, err)
+		return fmt.Errorf("images folder %s: %w", s.cfg.Folder, err)
 	}
-	if err := os.MkdirAll(filepath.Join(cache, "images"), 0o755); err != nil {
-		return fmt.Errorf("OTA cache directory %s: %w", s.cfg.CacheDir, err)
+	if st, err := os.Stat(folder); err != nil || !st.IsDir() {
+		return fmt.Errorf("images folder %s: not a directory", s.cfg.Folder)
 	}
-	s.folderAbs, s.cacheAbs = folder, cache
-	st, err := s.readAddedState()
-	if err != nil {
-		s.log.Warn().Err(err).Msg("added images state unreadable; uploads and URL images of earlier runs are ordinary folder files now")
-	}
-	s.added = st
+	s.folderAbs = folder
 	return nil
 }
 
@@ -217,15 +269,21 @@ func (s *Store) reloadOp(ctx context.Context) (bool, error) {
 	if s.isClosed() {
 		return false, ErrStoreClosed
 	}
-	if err := s.prepareLocked(); err != nil {
-		return false, err
-	}
 	var probs []Problem
-	folder, p, err := s.scanFolder(ctx)
-	probs = append(probs, p...)
-	if err != nil {
-		closeCandidates(folder)
+	var folder []*candidate
+	switch err := s.prepareLocked(); {
+	case errors.Is(err, errFolderMissing):
+		s.log.Warn().Err(err).Msg("images folder missing: no folder images offered")
+	case err != nil:
 		return false, err
+	default:
+		var p []Problem
+		folder, p, err = s.scanFolder(ctx)
+		probs = append(probs, p...)
+		if err != nil {
+			closeCandidates(folder)
+			return false, err
+		}
 	}
 	urls, p := s.addedURLCandidates()
 	probs = append(probs, p...)
@@ -345,7 +403,7 @@ func (s *Store) commit(cands []*candidate, probs []Problem) bool {
 		if err := e.img.close(); err != nil {
 			s.log.Warn().Err(err).Str("image", e.img.ID).Msg("close image")
 		}
-		s.log.Info().Str("image", e.img.ID).Str("source", e.img.Source).Str("origin", redact(e.img.Origin)).Msg("image gone")
+		s.log.Info().Str("image", e.img.ID).Str("source", e.img.Source).Str("origin", redact.URLs(e.img.Origin)).Msg("image gone")
 	}
 	s.log.Info().Int("images", len(next)).Int("problems", len(probs)).Msg("images loaded")
 	return !slices.Equal(before, after)
@@ -514,7 +572,7 @@ func (s *Store) scanFile(real, display string) (*candidate, *Problem) {
 
 // hasMagicNearStart reports whether the OTA file identifier is in the first 64 KiB of the file.
 func hasMagicNearStart(path string) bool {
-	f, err := os.Open(path)
+	f, _, err := openRegular(path)
 	if err != nil {
 		return false
 	}
@@ -681,7 +739,7 @@ func (s *Store) remoteCandidate(ix string, base *url.URL, e IndexEntry) (*candid
 		u = base.ResolveReference(u)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("url %s: only http and https URLs are downloaded", redact(u.String()))
+		return nil, fmt.Errorf("url %s: only http and https URLs are downloaded", redact.URLs(u.String()))
 	}
 	if e.ManufacturerCode == nil || e.ImageType == nil || e.FileVersion == nil || e.FileSize == nil {
 		return nil, errors.New("a remote entry needs manufacturerCode, imageType, fileVersion and fileSize")
@@ -701,7 +759,7 @@ func (s *Store) remoteCandidate(ix string, base *url.URL, e IndexEntry) (*candid
 		name = path.Base(u.Path)
 	}
 	abs := u.String()
-	c := &candidate{source: SourceIndex, origin: abs, index: ix, fileName: name, rank: 1, meta: e.Meta(),
+	c := &candidate{source: SourceIndex, origin: redact.URLs(abs), index: ix, fileName: name, rank: 1, meta: e.Meta(),
 		header: h, sha512: e.SHA512,
 		remote: &remoteRef{url: abs, index: ix, entry: e,
 			cachePath: filepath.Join(s.cacheAbs, "images", hash16(abs)+"-"+sanitizeFileName(name, "image.ota"))}}
@@ -766,20 +824,20 @@ func (s *Store) fetchRemoteIndex(ctx context.Context, ix string) remoteIndex {
 		r.data = buf.Bytes()
 		if derr == nil {
 			if werr := writeFileAtomic(cacheDir, cacheName, r.data); werr != nil {
-				s.log.Warn().Err(werr).Str("index", redact(ix)).Msg("index not cached")
+				s.log.Warn().Err(werr).Str("index", redact.URLs(ix)).Msg("index not cached")
 			}
 		}
-		s.log.Info().Str("index", redact(ix)).Int("bytes", len(r.data)).Msg("index fetched")
+		s.log.Info().Str("index", redact.URLs(ix)).Int("bytes", len(r.data)).Msg("index fetched")
 		return r
 	}
 	if derr != nil {
-		r.problems = []Problem{{Source: redact(ix), Reason: fmt.Sprintf("fetch failed: %v; cache directory unusable: %v", err, derr)}}
+		r.problems = []Problem{{Source: redact.URLs(ix), Reason: fmt.Sprintf("fetch failed: %v; cache directory unusable: %v", err, derr)}}
 		return r
 	}
 	cached := filepath.Join(cacheDir, cacheName)
 	data, cerr := readFileLimited(cached, s.cfg.MaxImageSize)
 	if cerr != nil {
-		r.problems = []Problem{{Source: redact(ix), Reason: fmt.Sprintf("fetch failed and no cached copy: %v", err)}}
+		r.problems = []Problem{{Source: redact.URLs(ix), Reason: fmt.Sprintf("fetch failed and no cached copy: %v", err)}}
 		return r
 	}
 	when := ""
@@ -787,13 +845,13 @@ func (s *Store) fetchRemoteIndex(ctx context.Context, ix string) remoteIndex {
 		when = " of " + st.ModTime().UTC().Format(time.RFC3339)
 	}
 	r.data = data
-	r.problems = []Problem{{Source: redact(ix), Reason: fmt.Sprintf("fetch failed, using the cached copy%s: %v", when, err)}}
+	r.problems = []Problem{{Source: redact.URLs(ix), Reason: fmt.Sprintf("fetch failed, using the cached copy%s: %v", when, err)}}
 	return r
 }
 
 // remoteIndexCandidates turns the entries of a remote index into candidates.
 func (s *Store) remoteIndexCandidates(ix string, data []byte) ([]*candidate, []Problem) {
-	display := redact(ix)
+	display := redact.URLs(ix)
 	base, err := url.Parse(ix)
 	if err != nil {
 		return nil, []Problem{{Source: display, Reason: err.Error()}}
@@ -815,7 +873,7 @@ func (s *Store) remoteIndexCandidates(ix string, data []byte) ([]*candidate, []P
 
 // readFileLimited reads a whole file of at most limit bytes.
 func readFileLimited(p string, limit int64) ([]byte, error) {
-	f, err := os.Open(p)
+	f, _, err := openRegular(p)
 	if err != nil {
 		return nil, err
 	}
@@ -894,16 +952,4 @@ func sanitizeFileName(name, def string) string {
 		return def
 	}
 	return out
-}
-
-// redact hides the password of a URL for logs and messages.
-func redact(s string) string {
-	if !hasScheme(s) {
-		return s
-	}
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	return u.Redacted()
 }

@@ -174,7 +174,11 @@ func checkComponent(base string, c map[string]any) error {
 		return fmt.Errorf("icon %q has no ':'", icon)
 	}
 	avail, _ := c["availability"].([]any)
-	if len(avail) == 0 {
+	connection := p == "binary_sensor" && c["device_class"] == "connectivity" && c["state_topic"] == base+"/bridge/state"
+	switch {
+	case connection && len(avail) > 0:
+		return fmt.Errorf("the connection sensor is made unavailable by the topic it reads: it can never show offline")
+	case !connection && len(avail) == 0:
 		return fmt.Errorf("no availability")
 	}
 	for _, a := range avail {
@@ -259,10 +263,13 @@ type UpdateState struct {
 	Title            string   `json:"title"`
 }
 
+// fileVersionRe is a ZCL file version as otabridge publishes it: 0x and 8 lower-case hex digits.
+var fileVersionRe = regexp.MustCompile(`^0x[0-9a-f]{8}$`)
+
 // CheckUpdateState checks an update entity's JSON state against MQTT_JSON_UPDATE_SCHEMA: a JSON object with
 // only the schema's keys; strings are strings (never null); in_progress a boolean; update_percentage null
 // or a number 0..100; release_url an absolute http(s) URL; latest_version present. otabridge adds: no null
-// but update_percentage, and update_percentage only while in_progress.
+// but update_percentage, update_percentage only while in_progress, and both versions as 0x%08x.
 func CheckUpdateState(payload []byte) (UpdateState, error) {
 	var us UpdateState
 	var raw map[string]any
@@ -297,6 +304,10 @@ func CheckUpdateState(payload []byte) (UpdateState, error) {
 	}
 	if us.LatestVersion == "" || us.InstalledVersion == "" {
 		return us, fmt.Errorf("update state %s: installed_version or latest_version missing", payload)
+	}
+	// Both in the one format whose order HA's AwesomeVersion gets right for every file version.
+	if !fileVersionRe.MatchString(us.InstalledVersion) || !fileVersionRe.MatchString(us.LatestVersion) {
+		return us, fmt.Errorf("update state %s: installed_version and latest_version must both be 0x%%08x", payload)
 	}
 	if us.ReleaseURL != "" {
 		u, err := url.Parse(us.ReleaseURL)

@@ -61,6 +61,7 @@ func RepoConfig(t testing.TB) bridge.Config {
 	cfg.Images.CacheDir = filepath.Join(cfg.DataDir, "ota-cache")
 	cfg.MQTT.ClientID = fmt.Sprintf("otabridge-it-%d", time.Now().UnixNano())
 	cfg.Log.Level = "info"
+	cfg.Web.Listen = "127.0.0.1:0" // a free port: tests run side by side
 	return cfg
 }
 
@@ -125,6 +126,11 @@ type Options struct {
 	// NoReadyWait makes Start return as soon as the bridge runs, without waiting until it answers
 	// requests (tests of what a client sees while the bridge connects).
 	NoReadyWait bool
+	// ServerUserInfo, when set ("user:password"), goes into mqtt.server before the broker's host (the
+	// test brokers accept any credentials).
+	ServerUserInfo string
+	// LogLevel is the bridge's log level ("" = info; "trace" logs every MQTT payload).
+	LogLevel string
 }
 
 // Harness is a running bridge on a simulated network, with a broker and a Recorder.
@@ -135,6 +141,8 @@ type Harness struct {
 	Rec    *Recorder
 	Net    *sim.Network
 	Base   string
+	// Bridge is the bridge under test (its web console: Bridge.WebAddr).
+	Bridge *bridge.Bridge
 
 	cancel   context.CancelFunc
 	stopPace context.CancelFunc
@@ -162,6 +170,9 @@ func Start(t testing.TB, broker *brokertest.Broker, cfg bridge.Config, opts Opti
 		opts.BirthDelay = 10 * time.Millisecond
 	}
 	cfg.MQTT.Server = broker.URL()
+	if opts.ServerUserInfo != "" {
+		cfg.MQTT.Server = "mqtt://" + opts.ServerUserInfo + "@" + broker.Addr()
+	}
 	h := &Harness{T: t, Cfg: cfg, Broker: broker, Base: cfg.MQTT.BaseTopic, logs: &syncBuffer{}}
 	h.Rec = NewRecorder(t, broker.URL())
 	h.startBridge(opts)
@@ -184,7 +195,15 @@ func Start(t testing.TB, broker *brokertest.Broker, cfg bridge.Config, opts Opti
 func (h *Harness) startBridge(opts Options) {
 	t := h.T
 	t.Helper()
-	log := zerolog.New(h.logs).Level(zerolog.InfoLevel).With().Timestamp().Logger()
+	level := zerolog.InfoLevel
+	if opts.LogLevel != "" {
+		l, err := zerolog.ParseLevel(opts.LogLevel)
+		if err != nil {
+			t.Fatalf("bridgetest: log level: %v", err)
+		}
+		level = l
+	}
+	log := zerolog.New(h.logs).Level(level).With().Timestamp().Logger()
 	vclk := clock.NewVirtual()
 	n, err := sim.New(h.Cfg.Radio.Sim, vclk, log.With().Str("component", "sim").Logger())
 	if err != nil {
@@ -195,7 +214,7 @@ func (h *Harness) startBridge(opts Options) {
 	if err != nil {
 		t.Fatalf("bridgetest: bridge.New: %v", err)
 	}
-	h.Net = n
+	h.Net, h.Bridge = n, b
 	ctx, cancel := context.WithCancel(context.Background())
 	paceCtx, stopPace := context.WithCancel(context.Background())
 	h.cancel, h.stopPace = cancel, stopPace
@@ -229,6 +248,9 @@ func (h *Harness) Stop() {
 	})
 }
 
+// Log returns the bridge's log so far (JSON lines).
+func (h *Harness) Log() string { return h.logs.String() }
+
 // Device returns the simulated device ieee.
 func (h *Harness) Device(ieee string) *sim.Device {
 	h.T.Helper()
@@ -242,6 +264,9 @@ func (h *Harness) Device(ieee string) *sim.Device {
 	}
 	return d
 }
+
+// Logs returns everything the bridge logged so far (JSON lines).
+func (h *Harness) Logs() string { return h.logs.String() }
 
 // Topic is `<base>/<suffix>`.
 func (h *Harness) Topic(suffix string) string { return h.Base + "/" + suffix }

@@ -392,7 +392,7 @@ func (d *Driver) reconnect(s *session, reason error) {
 		if d.ctx.Err() != nil {
 			return
 		}
-		d.log.Warn().Err(err).Int("attempt", attempt).Dur("next", min(2*backoff, d.to.ReconnectMax)).Msg("reconnect failed")
+		d.log.Warn().Err(err).Int("attempt", attempt).Dur("next_ms", min(2*backoff, d.to.ReconnectMax)).Msg("reconnect failed")
 		backoff = min(2*backoff, d.to.ReconnectMax)
 	}
 }

@@ -172,7 +172,7 @@ func (d *Driver) initialize(ctx context.Context, s *session) error {
 	}
 	d.log.Info().Str("network", action).Str("firmware", info.Firmware).Stringer("ieee", info.IEEE).
 		Uint8("channel", info.Channel).Uint16("pan_id", info.PANID).Stringer("extended_pan_id", info.ExtendedPANID).
-		Int("max_aps_payload", maxPayload).Dur("took", time.Since(start)).Msg("EZSP coordinator up")
+		Int("max_aps_payload", maxPayload).Dur("took_ms", time.Since(start)).Msg("EZSP coordinator up")
 	return nil
 }
 

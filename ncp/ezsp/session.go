@@ -2,6 +2,7 @@ package ezsp
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -49,8 +50,22 @@ func (d *Driver) newSession(port io.ReadWriteCloser) *session {
 		OnData:         s.onData,
 		OnLinkDown:     func(err error) { d.raise(s, troubleReset, err) },
 		Log:            d.log,
+		LogData:        s.logFrame,
 	})
 	return s
+}
+
+// logFrame renders an EZSP frame for the ASH debug log, with the keys of setInitialSecurityState hidden.
+func (s *session) logFrame(b []byte) string {
+	s.mu.Lock()
+	legacy := s.legacy
+	s.mu.Unlock()
+	f, err := ParseFrame(b, legacy)
+	if err != nil || len(f.Params) > len(b) {
+		return hex.EncodeToString(b)
+	}
+	head := b[:len(b)-len(f.Params)]
+	return hex.EncodeToString(head) + logParams(f.FrameID, f.Params)
 }
 
 func (s *session) close() { s.conn.Close() }
@@ -121,7 +136,7 @@ func (s *session) command(ctx context.Context, id uint16, params []byte) (Frame,
 	}()
 	out := Frame{Seq: seq, FrameID: id, Legacy: legacy, Params: params}.Append(nil)
 	if e := s.d.log.Debug(); e.Enabled() {
-		e.Uint8("seq", seq).Str("frame", FrameName(id)).Hex("params", params).Msg("EZSP tx")
+		e.Uint8("seq", seq).Str("frame", FrameName(id)).Str("params", logParams(id, params)).Msg("EZSP tx")
 	}
 	// Once a DATA frame is on the wire it must be acknowledged (frame numbers): the caller's cancellation
 	// stops the wait for the answer below, not the ASH delivery, which ends by ACK, by MaxAckTimeouts, or

@@ -621,7 +621,7 @@ func (c *otaClient) waitForData(r zcl.ImageBlockResponse) {
 		secs = r.RequestTime - r.CurrentTime
 	}
 	wait := min(time.Duration(secs)*time.Second, time.Hour)
-	c.d.log.Debug().Dur("wait", wait).Uint16("minimum_block_period", c.minBlockPeriod).Msg("wait for data")
+	c.d.log.Debug().Dur("wait_ms", wait).Uint16("minimum_block_period", c.minBlockPeriod).Msg("wait for data")
 	if c.paceTimer != nil {
 		c.paceTimer.Stop()
 	}
@@ -904,7 +904,7 @@ func (c *otaClient) onUpgradeEndResponse(r zcl.UpgradeEndResponse) {
 	}
 	wait := time.Duration(secs) * time.Second
 	c.upgradeStatus = upgradeCountDown
-	d.log.Info().Dur("in", wait).Msg("upgrade scheduled")
+	d.log.Info().Dur("in_ms", wait).Msg("upgrade scheduled")
 	version := c.img.FileVersion
 	c.upTimer = d.after(wait, func() {
 		c.upTimer = nil

@@ -256,7 +256,7 @@ func (d *Device) reboot(reason string, newVersion *uint32) {
 	d.online = false
 	d.joining = false
 	d.counters.reboots++
-	d.log.Info().Str("reason", reason).Dur("reboot_time", d.cfg.RebootTime).Msg("device reboots")
+	d.log.Info().Str("reason", reason).Dur("reboot_time_ms", d.cfg.RebootTime).Msg("device reboots")
 	d.after(d.cfg.RebootTime, func() {
 		if newVersion != nil {
 			old := d.fileVersion

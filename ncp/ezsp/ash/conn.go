@@ -88,6 +88,9 @@ type Config struct {
 	TxFilter func([]byte) []byte
 	// Log receives one debug line per frame and warnings for link trouble.
 	Log zerolog.Logger
+	// LogData, when set, renders the payload of a DATA frame for the debug log instead of plain hex (the
+	// EZSP layer hides network keys with it).
+	LogData func(data []byte) string
 }
 
 // Stats counts what happened on a link.
@@ -543,6 +546,10 @@ func (c *Conn) readLoop() {
 
 func (c *Conn) debugFrame(dir string, f Frame) {
 	if e := c.log.Debug(); e.Enabled() {
+		if c.cfg.LogData != nil {
+			e.Str("dir", dir).Stringer("frame", f).Str("data", c.cfg.LogData(f.Data)).Msg("ASH frame")
+			return
+		}
 		e.Str("dir", dir).Stringer("frame", f).Hex("data", f.Data).Msg("ASH frame")
 	}
 }
