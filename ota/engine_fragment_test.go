@@ -45,7 +45,10 @@ func TestFragmentedBlockSize(t *testing.T) {
 	}
 }
 
-func TestFragmentFailuresFallBackAndAreRemembered(t *testing.T) {
+// fragmentingTransfer is a transfer of a 5000-byte image to devA started on a radio that fragments up to
+// 255 bytes (82 unfragmented).
+func fragmentingTransfer(t *testing.T) (*Image, *engineRig) {
+	t.Helper()
 	img := makeImage(t, 0x1234, 1, 2, 5000)
 	r := newEngineRig(t, EngineConfig{}, img)
 	r.eng.SetMaxAPSPayload(82)
@@ -54,6 +57,11 @@ func TestFragmentFailuresFallBackAndAreRemembered(t *testing.T) {
 	_, err := r.eng.Update(devA, nil)
 	require.NoError(t, err)
 	require.Equal(t, zcl.StatusSuccess, r.query(devA, 0x1234, 1, 1).Status)
+	return img, r
+}
+
+func TestFragmentFailuresFallBackAndAreRemembered(t *testing.T) {
+	img, r := fragmentingTransfer(t)
 	id := img.ImageID()
 
 	// Blocks that arrive: the client moves on, fragments stay.
@@ -82,14 +90,7 @@ func TestFragmentFailuresFallBackAndAreRemembered(t *testing.T) {
 }
 
 func TestAbortAfterAFragmentedBlockFallsBack(t *testing.T) {
-	img := makeImage(t, 0x1234, 1, 2, 5000)
-	r := newEngineRig(t, EngineConfig{}, img)
-	r.eng.SetMaxAPSPayload(82)
-	r.eng.SetMaxFragmentedPayload(255)
-	r.eng.SetDevice(mainsDevice(devA, 0x1234, 1, 1))
-	_, err := r.eng.Update(devA, nil)
-	require.NoError(t, err)
-	require.Equal(t, zcl.StatusSuccess, r.query(devA, 0x1234, 1, 1).Status)
+	img, r := fragmentingTransfer(t)
 	require.Len(t, r.block(devA, img.ImageID(), 0, 223).Data, 223)
 	r.upgradeEnd(devA, zcl.StatusAbort, img.ImageID())
 	snap := r.eng.Snapshot()

@@ -139,6 +139,7 @@ type Conn struct {
 	rxExpect   uint8
 	rejecting  bool
 	outs       []*outstanding // in flight, oldest first
+	gen        uint64         // link generation: +1 at every reset (frame numbers start again)
 	ackTimeout time.Duration
 	resetWait  chan Frame
 
@@ -277,6 +278,8 @@ func (c *Conn) Reset(ctx context.Context) (uint8, error) {
 	select {
 	case f := <-ch:
 		c.mu.Lock()
+		c.newGenLocked()
+		c.newGenLocked()
 		c.txFrm, c.rxExpect, c.rejecting, c.connected = 0, 0, false, true
 		c.ackTimeout = c.cfg.AckTimeoutInit
 		c.mu.Unlock()
@@ -342,10 +345,11 @@ func (c *Conn) Send(ctx context.Context, data []byte) error {
 	c.outs = append(c.outs, o)
 	f := Frame{Type: FrameData, FrmNum: o.frm, AckNum: c.rxExpect, Data: data}
 	wait := c.ackTimeout
+	gen := c.gen
 	c.mu.Unlock()
 	c.st.dataSent.Add(1)
 	sent := time.Now()
-	c.enqueueFrame(f)
+	c.enqueueFrame(f, gen)
 	c.txMu.Unlock()
 	defer c.forget(o)
 
@@ -415,12 +419,13 @@ func (c *Conn) resendFrom(o *outstanding) {
 	}
 	frames := make([]Frame, 0, len(c.outs)-i)
 	for _, r := range c.outs[i:] {
-		frames = append(frames, Frame{Type: FrameData, FrmNum: r.frm, ReTx: true, Data: r.data})
+		frames = append(frames, Frame{Type: FrameData, FrmNum: r.frm, AckNum: c.rxExpect, ReTx: true, Data: r.data})
 	}
+	gen := c.gen
 	c.mu.Unlock()
 	for _, f := range frames {
 		c.st.retx.Add(1)
-		c.enqueueFrame(f)
+		c.enqueueFrame(f, gen)
 	}
 }
 
@@ -452,18 +457,24 @@ func (c *Conn) breakOutstanding(err error) {
 	c.outs = nil
 }
 
-// txItem is one thing for the writer: raw bytes, or a DATA or ACK frame whose acknowledgement number the
-// writer fills in when it writes it, so that no frame ever carries an older ackNum than one sent before it
-// (with several frames in flight a stale ackNum would acknowledge frames modulo 8 that never arrived).
+// txItem is one thing for the writer: raw bytes, or a DATA, ACK or NAK frame whose acknowledgement number
+// the writer fills in when it writes it, so that no frame ever carries an older ackNum than one sent before
+// it (with several frames in flight a stale ackNum would acknowledge frames modulo 8 that never arrived).
+// A frame queued before a reset keeps the ackNum it was made with (an ACK the NCP queued just before it
+// rebooted still acknowledges the command that made it reboot).
 type txItem struct {
 	raw   []byte
 	frame Frame
+	gen   uint64
 }
 
-// enqueueFrame queues a DATA or ACK frame; its AckNum is set at write time.
-func (c *Conn) enqueueFrame(f Frame) {
+// newGenLocked starts a link generation (reset); c.mu held.
+func (c *Conn) newGenLocked() { c.gen++ }
+
+// enqueueFrame queues a DATA, ACK or NAK frame of link generation gen; its AckNum is set at write time.
+func (c *Conn) enqueueFrame(f Frame, gen uint64) {
 	select {
-	case c.txq <- txItem{frame: f}:
+	case c.txq <- txItem{frame: f, gen: gen}:
 	case <-c.done:
 	}
 }
@@ -487,7 +498,9 @@ func (c *Conn) writeLoop() {
 			if b == nil {
 				f := it.frame
 				c.mu.Lock()
-				f.AckNum = c.rxExpect
+				if it.gen == c.gen && f.Type != FrameNak {
+					f.AckNum = c.rxExpect
+				}
 				c.mu.Unlock()
 				c.debugFrame("tx", f)
 				b = f.Append(nil)
@@ -685,11 +698,10 @@ func (c *Conn) sendAckNak(t FrameType, ack uint8) {
 	} else {
 		c.st.acks.Add(1)
 	}
-	if t == FrameAck {
-		c.enqueueFrame(Frame{Type: t}) // the writer sends the ackNum current when it writes
-		return
-	}
-	f := Frame{Type: t, AckNum: ack}
-	c.debugFrame("tx", f)
-	c.enqueue(f.Append(nil))
+	// An ACK's number is set when it is written (never older than a DATA frame's written before it); a NAK
+	// keeps the frame it asks for.
+	c.mu.Lock()
+	gen := c.gen
+	c.mu.Unlock()
+	c.enqueueFrame(Frame{Type: t, AckNum: ack}, gen)
 }

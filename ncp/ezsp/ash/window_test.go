@@ -146,15 +146,7 @@ func TestWindowedLinkOverALossyPipe(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for {
-		rctx, rcancel := context.WithTimeout(ctx, 100*time.Millisecond)
-		_, err := host.Reset(rctx)
-		rcancel()
-		if err == nil {
-			break
-		}
-		require.NoError(t, ctx.Err())
-	}
+	resetOverLossyLink(ctx, t, host)
 	const senders, each = 5, 20
 	var wg sync.WaitGroup
 	for s := range senders {
