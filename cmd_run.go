@@ -32,19 +32,24 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "run: unexpected argument %q\n", fs.Arg(0))
 		return errUsage
 	}
-	path := *configPath
-	if path == "" {
-		if _, err := os.Stat(defaultConfigPath); err == nil {
-			path = defaultConfigPath
-		}
-	}
-	cfg, err := bridge.LoadConfig(path, os.Environ())
+	cfg, err := bridge.LoadConfig(configPathOrDefault(*configPath), os.Environ())
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return runBridge(ctx, cfg, stdout, stderr)
+}
+
+// configPathOrDefault is path, or config.yaml when path is "" and config.yaml exists ("" otherwise: the
+// built-in defaults).
+func configPathOrDefault(path string) string {
+	if path == "" {
+		if _, err := os.Stat(defaultConfigPath); err == nil {
+			return defaultConfigPath
+		}
+	}
+	return path
 }
 
 // runBridge runs the bridge with cfg until ctx ends.

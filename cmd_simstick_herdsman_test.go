@@ -60,17 +60,22 @@ var conformanceDevices = []conformanceDevice{
 	{IEEE: "0x00124b00000000c3", Model: "ConformanceSensor", Manufacturer: "Initech", FileVersion: 0x00000007, SWBuildID: "0.0.7", DateCode: "20231130", Type: "EndDevice", power: "battery", poll: "1s"},
 }
 
+// The OTA identity of the conformance devices: one manufacturer code, an image type each.
+const conformanceManufacturer = 0x1234
+
+func conformanceImageType(i int) uint16 { return 0x0100 + uint16(i) }
+
 func conformanceConfig(t *testing.T) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "radio:\n  type: ezsp\n  sim_speed: 10\n  sim:\n    channel: %d\n    pan_id: 0x%04X\n    extended_pan_id: \"%s\"\n    network_key: \"%s\"\n    link: {mode: fast}\n    devices:\n",
 		11, 0x1A62, "0x00124b0000001a62", "0f0e0d0c0b0a09080706050403020100")
-	for _, d := range conformanceDevices {
+	for i, d := range conformanceDevices {
 		poll := ""
 		if d.poll != "" {
 			poll = ", poll_interval: " + d.poll
 		}
-		fmt.Fprintf(&b, "      - {ieee: \"%s\", model: %s, manufacturer: %s, power: %s%s, joined: false, file_version: %d, sw_build_id: \"%s\", date_code: \"%s\"}\n",
-			d.IEEE, d.Model, d.Manufacturer, d.power, poll, d.FileVersion, d.SWBuildID, d.DateCode)
+		fmt.Fprintf(&b, "      - {ieee: \"%s\", model: %s, manufacturer: %s, power: %s%s, joined: false, file_version: %d, sw_build_id: \"%s\", date_code: \"%s\", manufacturer_code: 0x%04x, image_type: 0x%04x}\n",
+			d.IEEE, d.Model, d.Manufacturer, d.power, poll, d.FileVersion, d.SWBuildID, d.DateCode, conformanceManufacturer, conformanceImageType(i))
 	}
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(b.String()), 0o600))

@@ -60,6 +60,8 @@ const usageText = `usage:
                                               serve the simulated network as a stick on a pseudo-terminal
   otabridge addon [--options FILE] [--dry-run]
                                               run as a Home Assistant add-on (options from the Supervisor)
+  otabridge import z2m|zha PATH [--config FILE]
+                                              import device names and models from Zigbee2MQTT or ZHA
   otabridge health [--data-dir DIR] [--max-age D]
                                               exit 0 when the running bridge's heartbeat is fresh
   otabridge version                           print the version
@@ -92,6 +94,8 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return cmdAddon(args[1:], stdout, stderr)
 	case "health":
 		return cmdHealth(args[1:], stdout, stderr)
+	case "import":
+		return cmdImport(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "otabridge", version)
 		return nil

@@ -126,8 +126,11 @@ func (r bridgeRun) run() (bridgeResult, error) {
 	if err := cmd.Start(); err != nil {
 		return res, fmt.Errorf("start bridge: %w", err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }() // ends when the bridge process exits
+	// exited is closed when the bridge process has exited (waitErr is then its result): a closed channel, so
+	// that the observer noticing an early exit and stop below both see it.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	stopped := false
 	stop := func() error {
 		if stopped {
@@ -136,8 +139,8 @@ func (r bridgeRun) run() (bridgeResult, error) {
 		stopped = true
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case err := <-exited:
-			return err
+		case <-exited:
+			return waitErr
 		case <-time.After(30 * time.Second):
 			_ = cmd.Process.Kill()
 			<-exited
@@ -146,7 +149,7 @@ func (r bridgeRun) run() (bridgeResult, error) {
 	}
 	defer stop() //nolint:errcheck // the error path already has a better error to report
 
-	obs, err := newFleetObserver(fmt.Sprintf("tcp://127.0.0.1:%d", port), exited)
+	obs, err := newFleetObserver(fmt.Sprintf("tcp://127.0.0.1:%d", port), exited, &waitErr)
 	if err != nil {
 		return res, fmt.Errorf("%w (bridge log: %s)", err, logFile.Name())
 	}
@@ -255,8 +258,9 @@ type response struct {
 
 // fleetObserver is the bench's MQTT client: it watches the bridge's device list and events.
 type fleetObserver struct {
-	client mqtt.Client
-	exited <-chan error
+	client  mqtt.Client
+	exited  <-chan struct{}
+	waitErr *error // the bridge's exit status once exited is closed
 
 	mu        sync.Mutex
 	known     int       // devices with a known installed version
@@ -268,13 +272,13 @@ type fleetObserver struct {
 	changed   chan struct{}
 }
 
-func newFleetObserver(broker string, exited <-chan error) (*fleetObserver, error) {
-	o := &fleetObserver{exited: exited, finished: map[string]bool{}, failed: map[string]string{},
+func newFleetObserver(broker string, exited <-chan struct{}, waitErr *error) (*fleetObserver, error) {
+	o := &fleetObserver{exited: exited, waitErr: waitErr, finished: map[string]bool{}, failed: map[string]string{},
 		responses: make(chan response, 16), changed: make(chan struct{}, 1)}
 	opts := mqtt.NewClientOptions().AddBroker(broker).SetClientID("otabridge-bench").SetAutoReconnect(true).
 		SetConnectRetry(true).SetConnectRetryInterval(100 * time.Millisecond).SetOrderMatters(false)
 	o.client = mqtt.NewClient(opts)
-	if err := o.wait(o.client.Connect(), exited); err != nil {
+	if err := o.wait(o.client.Connect()); err != nil {
 		return nil, fmt.Errorf("connect to the bridge's broker: %w", err)
 	}
 	// One SUBSCRIBE for every filter: the embedded broker (mochi) refuses a later SUBSCRIBE whose packet id
@@ -283,7 +287,7 @@ func newFleetObserver(broker string, exited <-chan error) (*fleetObserver, error
 	filters := map[string]byte{"otabridge/bridge/devices": 1, "otabridge/bridge/event": 1, "otabridge/+/ota": 1,
 		"otabridge/bridge/response/#": 1}
 	tok := o.client.SubscribeMultiple(filters, o.route)
-	if err := o.wait(tok, exited); err != nil {
+	if err := o.wait(tok); err != nil {
 		o.close()
 		return nil, fmt.Errorf("subscribe: %w", err)
 	}
@@ -297,12 +301,12 @@ func newFleetObserver(broker string, exited <-chan error) (*fleetObserver, error
 }
 
 // wait waits for an MQTT operation, the bridge's exit, or a minute.
-func (o *fleetObserver) wait(tok mqtt.Token, exited <-chan error) error {
+func (o *fleetObserver) wait(tok mqtt.Token) error {
 	deadline := time.After(time.Minute)
 	for !tok.WaitTimeout(100 * time.Millisecond) {
 		select {
-		case err := <-exited:
-			return fmt.Errorf("the bridge exited: %v", err)
+		case <-o.exited:
+			return fmt.Errorf("the bridge exited: %v", *o.waitErr)
 		case <-deadline:
 			return errors.New("no answer from the bridge's embedded broker within a minute")
 		default:
@@ -425,8 +429,8 @@ func (o *fleetObserver) waitFor(cond func() bool, timeout time.Duration, tick fu
 			if tick != nil {
 				tick()
 			}
-		case err := <-o.exited:
-			return fmt.Errorf("the bridge exited: %v", err)
+		case <-o.exited:
+			return fmt.Errorf("the bridge exited: %v", *o.waitErr)
 		case <-deadline:
 			return fmt.Errorf("timed out after %s", timeout)
 		}

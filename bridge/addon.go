@@ -79,6 +79,11 @@ type AddonOptions struct {
 	BaseTopic    string `json:"base_topic"`
 
 	LogLevel string `json:"log_level"`
+
+	// Existing networks (existing.go, import.go, stickshare.go).
+	StopAddon  string `json:"stop_addon,omitempty"`  // slug of the Zigbee2MQTT add-on to stop while otabridge holds the stick
+	ImportFrom string `json:"import_from"`           // none, z2m or zha
+	ImportPath string `json:"import_path,omitempty"` // e.g. /homeassistant/zigbee2mqtt or /homeassistant/zigbee.db
 }
 
 // DefaultAddonOptions returns the options of a fresh install: the `options` block of addon/config.yaml (a
@@ -98,6 +103,7 @@ func DefaultAddonOptions() AddonOptions {
 		LocalIndexes:           []string{},
 		BaseTopic:              "otabridge",
 		LogLevel:               "info",
+		ImportFrom:             "none",
 	}
 }
 
@@ -174,6 +180,12 @@ func ParseAddonOptions(data []byte) (AddonOptions, error) {
 			err = decodeOptString(v, &o.BaseTopic)
 		case "log_level":
 			err = decodeOptString(v, &o.LogLevel)
+		case "stop_addon":
+			err = decodeOptString(v, &o.StopAddon)
+		case "import_from":
+			err = decodeOptString(v, &o.ImportFrom)
+		case "import_path":
+			err = decodeOptString(v, &o.ImportPath)
 		default:
 			return AddonOptions{}, fmt.Errorf("option %s: unknown option", strconv.Quote(key))
 		}
@@ -429,6 +441,9 @@ func (o AddonOptions) Apply(cfg *Config, mqtt *SupervisorMQTT) error {
 		return optionError("log_level", "%q is not allowed (want %s)", o.LogLevel, orList(lv))
 	}
 	c.Log.Level = o.LogLevel
+	if err := o.applyExisting(&c.Existing); err != nil {
+		return err
+	}
 	c.DataDir = AddonDataDir
 	c.Images.Folder = AddonImagesFolder
 	c.Images.CacheDir = AddonCacheDir
@@ -440,6 +455,25 @@ func (o AddonOptions) Apply(cfg *Config, mqtt *SupervisorMQTT) error {
 		return fmt.Errorf("add-on options: %w", err)
 	}
 	*cfg = c
+	return nil
+}
+
+// applyExisting maps stop_addon, import_from and import_path.
+func (o AddonOptions) applyExisting(e *ExistingConfig) error {
+	e.StopAddon = strings.TrimSpace(o.StopAddon)
+	switch o.ImportFrom {
+	case "none", "":
+		if o.ImportPath != "" {
+			return optionError("import_path", "set, but import_from is none")
+		}
+	case "z2m", "zha":
+		if o.ImportPath == "" {
+			return optionError("import_path", "required with import_from %s (e.g. /homeassistant/zigbee2mqtt or /homeassistant/zigbee.db)", o.ImportFrom)
+		}
+		e.Import = ImportConfig{Source: o.ImportFrom, Path: o.ImportPath}
+	default:
+		return optionError("import_from", "%q is not allowed (want none, z2m or zha)", o.ImportFrom)
+	}
 	return nil
 }
 

@@ -131,8 +131,10 @@ func TestAddonManifestKeys(t *testing.T) {
 		assert.Regexp(t, reService, s)
 	}
 	assert.Contains(t, services, "mqtt:want")
-	_, hasHassioAPI := m.raw["hassio_api"]
-	assert.False(t, hasHassioAPI, "/services/mqtt needs no hassio_api (ADDONS_API_BYPASS)")
+	// /services/mqtt needs no hassio_api (ADDONS_API_BYPASS); the opt-in stop_addon does (POST
+	// /addons/<slug>/stop|start), with role manager, the least role the Supervisor lets manage other add-ons.
+	assert.Equal(t, true, m.raw["hassio_api"], "stop_addon needs the Supervisor API")
+	assert.Equal(t, "manager", m.raw["hassio_role"], "stop_addon needs role manager, no more")
 
 	maps := toStrings(t, m.raw["map"])
 	for _, v := range maps {

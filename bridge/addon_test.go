@@ -62,6 +62,7 @@ func TestParseAddonOptionsSupervisorFile(t *testing.T) {
 		MQTTPassword:           "s3cret",
 		BaseTopic:              "otabridge-upstairs",
 		LogLevel:               "debug",
+		ImportFrom:             "none",
 	}, o)
 }
 

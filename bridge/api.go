@@ -238,6 +238,7 @@ func (b *Bridge) apiRoutes() map[string]requestHandler {
 		"image/notify":                 b.apiImageNotify,
 		"image/refresh":                b.apiImageRefresh,
 		"permit_join":                  b.apiPermitJoin,
+		"network/scan":                 b.apiNetworkScan,
 	}
 }
 

@@ -39,6 +39,7 @@ var unknownKeyPayload = map[string]string{
 	"image/notify":                 `{"bogus":1}`,
 	"image/refresh":                `{"bogus":1}`,
 	"permit_join":                  `{"time":0,"bogus":1}`,
+	"network/scan":                 `{"bogus":1}`,
 }
 
 // devicePaths take {"id"} of a device.

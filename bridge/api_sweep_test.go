@@ -81,6 +81,7 @@ func sweepSchemas(light, lightImage string) map[string][]sweepField {
 		"image/notify":  {{name: "image", kind: kindImage, valid: `"` + lightImage + `"`}, {name: "id", kind: kindDevice, valid: `"` + light + `"`}, {name: "jitter", kind: kindUint, min: 1, max: 100, valid: `50`}},
 		"image/refresh": {},
 		"permit_join":   {{name: "time", kind: kindUint, required: true, max: 254, valid: `0`}},
+		"network/scan":  {},
 	}
 }
 

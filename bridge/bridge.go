@@ -18,8 +18,10 @@ import (
 
 	"github.com/otabridge/otabridge/clock"
 	"github.com/otabridge/otabridge/discovery"
+	"github.com/otabridge/otabridge/importer"
 	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/ncp/sim"
+	"github.com/otabridge/otabridge/netscan"
 	"github.com/otabridge/otabridge/ota"
 	"github.com/otabridge/otabridge/web"
 	"github.com/otabridge/otabridge/zcl"
@@ -37,6 +39,12 @@ type Options struct {
 	NewRadio func(cfg RadioConfig, dataDir string, log zerolog.Logger) (ncp.Radio, error)
 	// HealthInterval is how often the health file is written (default 30s; <0 disables it).
 	HealthInterval time.Duration
+	// Import, when set, is applied after the radio started (`otabridge import`), and with ImportOnly the
+	// bridge stops right after (no MQTT).
+	Import     *importer.Import
+	ImportOnly bool
+	// SupervisorToken authenticates existing.stop_addon's Supervisor calls (default $SUPERVISOR_TOKEN).
+	SupervisorToken string
 	// BirthDelay bounds the random delay before re-publishing after Home Assistant's birth message
 	// (default 5s).
 	BirthDelay time.Duration
@@ -74,6 +82,7 @@ type Bridge struct {
 	store    *ota.Store
 	registry *Registry
 	iv       *Interviewer
+	scan     *netscan.Scanner
 	saver    *Saver
 	disc     discovery.Instance
 	health   *Health
@@ -103,6 +112,10 @@ type Bridge struct {
 	infoDirty     chan struct{}
 	devicesPub    *coalescer // publishes bridge/devices at most once a second
 	discoveryDone bool
+	existing      existing         // a network otabridge did not form (existing.go)
+	scanRunning   atomic.Bool      // a network scan runs
+	pendingEvents []map[string]any // events from the start, published once MQTT runs
+	share         stickShare       // handing the stick over to another add-on (stickshare.go)
 
 	largeRequests chan struct{} // slots of large requests (uploads) in progress; see handleRequest
 }
@@ -195,6 +208,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.send = newSender(b.radio, b.log.With().Str("component", "send").Logger())
 	b.iv = NewInterviewer(newLowPrioritySender(b.radio, b.send), b.clk, InterviewConfig{MaxAPSPayload: b.radio.MaxAPSPayload(), NextTSN: b.nextTSN},
 		b.log) // NewInterviewer adds its component
+	b.scan = netscan.New(b.radio, b.clk, netscan.Config{}, b.log)
+	b.existing.resolving, b.existing.failed = map[uint16][]ncp.Incoming{}, map[uint16]time.Time{}
+	b.existing.interviewing, b.existing.slots = map[zcl.IEEE]bool{}, make(chan struct{}, foundInterviewSlots)
 	b.engine = ota.NewEngine(b.cfg.OTA, store, &engineOutput{b: b}, b.clk, b.log)
 	b.engine.SetMaxAPSPayload(b.radio.MaxAPSPayload())
 	if f, ok := b.radio.(ncp.Fragmenter); ok {
@@ -210,6 +226,12 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 	store.OnChange(func() { b.engine.Refresh(); b.publishImages() })
 	b.log.Info().Int("devices", restored).Int("ota_records", len(state.OTA.Devices)).Msg("state restored")
+	if b.opts.ImportOnly {
+		err := b.runImportOnly(ctx)
+		cancel()
+		b.wg.Wait()
+		return err
+	}
 
 	// MQTT: connecting runs in the background, so OTA transfers go on while the broker is away.
 	b.mqtt.OnConnect(b.onConnect)
@@ -239,7 +261,11 @@ func (b *Bridge) Run(ctx context.Context) error {
 		}
 	})
 
-	// Start the radio.
+	// Start the radio (after the other add-on let go of the stick).
+	if err := b.takeStick(ctx); err != nil {
+		b.shutdown()
+		return err
+	}
 	info, err := b.radio.Start(ctx)
 	if err != nil {
 		b.shutdown()
@@ -252,10 +278,22 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.send.start()
 	b.log.Info().Str("radio", info.Type).Str("port", info.Port).Str("firmware", info.Firmware).
 		Uint8("channel", info.Channel).Str("pan_id", hex16(info.PANID)).Stringer("ieee", info.IEEE).Msg("radio up")
+	autoScan := b.loadNetworkRecord(info)
+	b.stickHeld()
+	if b.cfg.Existing.StopAddon != "" {
+		b.goRun(func() { b.watchQueue(2 * time.Second) })
+	}
+	_ = b.importAtStart(info) // a refused import is told on bridge/event; the bridge runs on
 	b.goRun(b.eventLoop)
 	b.goRun(b.housekeeping)
 	b.goRun(func() { store.Run(ctx) })
 	b.publishAll()
+	for _, ev := range b.pendingEvents {
+		b.pub.event(b.topic("bridge/event"), mustJSON(ev))
+	}
+	if autoScan {
+		b.startScan("first start on a network otabridge did not form")
+	}
 
 	<-ctx.Done()
 	b.shutdown()
@@ -279,6 +317,9 @@ func (b *Bridge) shutdown() {
 	}
 	if b.send != nil {
 		b.send.close()
+	}
+	if b.share.slug != "" {
+		b.releaseStick("otabridge stops")
 	}
 	if b.radio != nil {
 		_ = b.radio.Close()
@@ -466,14 +507,21 @@ func (b *Bridge) handleFrame(in ncp.Incoming) {
 		d  Device
 		ok bool
 	)
+	if b.scan.HandleResponse(in) {
+		return
+	}
 	if in.SrcIEEE != 0 {
-		d, _ = b.registry.Seen(in.SrcIEEE, in.SrcShort, in.LQI)
+		var created bool
+		d, created = b.registry.Seen(in.SrcIEEE, in.SrcShort, in.LQI)
 		ok = true
+		if created && in.SrcShort != 0x0000 {
+			b.deviceFound(d.IEEE, in.SrcShort, in.LQI, false, "frame")
+		}
 	} else if d, ok = b.registry.ByNWK(in.SrcShort); ok {
 		d, _ = b.registry.Seen(d.IEEE, in.SrcShort, in.LQI)
 	}
 	if !ok {
-		b.log.Warn().Str("nwk", hex16(in.SrcShort)).Uint16("cluster", in.ClusterID).Msg("frame from an unknown device dropped")
+		b.handleUnknownSender(in)
 		return
 	}
 	if b.log.Debug().Enabled() {

@@ -41,6 +41,19 @@ type Config struct {
 	Web     web.Config       `yaml:"web"`
 	DataDir string           `yaml:"data_dir"`
 	Log     LogConfig        `yaml:"log"`
+	// Existing is about a network another host (Zigbee2MQTT, ZHA) formed (existing.go, import.go).
+	Existing ExistingConfig `yaml:"existing"`
+}
+
+// ExistingConfig is the `existing` section.
+type ExistingConfig struct {
+	Import ImportConfig `yaml:"import"`
+	// StopAddon is the slug of the Home Assistant add-on that owns the stick otherwise (Zigbee2MQTT, e.g.
+	// 45df7312_zigbee2mqtt): otabridge stops it through the Supervisor before opening the stick and starts it
+	// again when the OTA queue is done or otabridge stops ("" = off). Add-on only.
+	StopAddon string `yaml:"stop_addon"`
+	// SupervisorURL is the Supervisor API (default http://supervisor).
+	SupervisorURL string `yaml:"supervisor_url"`
 }
 
 // RadioConfig is the `radio` section: which coordinator driver, its serial port and the network to form.
@@ -395,7 +408,7 @@ func applyEnv(cfg *Config, env []string) error {
 }
 
 // nonConfigEnv are OTABRIDGE_ variables read by the test harnesses, not by the configuration.
-var nonConfigEnv = []string{"OTABRIDGE_BROKERTEST", "OTABRIDGE_SOAK", "OTABRIDGE_SOAK_HEAPPROFILE"}
+var nonConfigEnv = []string{"OTABRIDGE_BROKERTEST", "OTABRIDGE_SOAK", "OTABRIDGE_SOAK_HEAPPROFILE", "OTABRIDGE_SOAK_TIMEOUT"}
 
 // envKeyGuess turns a variable back into the key path it would stand for ("OTABRIDGE_OTA_X" → "ota.x").
 func envKeyGuess(name string) string {
@@ -591,6 +604,13 @@ func notAllowedText(t reflect.Type, s string) string {
 
 // Validate checks every value; the error names the key and what is allowed.
 func (c *Config) Validate() error {
+	switch im := c.Existing.Import; {
+	case im.Source == "" && im.Path == "":
+	case im.Source != "z2m" && im.Source != "zha":
+		return fmt.Errorf("config existing.import.source: %q is not allowed (want z2m or zha)", im.Source)
+	case im.Path == "":
+		return fmt.Errorf("config existing.import.path: required with existing.import.source %s", im.Source)
+	}
 	r := &c.Radio
 	if !contains(radioTypes, r.Type) {
 		return fmt.Errorf("config radio.type: %q is not allowed (want %s)", r.Type, orList(radioTypes))

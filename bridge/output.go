@@ -107,6 +107,9 @@ func (o *engineOutput) DurableChanged() { o.b.saveSoon() }
 
 // publishEvent publishes `<base>/bridge/event` {"type", "data"} with the device's id and friendly name.
 func (b *Bridge) publishEvent(typ string, d Device, data map[string]any) {
+	if typ == "ota_started" {
+		b.share.hadWork.Store(true)
+	}
 	out := map[string]any{"id": d.IEEE.String(), "friendly_name": d.FriendlyName}
 	for k, v := range data {
 		out[k] = v

@@ -12,15 +12,16 @@ import (
 	"unicode/utf8"
 
 	"github.com/otabridge/otabridge/clock"
+	"github.com/otabridge/otabridge/importer"
 	"github.com/otabridge/otabridge/ota"
 	"github.com/otabridge/otabridge/zcl"
 )
 
 // Power sources of a device (from the Basic cluster's PowerSource attribute).
 const (
-	PowerMains   = "mains"
-	PowerBattery = "battery"
-	PowerUnknown = "unknown"
+	PowerMains   = importer.PowerMains
+	PowerBattery = importer.PowerBattery
+	PowerUnknown = importer.PowerUnknown
 )
 
 // Interview states.
@@ -136,18 +137,9 @@ func (d Device) JSON() DeviceJSON {
 
 func ptr[T any](v T) *T { return &v }
 
-// PowerSourceFromBasic maps the Basic cluster's PowerSource attribute (0x0007) to mains, battery or unknown:
-// bits 0-6 are the primary source (1, 2, 5, 6 mains; 4 DC source, counted as mains; 3 battery), bit 7 says a
-// secondary battery exists and does not change the primary.
-func PowerSourceFromBasic(v uint8) string {
-	switch v & 0x7F {
-	case 0x01, 0x02, 0x04, 0x05, 0x06:
-		return PowerMains
-	case 0x03:
-		return PowerBattery
-	}
-	return PowerUnknown
-}
+// PowerSourceFromBasic maps the Basic cluster's PowerSource attribute (0x0007) to mains, battery or unknown
+// (the importer's mapping: the same words as PowerMains, PowerBattery, PowerUnknown).
+func PowerSourceFromBasic(v uint8) string { return importer.PowerSourceFromBasic(v) }
 
 // Capability bits of a Device_annce.
 const (

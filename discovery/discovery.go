@@ -229,6 +229,7 @@ const (
 	ComponentQueueLength     = "queue_length"
 	ComponentCheckAll        = "check_all"
 	ComponentPermitJoin      = "permit_join"
+	ComponentStickHeld       = "stick_held"
 )
 
 // DeviceConfig builds the device-based discovery message of one Zigbee device: an update entity, a
@@ -321,9 +322,12 @@ func (in Instance) RemoveDevice(ieee string) Message {
 	return Message{Topic: in.DeviceConfigTopic(ieee)}
 }
 
+// BridgeStickTopic is `<base>/bridge/stick`: whether otabridge holds the Zigbee stick, since when, how long.
+func (in Instance) BridgeStickTopic() string { return in.BaseTopic + "/bridge/stick" }
+
 // BridgeConfig builds the device-based discovery message of the bridge itself: a connectivity binary sensor
 // (on while otabridge is online, off from its last will; the only entity without availability), active
-// transfers, queue length, a "Check all" button and a permit-join switch.
+// transfers, queue length, a "Check all" button, a permit-join switch and whether it holds the stick.
 func (in Instance) BridgeConfig() (Message, error) {
 	if err := in.check(); err != nil {
 		return Message{}, err
@@ -410,6 +414,20 @@ func (in Instance) BridgeConfig() (Message, error) {
 				StateOn:         "ON",
 				StateOff:        "OFF",
 				Availability:    avail,
+			},
+			ComponentStickHeld: {
+				Platform:            "binary_sensor",
+				Name:                "Holds the Zigbee stick",
+				UniqueID:            uid + "_stick_held",
+				DefaultEntityID:     "binary_sensor." + slug + "_stick_held",
+				EntityCategory:      "diagnostic",
+				Icon:                "mdi:usb-port",
+				StateTopic:          in.BridgeStickTopic(),
+				ValueTemplate:       "{{ 'ON' if value_json.held else 'OFF' }}",
+				PayloadOn:           "ON",
+				PayloadOff:          "OFF",
+				JSONAttributesTopic: in.BridgeStickTopic(),
+				Availability:        avail,
 			},
 		},
 	}

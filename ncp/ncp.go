@@ -57,6 +57,10 @@ type NetworkInfo struct {
 	PANID         uint16   `json:"pan_id"`
 	ExtendedPANID zcl.IEEE `json:"extended_pan_id"`
 	IEEE          zcl.IEEE `json:"ieee"`
+	// Formed is true when this host formed the network: in this Start (no network was stored on the stick),
+	// or, for the simulator, when it was not started as an `existing` network. A driver that resumed a
+	// stored network reports false; the bridge records on the first start whether it formed the network.
+	Formed bool `json:"-"`
 }
 
 // Broadcast short addresses.

@@ -99,10 +99,10 @@ func text(t *testing.T, ctx context.Context, sel string) string {
 	return eval[string](t, ctx, fmt.Sprintf(`(document.querySelector(%q)?.textContent ?? "").trim()`, sel))
 }
 
-// artifactDir is where screenshots go: $OTABRIDGE_ARTIFACTS when set (CI keeps them), else the test's
+// artifactDir is where screenshots go: $TEST_ARTIFACTS_DIR when set (CI keeps them), else the test's
 // temporary folder.
 func artifactDir(t *testing.T) string {
-	if d := os.Getenv("OTABRIDGE_ARTIFACTS"); d != "" {
+	if d := os.Getenv("TEST_ARTIFACTS_DIR"); d != "" {
 		require.NoError(t, os.MkdirAll(d, 0o755))
 		return d
 	}

@@ -142,6 +142,7 @@ func (d *Driver) initialize(ctx context.Context, s *session) error {
 		PANID:         np.Parameters.PANID,
 		ExtendedPANID: np.Parameters.ExtendedPANID,
 		IEEE:          eui,
+		Formed:        formed != nil,
 	}
 	if want := d.cfg.Network; formed == nil && ((want.Channel != 0 && want.Channel != info.Channel) ||
 		(want.PANID != 0 && want.PANID != info.PANID) || (want.ExtendedPANID != 0 && want.ExtendedPANID != info.ExtendedPANID)) {

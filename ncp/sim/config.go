@@ -22,10 +22,16 @@ type Config struct {
 	ExtendedPANID   zcl.IEEE `yaml:"extended_pan_id"`
 	CoordinatorIEEE zcl.IEEE `yaml:"coordinator_ieee"`
 	// NetworkKey is the key of the configured network (the one pre-joined devices are members of).
-	NetworkKey NetworkKey     `yaml:"network_key"`
-	Seed       int64          `yaml:"seed"`
-	Link       LinkConfig     `yaml:"link"`
-	Devices    []DeviceConfig `yaml:"devices"`
+	NetworkKey NetworkKey `yaml:"network_key"`
+	Seed       int64      `yaml:"seed"`
+	// Existing starts the network as one another host (Zigbee2MQTT, ZHA) built and ran: every device is
+	// already joined and stays silent (announce_on_start defaults to false), and the coordinator's address
+	// table knows none of them, so their frames reach the host with the short address only until the host
+	// resolves it (the device's IEEE_addr_rsp / NWK_addr_rsp, an announce or a join teaches the coordinator).
+	// The stick reports the network as not formed by this host.
+	Existing bool           `yaml:"existing"`
+	Link     LinkConfig     `yaml:"link"`
+	Devices  []DeviceConfig `yaml:"devices"`
 }
 
 // LinkConfig sets the link model and the network-wide faults.
@@ -147,7 +153,7 @@ const (
 //	  aps_ack              true, aps_fragmentation true
 //	  request_timeout      5s, retries 5 (per request; then the download is given up)
 //	  reboot_time          5s
-//	  announce_on_start    true
+//	  announce_on_start    true (false when the network is `existing`)
 //	  joined               true (a member of the configured network from the start)
 const (
 	DefaultChannel              uint8    = 15
@@ -444,7 +450,7 @@ func (c Config) WithDefaults() Config {
 			d.RebootTime = DefaultRebootTime
 		}
 		if d.AnnounceOnStart == nil {
-			d.AnnounceOnStart = boolPtr(true)
+			d.AnnounceOnStart = boolPtr(!c.Existing)
 		}
 		if d.Joined == nil {
 			d.Joined = boolPtr(true)

@@ -42,7 +42,7 @@ func decodeZDORequest(cluster uint16, p []byte) (zdoRequest, error) {
 	}
 	need := map[uint16]int{
 		zdoNWKAddrReq: 11, zdoIEEEAddrReq: 5, zdoNodeDescReq: 3, zdoSimpleDescReq: 4, zdoActiveEPReq: 3,
-		zdoMatchDescReq: 7, zdoMgmtPermitReq: 3,
+		zdoMatchDescReq: 7, zdoMgmtPermitReq: 3, zdoMgmtLqiReq: 2,
 	}[cluster]
 	if len(p) < max(need, 1) {
 		return r, fmt.Errorf("%s: %d bytes, want at least %d: %w", kindOf(0, cluster, nil), len(p), max(need, 1), errZDOShort)
@@ -74,6 +74,8 @@ func decodeZDORequest(cluster uint16, p []byte) (zdoRequest, error) {
 		r.InClusters, r.OutClusters = in, out
 	case zdoMgmtPermitReq:
 		r.Duration = p[1]
+	case zdoMgmtLqiReq:
+		r.StartIndex = p[1]
 	}
 	return r, nil
 }
@@ -212,6 +214,8 @@ func (n *Network) coordinatorAnswer(r zdoRequest, broadcast bool) (cluster uint1
 	case zdoMgmtPermitReq:
 		n.setPermit(r.Duration, "Mgmt_Permit_Joining_req")
 		rsp = []byte{r.Seq, zdoStatusSuccess}
+	case zdoMgmtLqiReq:
+		rsp = n.lqiResponse(r.Seq, 0x0000, r.StartIndex)
 	default:
 		rsp = []byte{r.Seq, zdoStatusNotSupp}
 	}

@@ -570,6 +570,15 @@ func (d *Device) handleZDO(cluster uint16, p []byte, broadcast bool) {
 		d.zdoReply(zdoMgmtLeaveRsp, []byte{seq, zdoStatusSuccess})
 		rejoin := p[9]&0x80 != 0
 		d.after(d.n.freeAt.Sub(d.n.clk.Now()), func() { d.leave("Mgmt_Leave_req", rejoin) })
+	case zdoMgmtLqiReq:
+		if broadcast || len(p) < 2 {
+			return
+		}
+		if d.sleepy() {
+			d.zdoReply(zdoMgmtLqiRsp, []byte{seq, zdoStatusNotSupp})
+			return
+		}
+		d.zdoReply(zdoMgmtLqiRsp, d.n.lqiResponse(seq, d.cfg.NWK, p[1]))
 	case zdoNodeDescReq:
 		if broadcast {
 			return

@@ -333,6 +333,7 @@ func (d *Device) associate(p NetworkParams, router *Device, attempt int, secured
 		n.log.Info().Str("ieee", d.cfg.IEEE.String()).Str("nwk", fmt.Sprintf("0x%04X", d.cfg.NWK)).
 			Str("parent", fmt.Sprintf("0x%04X", parent)).Bool("rejoin", d.everMember).Int("attempt", attempt).
 			Msg("trust center join")
+		n.learnAddress(d.cfg.NWK)
 		n.emit(ncp.Event{Kind: ncp.EventJoined, Short: d.cfg.NWK, IEEE: d.cfg.IEEE, Parent: parent,
 			Capabilities: d.capabilities(), Rejoin: d.everMember})
 		return true

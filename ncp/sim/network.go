@@ -38,7 +38,10 @@ type Network struct {
 	inflight    map[uint64]*message
 	nextID      uint64
 	zdoSeq      uint8
-	coordOnline bool      // Start has run on the clock
+	coordOnline bool // Start has run on the clock
+	// learned holds the short addresses whose IEEE address the coordinator's address table knows (only
+	// consulted for an `existing` network; clock goroutine).
+	learned     map[uint16]bool
 	permitUntil time.Time // permit join is open until then (PermitJoin)
 	permitOpen  bool      // permit join is open until closed (PermitJoin 255)
 
@@ -123,6 +126,7 @@ func New(cfg Config, clk *clock.Virtual, log zerolog.Logger) (*Network, error) {
 		rng:        rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6f74616272696467)), // "otabridg"
 		macRetries: max(cfg.Link.MACRetries, 0),
 		inflight:   make(map[uint64]*message),
+		learned:    make(map[uint16]bool),
 		qwake:      make(chan struct{}, 1),
 		events:     make(chan ncp.Event, 64),
 		stop:       make(chan struct{}),
@@ -221,7 +225,7 @@ func (n *Network) Start(ctx context.Context) (ncp.NetworkInfo, error) {
 func (n *Network) info() ncp.NetworkInfo {
 	return ncp.NetworkInfo{
 		Type: "sim", Firmware: "otabridge-sim 1", Channel: n.cfg.Channel, PANID: n.cfg.PANID,
-		ExtendedPANID: n.cfg.ExtendedPANID, IEEE: n.cfg.CoordinatorIEEE,
+		ExtendedPANID: n.cfg.ExtendedPANID, IEEE: n.cfg.CoordinatorIEEE, Formed: !n.cfg.Existing,
 	}
 }
 
@@ -1013,14 +1017,21 @@ func (n *Network) coordReceive(m *message) {
 			return
 		}
 	}
-	lqi := uint8(max(255-30*(d.cfg.Hops-1), 60))
+	if m.profile == 0 && (m.cluster == zdoIEEEAddrRsp || m.cluster == zdoNWKAddrRsp) {
+		n.learnAddress(d.cfg.NWK)
+	}
+	srcIEEE := d.cfg.IEEE
+	if !n.knowsAddress(d.cfg.NWK) {
+		srcIEEE = 0
+	}
+	lqi := hopLQI(d.cfg.Hops)
 	if e := n.log.Debug(); e.Enabled() {
 		e.Str("ieee", d.cfg.IEEE.String()).Str("kind", m.kind).Uint16("cluster", m.cluster).Hex("payload", m.payload).Msg("rx frame")
 	}
 	n.emit(ncp.Event{
-		Kind: ncp.EventFrame, Short: d.cfg.NWK, IEEE: d.cfg.IEEE,
+		Kind: ncp.EventFrame, Short: d.cfg.NWK, IEEE: srcIEEE,
 		Frame: ncp.Incoming{
-			SrcShort: d.cfg.NWK, SrcIEEE: d.cfg.IEEE, SrcEndpoint: m.srcEP, DstEndpoint: m.dstEP,
+			SrcShort: d.cfg.NWK, SrcIEEE: srcIEEE, SrcEndpoint: m.srcEP, DstEndpoint: m.dstEP,
 			ClusterID: m.cluster, ProfileID: m.profile, Broadcast: m.broadcast, LQI: lqi,
 			RSSI: int8(-40 - 8*d.cfg.Hops), Payload: append([]byte(nil), m.payload...),
 		},

@@ -31,6 +31,8 @@ const (
 	zdoStatusNotActive     uint8  = 0x83 // NOT_ACTIVE
 	zdoStatusNotSupp       uint8  = 0x84 // NOT_SUPPORTED
 	nwkStatusUnknownDevice uint8  = 0xC8 // NLME-LEAVE.confirm UNKNOWN_DEVICE, in Mgmt_Leave_rsp
+	zdoMgmtLqiReq          uint16 = 0x0031
+	zdoMgmtLqiRsp          uint16 = 0x8031
 	zdoMgmtLeaveReq        uint16 = 0x0034
 	zdoMgmtPermitReq       uint16 = 0x0036
 	zdoMgmtLeaveRsp        uint16 = 0x8034
@@ -52,6 +54,7 @@ var zdoNames = map[uint16]string{
 	zdoNodeDescRsp: "zdo.node_desc_rsp", zdoSimpleDescRsp: "zdo.simple_desc_rsp", zdoActiveEPRsp: "zdo.active_ep_rsp",
 	zdoMatchDescRsp: "zdo.match_desc_rsp", zdoMgmtLeaveReq: "zdo.mgmt_leave_req", zdoMgmtLeaveRsp: "zdo.mgmt_leave_rsp",
 	zdoMgmtPermitReq: "zdo.mgmt_permit_joining_req", zdoMgmtPermitRsp: "zdo.mgmt_permit_joining_rsp",
+	zdoMgmtLqiReq: "zdo.mgmt_lqi_req", zdoMgmtLqiRsp: "zdo.mgmt_lqi_rsp",
 }
 
 var otaNames = [...]string{
@@ -102,6 +105,7 @@ func (n *Network) coordZDO(m *message) bool {
 		short := binary.LittleEndian.Uint16(p[1:])
 		ieee := zcl.IEEE(binary.LittleEndian.Uint64(p[3:]))
 		n.log.Info().Str("ieee", ieee.String()).Str("nwk", fmt.Sprintf("0x%04X", short)).Uint8("capabilities", p[11]).Msg("device announce")
+		n.learnAddress(short)
 		n.emit(eventAnnounced(short, ieee, p[11]))
 		return true
 	}

@@ -5,7 +5,10 @@
 // what it got). The Go test cmd_simstick_herdsman_test.go runs this script against `otabridge simstick`.
 //
 // usage: node harness.mjs --port PATH --adapter ember|ezsp --dir DIR --channel N --pan-id N
-//        --ext-pan-id HEX16 --network-key HEX32 --devices JSON
+//        --ext-pan-id HEX16 --network-key HEX32 --devices JSON [--scenario conformance|build|resume]
+// --scenario build forms the network and lets every device join and be interviewed, then stops (no leave);
+// --scenario resume starts again on the same stick and DIR (after another host used the stick) and checks
+// that the network resumes with every device present and answering.
 // --devices is a JSON array of {"ieee": "0x…", "model": "...", "manufacturer": "...", "fileVersion": N,
 // "swBuildId": "...", "dateCode": "...", "type": "Router"|"EndDevice"}: the devices that must join, be interviewed and answer reads.
 
@@ -28,6 +31,7 @@ const {values: opt} = parseArgs({
         devices: {type: "string", default: "[]"},
         "join-timeout": {type: "string", default: "60"},
         verbose: {type: "boolean", default: false},
+        scenario: {type: "string", default: "conformance"},
     },
 });
 
@@ -72,6 +76,31 @@ async function step(name, fn) {
 const withTimeout = (p, seconds, what) =>
     Promise.race([p, new Promise((_, rej) => setTimeout(() => rej(new Error(`${what}: no answer in ${seconds} s`)), seconds * 1000))]);
 
+// newWaiter returns wake (call it when something changed) and until (resolves when cond holds, or fails
+// after seconds).
+function newWaiter() {
+    let waiters = [];
+    const wake = () => {
+        for (const w of waiters) w();
+    };
+    const until = (cond, seconds, what) =>
+        withTimeout(
+            new Promise((resolve) => {
+                const check = () => {
+                    if (cond()) {
+                        waiters = waiters.filter((w) => w !== check);
+                        resolve();
+                    }
+                };
+                waiters.push(check);
+                check();
+            }),
+            seconds,
+            what,
+        );
+    return {wake, until};
+}
+
 function newController(transmitPower) {
     const c = new Controller({
         network: {
@@ -110,10 +139,7 @@ async function main() {
     controller = newController(10);
     const joined = new Map();
     const interviewed = new Map();
-    let waiters = [];
-    const wake = () => {
-        for (const w of waiters) w();
-    };
+    const {wake, until} = newWaiter();
     wakeWaiters = wake;
     controller.on("deviceJoined", (e) => {
         joined.set(e.device.ieeeAddr, e.device);
@@ -123,21 +149,6 @@ async function main() {
         interviewed.set(e.device.ieeeAddr, e.status);
         wake();
     });
-    const until = (cond, seconds, what) =>
-        withTimeout(
-            new Promise((resolve) => {
-                const check = () => {
-                    if (cond()) {
-                        waiters = waiters.filter((w) => w !== check);
-                        resolve();
-                    }
-                };
-                waiters.push(check);
-                check();
-            }),
-            seconds,
-            what,
-        );
 
     await step("start again+resume", async () => {
         const r = await withTimeout(controller.start(), 60, "start");
@@ -204,7 +215,73 @@ async function main() {
     report({done: true});
 }
 
-main().then(
+// build: form, every device joins and is interviewed, permit join closed, stop.
+async function build() {
+    const controller = newController(8);
+    const joined = new Set();
+    const interviewed = new Map();
+    const {wake, until} = newWaiter();
+    controller.on("deviceJoined", (e) => {
+        joined.add(e.device.ieeeAddr);
+        wake();
+    });
+    controller.on("deviceInterview", (e) => {
+        interviewed.set(e.device.ieeeAddr, e.status);
+        wake();
+    });
+    await step("start+form", async () => {
+        const r = await withTimeout(controller.start(), 60, "start");
+        if (r !== "reset") throw new Error(`start returned ${r}, want reset (a fresh stick forms the network)`);
+        return r;
+    });
+    await step("permit join", async () => withTimeout(controller.permitJoin(254), 30, "permitJoin"));
+    for (const d of devices) {
+        await step(`interview ${d.ieee}`, async () => {
+            await until(() => ["successful", "failed"].includes(interviewed.get(d.ieee)), 120, `interview of ${d.ieee}`);
+            if (interviewed.get(d.ieee) !== "successful") throw new Error(`interview ${interviewed.get(d.ieee)}`);
+            const dev = controller.getDeviceByIeeeAddr(d.ieee);
+            return `${dev.type} ${dev.manufacturerName}/${dev.modelID} nwk 0x${dev.networkAddress.toString(16)}`;
+        });
+    }
+    await step("permit join closed", async () => withTimeout(controller.permitJoin(0), 30, "permitJoin(0)"));
+    await step("stop", async () => withTimeout(controller.stop(), 30, "stop"));
+    report({done: true});
+}
+
+// resume: the stick comes back from another host; the network must resume (not be formed again) with every
+// device of the database present and answering a read.
+async function resume() {
+    const controller = newController(8);
+    await step("start+resume", async () => {
+        const r = await withTimeout(controller.start(), 60, "start");
+        if (r !== "resumed") throw new Error(`start returned ${r}, want resumed (the stick kept the network)`);
+        const p = await controller.getNetworkParameters();
+        if (p.channel !== Number(opt.channel) || p.panID !== Number(opt["pan-id"])) {
+            throw new Error(`network on channel ${p.channel} PAN 0x${p.panID.toString(16)}, want ${opt.channel} ${opt["pan-id"]}`);
+        }
+        return `${r}; channel ${p.channel}, PAN 0x${p.panID.toString(16)}`;
+    });
+    for (const d of devices) {
+        await step(`present ${d.ieee}`, async () => {
+            const dev = controller.getDeviceByIeeeAddr(d.ieee);
+            if (!dev) throw new Error("not in the database after the resume");
+            const ep = dev.endpoints.find((e) => e.supportsInputCluster("genBasic")) ?? dev.endpoints[0];
+            const basic = await withTimeout(ep.read("genBasic", ["modelId"]), 30, "read genBasic");
+            if (basic.modelId !== d.model) throw new Error(`modelId ${basic.modelId}, want ${d.model}`);
+            const ota = await withTimeout(ep.read("genOta", ["currentFileVersion"]), 30, "read genOta");
+            return JSON.stringify({modelId: basic.modelId, currentFileVersion: ota.currentFileVersion});
+        });
+    }
+    await step("stop", async () => withTimeout(controller.stop(), 30, "stop"));
+    report({done: true});
+}
+
+const scenarios = {conformance: main, build, resume};
+if (!scenarios[opt.scenario]) {
+    process.stderr.write(`unknown --scenario ${opt.scenario}\n`);
+    process.exit(2);
+}
+scenarios[opt.scenario]().then(
     () => process.exit(0),
     () => process.exit(1),
 );
