@@ -279,7 +279,6 @@ func (c *Conn) Reset(ctx context.Context) (uint8, error) {
 	case f := <-ch:
 		c.mu.Lock()
 		c.newGenLocked()
-		c.newGenLocked()
 		c.txFrm, c.rxExpect, c.rejecting, c.connected = 0, 0, false, true
 		c.ackTimeout = c.cfg.AckTimeoutInit
 		c.mu.Unlock()
@@ -299,6 +298,7 @@ func (c *Conn) Reset(ctx context.Context) (uint8, error) {
 // code goes out unasked. The fake stick uses it at power-on and to inject a reset mid-traffic.
 func (c *Conn) AnnounceReset(code uint8) {
 	c.mu.Lock()
+	c.newGenLocked()
 	c.txFrm, c.rxExpect, c.rejecting, c.connected = 0, 0, false, true
 	c.breakOutstanding(ErrLinkReset)
 	c.mu.Unlock()
