@@ -80,7 +80,7 @@ func freePort() (int, error) {
 }
 
 // bridgeConfig is the generated config.yaml: the simulated fleet at the given speed, the embedded broker on
-// port, the bench images, and warnings-only JSON logs.
+// port, the bench images, and info-level JSON logs (the simulated devices' lines carry sim_time).
 func (r bridgeRun) bridgeConfig(port int, images, data string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "radio:\n  type: sim\n  sim_speed: %g\n  sim:\n    seed: 7\n    link:\n      mode: realistic\n    devices:\n", r.speed)
@@ -90,7 +90,7 @@ func (r bridgeRun) bridgeConfig(port int, images, data string) string {
 			d.IEEE.String(), d.Model, d.Manufacturer, d.ManufacturerCode, d.ImageType, d.FileVersion, d.Profile, d.MaxDataSize)
 	}
 	fmt.Fprintf(&b, "mqtt:\n  server: embedded\n  embedded_listen: 127.0.0.1:%d\n  base_topic: otabridge\n", port)
-	fmt.Fprintf(&b, "ota:\n  max_concurrent: 2\nimages:\n  folder: %q\ndata_dir: %q\nlog:\n  level: warn\n  format: json\n", images, data)
+	fmt.Fprintf(&b, "ota:\n  max_concurrent: 2\nimages:\n  folder: %q\ndata_dir: %q\nlog:\n  level: info\n  format: json\n", images, data)
 	return b.String()
 }
 
@@ -172,7 +172,6 @@ func (r bridgeRun) run() (bridgeResult, error) {
 	finished, failed := obs.waitFinished(r.devices, r.timeout, r.logf)
 	res.wall = time.Since(start)
 	res.finished, res.failed = finished, failed
-	res.virtual = obs.virtualSpan()
 	hwm, err := peakRSS(cmd.Process.Pid)
 	if err != nil {
 		return res, err
@@ -182,11 +181,55 @@ func (r bridgeRun) run() (bridgeResult, error) {
 		return res, fmt.Errorf("stop bridge: %w", err)
 	}
 	res.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	if span, err := simulatedSpan(logFile.Name()); err == nil {
+		res.virtual = span
+	} else {
+		r.logf("bridge: simulated time not measured: %v", err)
+	}
 	if finished < r.devices {
 		return res, fmt.Errorf("bridge fleet: %d of %d devices finished, %d failed, within %s (bridge log: %s)",
 			finished, r.devices, failed, r.timeout, logFile.Name())
 	}
 	return res, nil
+}
+
+// simulatedSpan reads the bridge's JSON log and returns the simulated time from the first device's
+// "download starts" to the last device's "upgraded" (the sim_time of those lines of the simulated network;
+// the OTA timestamps are wall-clock time).
+func simulatedSpan(logPath string) (time.Duration, error) {
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		return 0, fmt.Errorf("read bridge log: %w", err)
+	}
+	var first, last time.Duration = -1, -1
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.Contains(line, `"sim_time"`) {
+			continue
+		}
+		var l struct {
+			Message string `json:"message"`
+			SimTime string `json:"sim_time"`
+		}
+		if json.Unmarshal([]byte(line), &l) != nil {
+			continue
+		}
+		t, err := time.ParseDuration(l.SimTime)
+		if err != nil {
+			continue
+		}
+		switch l.Message {
+		case "download starts":
+			if first < 0 || t < first {
+				first = t
+			}
+		case "upgraded":
+			last = max(last, t)
+		}
+	}
+	if first < 0 || last < first {
+		return 0, errors.New("no download starts / upgraded lines with sim_time in the bridge log")
+	}
+	return last - first, nil
 }
 
 // peakRSS reads VmHWM (the resident set's high-water mark) of a running process.

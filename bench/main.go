@@ -201,18 +201,29 @@ func measure(p plan, dir string, logf func(string, ...any)) (*measurements, erro
 		m.bridge = &r
 	}
 
+	type serialRun struct {
+		protocol      string
+		baud, streams int
+	}
+	var serialRuns []serialRun
 	for _, protocol := range serialProtocols {
 		for _, baud := range []int{115200, 460800} {
-			if !p.runs("serial") {
-				break
-			}
-			logf("serial: %s, %d baud", protocol, baud)
-			r, err := benchSerial(protocol, baud, p.serialTime)
-			if err != nil {
-				return nil, err
-			}
-			m.serial = append(m.serial, r)
+			serialRuns = append(serialRuns, serialRun{protocol, baud, 1})
 		}
+	}
+	for _, baud := range []int{115200, 460800} { // EZSP's ASH window with 4 transfers at once
+		serialRuns = append(serialRuns, serialRun{"ezsp", baud, 4})
+	}
+	for _, c := range serialRuns {
+		if !p.runs("serial") {
+			break
+		}
+		logf("serial: %s, %d baud, %d transfer(s) at once", c.protocol, c.baud, c.streams)
+		r, err := benchSerial(c.protocol, c.baud, c.streams, p.serialTime)
+		if err != nil {
+			return nil, err
+		}
+		m.serial = append(m.serial, r)
 	}
 	m.took = time.Since(m.started)
 	return m, nil

@@ -24,6 +24,7 @@ import (
 type serialResult struct {
 	protocol    string // "ezsp" (EZSP over ASH), "znp" (Z-Stack MT) or "zboss" (ZBOSS NCP frames)
 	baud        int
+	streams     int // transfers at once
 	blocks      int
 	elapsed     time.Duration
 	hostToStick float64 // wire bytes per block, host to stick (ASH framing, stuffing and ACKs included)
@@ -94,23 +95,30 @@ func newSerialPair(protocol string, memnet *fakestick.MemNetwork, baud int, open
 	}
 }
 
-// benchSerial runs OTA-like traffic for d through a real serial driver (EZSP over ASH, Z-Stack MT or ZBOSS NCP frames) and
-// its fake stick over an in-memory line paced in both directions at baud: per block, one Image Block
-// Response with 64 data bytes (an 81-byte ZCL frame, APS-acked unicast, confirmed by messageSentHandler,
-// AF_DATA_CONFIRM or the APSDE-DATA confirm) and the device's next Image Block Request coming back (incomingMessageHandler,
-// AF_INCOMING_MSG or APSDE_DATA_IND).
-func benchSerial(protocol string, baud int, d time.Duration) (serialResult, error) {
-	const short, ieee = 0x4242, zcl.IEEE(0x00124B0099887766)
+// benchSerial runs OTA-like traffic for d through a real serial driver (EZSP over ASH, Z-Stack MT or ZBOSS
+// NCP frames) and its fake stick over an in-memory line paced in both directions at baud: per block, one Image
+// Block Response with 64 data bytes (an 81-byte ZCL frame, APS-acked unicast, confirmed by messageSentHandler,
+// AF_DATA_CONFIRM or the APSDE-DATA confirm) and the device's next Image Block Request coming back
+// (incomingMessageHandler, AF_INCOMING_MSG or APSDE_DATA_IND). streams transfers run at once (each a device of
+// its own), as the engine's concurrent transfers and page streams do.
+func benchSerial(protocol string, baud, streams int, d time.Duration) (serialResult, error) {
+	const firstShort, firstIEEE = 0x4242, zcl.IEEE(0x00124B0099887766)
 	memnet := fakestick.NewMemNetwork(ncp.NetworkInfo{IEEE: 0x00124B00FA4E0001})
 	defer memnet.Close()
-	memnet.AddDevice(fakestick.MemDevice{Short: short, IEEE: ieee})
-	var offset uint32
+	for i := range streams {
+		memnet.AddDevice(fakestick.MemDevice{Short: firstShort + uint16(i), IEEE: firstIEEE + zcl.IEEE(i)})
+	}
+	var mu sync.Mutex
+	offsets := map[uint16]uint32{}
 	memnet.SetResponder(func(f ncp.Frame) []ncp.Event {
-		offset += 64
+		mu.Lock()
+		offsets[f.DstShort] += 64
+		offset := offsets[f.DstShort]
+		mu.Unlock()
 		req := zcl.AppendFrame(nil, zcl.ClientToServerClusterHeader(uint8(offset/64), zcl.CmdImageBlockRequest),
 			zcl.ImageBlockRequest{ManufacturerCode: benchManufacturer, ImageType: firstImageType, FileVersion: newVersion,
 				FileOffset: offset, MaxDataSize: 64})
-		return []ncp.Event{{Kind: ncp.EventFrame, Frame: ncp.Incoming{SrcShort: short, SrcEndpoint: 1, DstEndpoint: 1,
+		return []ncp.Event{{Kind: ncp.EventFrame, Frame: ncp.Incoming{SrcShort: f.DstShort, SrcEndpoint: 1, DstEndpoint: 1,
 			ClusterID: zcl.ClusterOTA, ProfileID: zcl.ProfileHomeAutomation, Payload: req}}}
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -132,41 +140,83 @@ func benchSerial(protocol string, baud int, d time.Duration) (serialResult, erro
 	if _, err := drv.Start(sctx); err != nil {
 		return serialResult{}, fmt.Errorf("serial bench (%s) at %d baud: start: %w", protocol, baud, err)
 	}
-	block := zcl.AppendImageBlockResponseFrame(nil, 1, &zcl.ImageBlockResponse{Status: zcl.StatusSuccess,
-		ManufacturerCode: benchManufacturer, ImageType: firstImageType, FileVersion: newVersion, Data: make([]byte, 64)})
-	frame := ncp.Frame{DstShort: short, DstEndpoint: 1, SrcEndpoint: 1, ClusterID: zcl.ClusterOTA,
-		ProfileID: zcl.ProfileHomeAutomation, APSAck: true, Payload: block}
-	one := func(i int) error {
+	// The requests coming back, routed to their stream.
+	back := make([]chan struct{}, streams)
+	for i := range back {
+		back[i] = make(chan struct{}, 4)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-drv.Events():
+				if !ok {
+					return
+				}
+				if i := int(ev.Frame.SrcShort) - firstShort; ev.Kind == ncp.EventFrame && i >= 0 && i < streams {
+					back[i] <- struct{}{}
+				}
+			}
+		}
+	}()
+	one := func(stream int, block []byte, i int) error {
 		block[1] = byte(i)
+		frame := ncp.Frame{DstShort: firstShort + uint16(stream), DstEndpoint: 1, SrcEndpoint: 1, ClusterID: zcl.ClusterOTA,
+			ProfileID: zcl.ProfileHomeAutomation, APSAck: true, Payload: block}
 		if err := drv.Send(sctx, frame); err != nil {
 			return err
 		}
-		for {
-			select {
-			case ev := <-drv.Events():
-				if ev.Kind == ncp.EventFrame {
-					return nil
-				}
-			case <-time.After(10 * time.Second):
-				return fmt.Errorf("no block request came back")
-			}
+		select {
+		case <-back[stream]:
+			return nil
+		case <-time.After(10 * time.Second):
+			return fmt.Errorf("no block request came back")
 		}
 	}
-	for i := 0; i < 20; i++ { // warm up
-		if err := one(i); err != nil {
-			return serialResult{}, fmt.Errorf("serial bench (%s) at %d baud: %w", protocol, baud, err)
+	run := func(until time.Time, warm int) (int, error) {
+		var (
+			total   int
+			errOnce error
+			rmu     sync.Mutex
+			swg     sync.WaitGroup
+		)
+		for st := range streams {
+			swg.Add(1)
+			go func() {
+				defer swg.Done()
+				block := zcl.AppendImageBlockResponseFrame(nil, 1, &zcl.ImageBlockResponse{Status: zcl.StatusSuccess,
+					ManufacturerCode: benchManufacturer, ImageType: firstImageType, FileVersion: newVersion, Data: make([]byte, 64)})
+				n := 0
+				for (warm > 0 && n < warm) || (warm == 0 && time.Now().Before(until)) {
+					if err := one(st, block, n); err != nil {
+						rmu.Lock()
+						errOnce = err
+						rmu.Unlock()
+						return
+					}
+					n++
+				}
+				rmu.Lock()
+				total += n
+				rmu.Unlock()
+			}()
 		}
+		swg.Wait()
+		return total, errOnce
+	}
+	if _, err := run(time.Time{}, 20); err != nil { // warm up
+		return serialResult{}, fmt.Errorf("serial bench at %d baud: %w", baud, err)
 	}
 	readBefore, writtenBefore := wire()
 	start := time.Now()
-	n := 0
-	for time.Since(start) < d {
-		if err := one(n); err != nil {
-			return serialResult{}, fmt.Errorf("serial bench (%s) at %d baud: %w", protocol, baud, err)
-		}
-		n++
+	n, err := run(start.Add(d), 0)
+	if err != nil {
+		return serialResult{}, fmt.Errorf("serial bench (%s) at %d baud: %w", protocol, baud, err)
 	}
-	res := serialResult{protocol: protocol, baud: baud, blocks: n, elapsed: time.Since(start)}
+	res := serialResult{protocol: protocol, baud: baud, streams: streams, blocks: n, elapsed: time.Since(start)}
 	read, written := wire()
 	res.hostToStick = float64(read-readBefore) / float64(n)
 	res.stickToHost = float64(written-writtenBefore) / float64(n)

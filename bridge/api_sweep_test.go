@@ -253,6 +253,7 @@ func TestSweepBadRequestsDuringTransfer(t *testing.T) {
 	// The light's client waits 80 ms between block requests: at speed 5 its 41 KB transfer takes about 12 s,
 	// so that it outlasts the sweep (about 1 s, 5 s under -race on two busy cores).
 	bridgetest.SimDevice(t, &cfg, light).MinimumBlockPeriod = 80
+	bridgetest.SimDevice(t, &cfg, light).MaxDataSize = 64 // 64 B blocks: 223 B ones would go out fragmented, 3.5× fewer
 	h := bridgetest.Start(t, nil, cfg, bridgetest.Options{Speed: 5})
 	rec := h.Rec
 	for _, ieee := range []string{light, hue} {

@@ -226,6 +226,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.existing.interviewing, b.existing.slots = map[zcl.IEEE]bool{}, make(chan struct{}, foundInterviewSlots)
 	b.engine = ota.NewEngine(b.cfg.OTA, store, &engineOutput{b: b}, b.clk, b.log)
 	b.engine.SetMaxAPSPayload(b.radio.MaxAPSPayload())
+	if f, ok := b.radio.(ncp.Fragmenter); ok {
+		b.engine.SetMaxFragmentedPayload(f.MaxFragmentedPayload())
+	}
 	b.engine.SetWallClock(time.Now)
 	b.send.onFailure = b.engine.SendFailed // congestion signal for max_concurrent: auto
 	b.saver = NewSaver(SaverConfig{Path: statePath, Snapshot: b.snapshot, Log: b.log})

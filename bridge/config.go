@@ -59,10 +59,13 @@ type ExistingConfig struct {
 // RadioConfig is the `radio` section: which coordinator driver, its serial port and the network to form.
 type RadioConfig struct {
 	// Type is the driver: "sim" (the simulated network of radio.sim), "ezsp", "znp" or "zboss".
-	Type        string        `yaml:"type"`
-	Port        string        `yaml:"port"`
-	Baud        int           `yaml:"baud"`
-	FlowControl string        `yaml:"flow_control"` // none, hardware or software
+	Type        string `yaml:"type"`
+	Port        string `yaml:"port"`
+	Baud        int    `yaml:"baud"`
+	FlowControl string `yaml:"flow_control"` // none, hardware or software
+	// ASHWindow and MaxInFlight pace the EZSP serial link (0: the driver's defaults 3 and 8; see ezsp.Config).
+	ASHWindow   int           `yaml:"ash_window"`
+	MaxInFlight int           `yaml:"max_in_flight"`
 	Network     NetworkConfig `yaml:"network"`
 	// Sim describes the simulated network (radio.type sim). Its devices list is not overridable from the
 	// environment.

@@ -31,7 +31,8 @@ func newSerialRadio(cfg RadioConfig, dataDir string, log zerolog.Logger) (ncp.Ra
 	switch cfg.Type {
 	case "ezsp":
 		build = func(s ncp.NetworkSettings) serialDriver {
-			return ezsp.New(ezsp.Config{Port: cfg.Port, Baud: cfg.Baud, FlowControl: cfg.FlowControl, Network: s}, log)
+			return ezsp.New(ezsp.Config{Port: cfg.Port, Baud: cfg.Baud, FlowControl: cfg.FlowControl,
+				ASHWindow: cfg.ASHWindow, MaxInFlight: cfg.MaxInFlight, Network: s}, log)
 		}
 	case "znp":
 		build = func(s ncp.NetworkSettings) serialDriver {

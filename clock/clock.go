@@ -44,19 +44,29 @@ type Virtual struct {
 	events eventHeap
 	fired  uint64
 
-	// pacing (see Pace): while paced, Now follows the wall clock times speed.
-	paced    bool
-	speed    float64
-	wallBase time.Time
-	virtBase time.Time
-	wake     chan struct{}
+	// pacing (see Pace): while paced, Now follows the wall clock times speed, but never past the next event,
+	// never while an event runs and never while a hold is taken.
+	paced     bool
+	speed     float64
+	wallBase  time.Time
+	virtBase  time.Time
+	running   bool                 // an event function runs on the pacing goroutine
+	holds     map[uint64]holdEntry // Hold id → its wall deadline and virtual time
+	holdSeq   uint64
+	waits     int       // WaitFor calls in progress: holds do not stop time meanwhile
+	lastRun   time.Time // wall time the last paced event ended
+	heldSince time.Time // wall time the holds went from none to some
+	rebases   uint64    // times Pace gave up wall time (late wake-up or hold) instead of inventing virtual time
+	wake      chan struct{}
 }
 
 // Epoch is where every virtual clock starts: 2026-01-01 00:00:00 UTC.
 var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // NewVirtual returns a virtual clock at Epoch.
-func NewVirtual() *Virtual { return &Virtual{now: Epoch, wake: make(chan struct{}, 1)} }
+func NewVirtual() *Virtual {
+	return &Virtual{now: Epoch, wake: make(chan struct{}, 1), holds: make(map[uint64]holdEntry)}
+}
 
 // Now returns the virtual time.
 func (v *Virtual) Now() time.Time {
@@ -65,9 +75,22 @@ func (v *Virtual) Now() time.Time {
 	return v.nowLocked()
 }
 
+// pacedTarget is where scaled wall time says the virtual clock should be.
+func (v *Virtual) pacedTarget(wall time.Time) time.Time {
+	return v.virtBase.Add(time.Duration(float64(wall.Sub(v.wallBase)) * v.speed))
+}
+
+// nowLocked advances a paced clock towards scaled wall time, but only when the simulation is idle (no
+// event ran for idleAfter of wall time): while events run, only they move time, so work done outside the
+// clock (the host answering a frame) is stamped at the time of the last event, as in a discrete-event run.
+// Never past the earliest pending event (that event has to run first, at its own time), never while an
+// event runs (its Now is its own time) and never while a hold is taken.
 func (v *Virtual) nowLocked() time.Time {
-	if v.paced {
-		t := v.virtBase.Add(time.Duration(float64(time.Since(v.wallBase)) * v.speed))
+	if v.paced && !v.running && !v.heldLocked() && time.Since(v.lastRun) >= idleAfter {
+		t := v.pacedTarget(time.Now())
+		if len(v.events) > 0 && t.After(v.events[0].at) {
+			t = v.events[0].at
+		}
 		if t.After(v.now) {
 			v.now = t
 		}
@@ -89,18 +112,147 @@ func (v *Virtual) AfterFunc(d time.Duration, f func()) Timer {
 	e := &event{at: v.nowLocked().Add(d), seq: v.seq, f: f, clock: v}
 	heap.Push(&v.events, e)
 	if v.paced && e.index == 0 {
-		select {
-		case v.wake <- struct{}{}:
-		default:
-		}
+		v.signal()
 	}
 	return e
 }
 
-// Pace drives the clock in (scaled) real time until ctx ends: Now follows the wall clock multiplied by
-// speed (1 = real time), and each event runs, on the calling goroutine, when its time comes. This is how
-// the simulated network runs for `go run .` (speed 1) and for bridge-level tests (speed > 1) while keeping
-// every event of the simulation on one goroutine. Pace returns ctx.Err().
+func (v *Virtual) signal() {
+	select {
+	case v.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Hold stops a paced clock's time until release is called or, at the latest, until limit of wall time has
+// passed (a safety net for a holder that never answers; 0 means 1 s). The simulated network takes a hold
+// when it hands a frame to the host and releases it when the host sends its answer, so the host's
+// processing time, multiplied by the speed, is never counted as air time. Release may be called more than
+// once. On a clock that is not paced (a discrete-event run) Hold does nothing.
+func (v *Virtual) Hold(limit time.Duration) (release func()) {
+	if limit <= 0 {
+		limit = time.Second
+	}
+	v.mu.Lock()
+	if !v.paced {
+		v.mu.Unlock()
+		return func() {}
+	}
+	v.nowLocked()
+	v.holdSeq++
+	id := v.holdSeq
+	now := time.Now()
+	if len(v.holds) == 0 {
+		v.heldSince = now
+	}
+	v.holds[id] = holdEntry{deadline: now.Add(limit), at: v.now}
+	v.mu.Unlock()
+	return func() {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if _, ok := v.holds[id]; !ok {
+			return
+		}
+		delete(v.holds, id)
+		if len(v.holds) == 0 {
+			v.unheldLocked(time.Now())
+			v.signal()
+		}
+	}
+}
+
+// holdEntry is one Hold: until when (wall) at most, and the virtual time it was taken at.
+type holdEntry struct{ deadline, at time.Time }
+
+// holdHorizon is how far past the oldest hold the simulation may run while the host waits for it
+// (WaitFor): enough for the air time of the frames the host waits on, not for the timers further out.
+const holdHorizon = 100 * time.Millisecond
+
+// heldLocked reports whether a hold stops wall-driven time (Now).
+func (v *Virtual) heldLocked() bool { return len(v.holds) > 0 }
+
+// runLimitLocked is the latest virtual time an event may run at because of holds (ok false: no limit):
+// none beyond now while the host works, up to holdHorizon past the oldest hold while it also waits.
+func (v *Virtual) runLimitLocked() (limit time.Time, ok bool) {
+	if len(v.holds) == 0 {
+		return time.Time{}, false
+	}
+	if v.waits == 0 {
+		return v.now, true
+	}
+	oldest := time.Time{}
+	for _, h := range v.holds {
+		if oldest.IsZero() || h.at.Before(oldest) {
+			oldest = h.at
+		}
+	}
+	return oldest.Add(holdHorizon), true
+}
+
+// WaitFor says that the holder of the clock's holds (the host) now waits for the simulation itself (for
+// example for a send confirmation): until done is called, holds do not stop time, or both would stall.
+// done may be called more than once.
+func (v *Virtual) WaitFor() (done func()) {
+	v.mu.Lock()
+	if !v.paced {
+		v.mu.Unlock()
+		return func() {}
+	}
+	v.nowLocked()
+	v.waits++
+	v.signal()
+	v.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			v.mu.Lock()
+			v.nowLocked()
+			v.waits--
+			v.mu.Unlock()
+		})
+	}
+}
+
+// unheldLocked moves the paced base past the wall time the holds lasted (that time is given up, not turned
+// into virtual time), keeping any lag the clock had to catch up before; never behind the virtual time.
+func (v *Virtual) unheldLocked(wall time.Time) {
+	if !v.paced {
+		return
+	}
+	v.wallBase = v.wallBase.Add(wall.Sub(v.heldSince))
+	if v.pacedTarget(wall).Before(v.now) {
+		v.wallBase, v.virtBase = wall, v.now
+	}
+	v.rebases++
+}
+
+// rebaseLocked makes scaled wall time start again from the current virtual time: the wall time since the
+// last base that the simulation could not use (a hold, a late wake-up) is given up, not turned into
+// virtual time.
+func (v *Virtual) rebaseLocked(wall time.Time) {
+	if !v.paced {
+		return
+	}
+	v.wallBase, v.virtBase = wall, v.now
+	v.rebases++
+}
+
+// idleAfter is how long (wall time) a paced clock must have run no event before Now follows the wall clock.
+const idleAfter = 20 * time.Millisecond
+
+// maxLag is how far (in wall time) Pace may fall behind scaled wall time and still catch up by running
+// events back to back; further behind, it rebases (slows down) rather than racing.
+const maxLag = 20 * time.Millisecond
+
+// Pace drives the clock in (scaled) real time until ctx ends: virtual time follows the wall clock
+// multiplied by speed (1 = real time), and each event runs, on the calling goroutine, when its time comes,
+// with Now equal to its own time. Pace never invents virtual time: a late wake-up runs the event at its own
+// time (catching up while less than 20 ms behind, slowing down beyond); while events run, only they move
+// Now (wall time moves it only when the simulation is idle); and while a Hold is taken no event runs beyond
+// the current time (or, while the host also waits for the simulation with WaitFor, beyond 100 ms past the
+// oldest hold). So the simulated durations are those of the discrete-event run of the same events.
+// This is how the simulated network runs for `go run .` (speed 1) and for bridge-level tests (speed > 1)
+// while keeping every event of the simulation on one goroutine. Pace returns ctx.Err().
 func (v *Virtual) Pace(ctx context.Context, speed float64) error {
 	if speed <= 0 {
 		speed = 1
@@ -117,17 +269,11 @@ func (v *Virtual) Pace(ctx context.Context, speed float64) error {
 	wait := time.NewTimer(time.Hour)
 	defer wait.Stop()
 	for {
-		v.mu.Lock()
-		var delay time.Duration = time.Hour
-		if len(v.events) > 0 {
-			delay = time.Duration(float64(v.events[0].at.Sub(v.nowLocked())) / speed)
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		v.mu.Unlock()
-		if delay <= 0 {
-			v.step(v.Now(), true)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
+		delay := v.paceStep()
+		if delay == 0 {
 			continue
 		}
 		wait.Reset(delay)
@@ -144,6 +290,89 @@ func (v *Virtual) Pace(ctx context.Context, speed float64) error {
 			}
 		}
 	}
+}
+
+// paceStep runs the next event if it is due and returns 0, or returns how long to wait.
+func (v *Virtual) paceStep() time.Duration {
+	v.mu.Lock()
+	wall := time.Now()
+	holdWait := time.Duration(-1) // until the earliest hold deadline
+	hadHolds := len(v.holds) > 0
+	for id, h := range v.holds {
+		if !wall.Before(h.deadline) {
+			delete(v.holds, id)
+			continue
+		}
+		if left := h.deadline.Sub(wall); holdWait < 0 || left < holdWait {
+			holdWait = left
+		}
+	}
+	if hadHolds && len(v.holds) == 0 {
+		v.unheldLocked(wall)
+	}
+	if len(v.events) == 0 {
+		v.mu.Unlock()
+		if holdWait > 0 {
+			return holdWait
+		}
+		return time.Hour
+	}
+	e := v.events[0]
+	if limit, ok := v.runLimitLocked(); ok && e.at.After(limit) {
+		v.mu.Unlock()
+		return holdWait // the host first: wait for its answer (Hold's release signals) or the deadline
+	}
+	target := v.pacedTarget(wall)
+	if e.at.After(target) {
+		v.mu.Unlock()
+		d := max(time.Duration(float64(e.at.Sub(target))/v.speed), time.Microsecond)
+		if holdWait > 0 {
+			d = min(d, holdWait)
+		}
+		return d
+	}
+	if lag := time.Duration(float64(target.Sub(e.at)) / v.speed); lag > maxLag {
+		if e.at.After(v.now) {
+			v.now = e.at
+		}
+		v.rebaseLocked(wall)
+	}
+	v.mu.Unlock()
+	v.runNext()
+	return 0
+}
+
+// runNext runs the earliest event with Now frozen at its time.
+func (v *Virtual) runNext() {
+	v.mu.Lock()
+	if len(v.events) == 0 {
+		v.mu.Unlock()
+		return
+	}
+	e := heap.Pop(&v.events).(*event)
+	if e.at.After(v.now) {
+		v.now = e.at
+	}
+	v.fired++
+	f := e.f
+	e.f = nil
+	v.running = true
+	v.mu.Unlock()
+	defer func() {
+		v.mu.Lock()
+		v.running = false
+		v.lastRun = time.Now()
+		v.mu.Unlock()
+	}()
+	f()
+}
+
+// Rebases returns how often a paced clock gave up wall time (late wake-ups beyond the catch-up window, and
+// holds) instead of inventing virtual time.
+func (v *Virtual) Rebases() uint64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.rebases
 }
 
 // Pending returns the number of scheduled events.

@@ -83,3 +83,154 @@ func TestPaceRunsEventsInScaledRealTime(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// chain schedules n events, each step after the previous one ran (as a transfer's frames do), and records
+// the virtual time from the first to the last.
+func chain(v *Virtual, n int, step time.Duration, last *atomic.Int64, done chan<- struct{}) {
+	var first time.Time
+	var next func(i int)
+	next = func(i int) {
+		if i == 0 {
+			first = v.Now()
+		}
+		if i == n {
+			last.Store(int64(v.Now().Sub(first)))
+			close(done)
+			return
+		}
+		v.AfterFunc(step, func() { next(i + 1) })
+	}
+	v.AfterFunc(0, func() { next(0) })
+}
+
+func TestPaceLateWakeUpsDoNotInventTime(t *testing.T) {
+	// A discrete-event run of 2000 chained events 1 ms apart ends at exactly 2 s.
+	des := NewVirtual()
+	var desLast atomic.Int64
+	desDone := make(chan struct{})
+	chain(des, 2000, time.Millisecond, &desLast, desDone)
+	for des.Step() {
+	}
+	<-desDone
+
+	// At speed 1000 an event is due every microsecond of wall time, far below timer resolution: every wake-up
+	// is late. The paced run must still end at the discrete-event time.
+	for _, speed := range []float64{1, 100, 1000} {
+		v := NewVirtual()
+		ctx, cancel := context.WithCancel(context.Background())
+		paced := make(chan struct{})
+		go func() { _ = v.Pace(ctx, speed); close(paced) }()
+		var last atomic.Int64
+		done := make(chan struct{})
+		n := 2000
+		if speed < 1000 {
+			n = 20 // 20 ms of virtual time at speed 1, 0.2 ms at 100: the same chain, shorter
+		}
+		chain(v, n, time.Millisecond, &last, done)
+		<-done
+		cancel()
+		<-paced
+		want := time.Duration(n) * time.Millisecond
+		if speed == 1000 && want != time.Duration(desLast.Load()) {
+			t.Fatalf("discrete-event run ended at %s, want %s", time.Duration(desLast.Load()), want)
+		}
+		if got := time.Duration(last.Load()); got != want {
+			t.Fatalf("speed %g: paced run ended at %s of virtual time, the discrete-event run at %s", speed, got, want)
+		}
+	}
+}
+
+// pingPong runs rounds of a device request (air time 10 ms) answered by a host (air time 8 ms), next to an
+// unrelated beacon every 3 ms, and returns the virtual time of the last answer. The host works 200 µs of
+// wall time on each request. With a paced clock the host is a goroutine and the device side holds the clock
+// while it works, as ncp/sim does; in the discrete-event run the host answers inside the event.
+func pingPong(t *testing.T, v *Virtual, rounds int, speed float64) time.Duration {
+	t.Helper()
+	type request struct {
+		round   int
+		release func()
+	}
+	toHost := make(chan request, 1)
+	finished := make(chan time.Duration, 1)
+	stop := make(chan struct{})
+	var beacon func()
+	beacon = func() {
+		select {
+		case <-stop:
+		default:
+			v.AfterFunc(3*time.Millisecond, beacon)
+		}
+	}
+	v.AfterFunc(0, beacon)
+	var send func(round int)
+	host := func(r request) {
+		busy := time.Now().Add(200 * time.Microsecond) // the host's processing, in wall time
+		for time.Now().Before(busy) {
+		}
+		round := r.round
+		v.AfterFunc(8*time.Millisecond, func() {
+			if round+1 == rounds {
+				finished <- v.Now().Sub(Epoch)
+				return
+			}
+			send(round + 1)
+		})
+		r.release()
+	}
+	send = func(round int) {
+		v.AfterFunc(10*time.Millisecond, func() {
+			r := request{round: round, release: v.Hold(time.Second)}
+			if speed == 0 {
+				host(r)
+				return
+			}
+			toHost <- r
+		})
+	}
+	hostDone := make(chan struct{})
+	go func() {
+		defer close(hostDone)
+		for {
+			select {
+			case <-stop:
+				return
+			case r := <-toHost:
+				host(r)
+			}
+		}
+	}()
+	send(0)
+	if speed == 0 {
+		for len(finished) == 0 && v.Step() {
+		}
+		close(stop)
+		<-hostDone
+		return <-finished
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	paced := make(chan struct{})
+	go func() { _ = v.Pace(ctx, speed); close(paced) }()
+	got := <-finished
+	close(stop)
+	cancel()
+	<-hostDone
+	<-paced
+	return got
+}
+
+func TestPaceWithHoldsMatchesTheDiscreteEventRun(t *testing.T) {
+	const rounds = 100
+	desTime := pingPong(t, NewVirtual(), rounds, 0)
+	if want := rounds * 18 * time.Millisecond; desTime != want {
+		t.Fatalf("discrete-event run: last answer at %s, want %s", desTime, want)
+	}
+	for _, speed := range []float64{10, 1000} {
+		paced := pingPong(t, NewVirtual(), rounds, speed)
+		ratio := float64(paced) / float64(desTime)
+		t.Logf("speed %g: paced %s, discrete-event %s, ratio %.4f", speed, paced, desTime, ratio)
+		if ratio < 0.95 || ratio > 1.05 {
+			t.Fatalf("speed %g: paced run took %s of virtual time, the discrete-event run %s (ratio %.3f, want within 5 %%)",
+				speed, paced, desTime, ratio)
+		}
+	}
+}

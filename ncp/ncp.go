@@ -25,7 +25,8 @@ import (
 //   - Events delivers incoming frames and network events in order. The channel is closed after Close. A slow
 //     reader delays the driver; it never loses events silently (a driver that must drop logs it).
 //   - MaxAPSPayload is the largest APS payload that goes out unfragmented to a device one hop away; the OTA
-//     engine caps block responses by it (minus the ZCL overhead of 17 bytes).
+//     engine caps block responses by it (minus the ZCL overhead of 17 bytes), except for clients that get
+//     APS-fragmented blocks from a radio that also implements Fragmenter.
 //   - Close stops the driver and its goroutines and releases the port. It is safe to call more than once.
 type Radio interface {
 	Start(ctx context.Context) (NetworkInfo, error)
@@ -34,6 +35,18 @@ type Radio interface {
 	Events() <-chan Event
 	MaxAPSPayload() int
 	Close() error
+}
+
+// Fragmenter is implemented by a Radio that can send APS-fragmented frames (an optional part of the
+// contract; a driver without it sends only payloads up to MaxAPSPayload). Send then accepts a unicast,
+// APS-acked Frame whose payload is larger than MaxAPSPayload and at most MaxFragmentedPayload: the driver
+// splits it into fragments (APS extended header: fragmentation flag, block number, block count), sends them
+// in windows of the configured size at the configured interval, and confirms the Frame when every window
+// has been acknowledged by the destination's APS, or fails it with a *SendError (for example a client
+// without fragmentation support, which never acknowledges).
+type Fragmenter interface {
+	// MaxFragmentedPayload is the largest APS payload Send carries fragmented (0: fragmentation is off).
+	MaxFragmentedPayload() int
 }
 
 // NetworkInfo describes the coordinator and its network after Start.

@@ -107,6 +107,7 @@ type Engine struct {
 	mu            sync.Mutex
 	devices       map[zcl.IEEE]*device
 	maxAPSPayload int
+	maxFragmented int // largest APS payload the radio sends fragmented (0: it cannot)
 	tsn           uint8
 	scratch       []byte
 	active        int
@@ -133,7 +134,8 @@ func DefaultEngineConfig() EngineConfig {
 	return EngineConfig{
 		Approval:         "manual",
 		MaxConcurrent:    2,
-		MaxBlockSize:     64,
+		MaxBlockSize:     223,
+		Fragmentation:    FragmentationConfig{Failures: 2},
 		MinPageSpacing:   20 * time.Millisecond,
 		NotifyTimeout:    30 * time.Second,
 		NotifyAttempts:   3,
@@ -195,6 +197,9 @@ func (c EngineConfig) withDefaults() EngineConfig {
 	}
 	if c.ProgressInterval <= 0 {
 		c.ProgressInterval = d.ProgressInterval
+	}
+	if c.Fragmentation.Failures <= 0 {
+		c.Fragmentation.Failures = d.Fragmentation.Failures
 	}
 	return c
 }
@@ -287,10 +292,20 @@ func (e *Engine) since(t time.Time) time.Duration {
 }
 
 // SetMaxAPSPayload tells the engine the radio's unfragmented APS payload limit; blocks are capped at it
-// minus the 17 bytes of ZCL and block-response overhead.
+// minus the 17 bytes of ZCL and block-response overhead, unless they go out fragmented
+// (SetMaxFragmentedPayload).
 func (e *Engine) SetMaxAPSPayload(n int) {
 	e.mu.Lock()
 	e.maxAPSPayload = n
+	e.mu.Unlock()
+}
+
+// SetMaxFragmentedPayload tells the engine the largest APS payload the radio sends APS-fragmented (0: the
+// radio cannot fragment). Clients that ask for larger blocks than the unfragmented limit get them up to
+// this limit minus 17 (see FragmentationConfig).
+func (e *Engine) SetMaxFragmentedPayload(n int) {
+	e.mu.Lock()
+	e.maxFragmented = n
 	e.mu.Unlock()
 }
 
@@ -358,6 +373,9 @@ type device struct {
 	publishedAt time.Time
 	progressed  bool // progress changed since the last publish
 	toldPeriod  bool // the client was told the configured minimum block period
+
+	// noFragments: the device failed with fragmented blocks and gets unfragmented ones for good (durable).
+	noFragments bool
 }
 
 func (d *device) stopTimers() {

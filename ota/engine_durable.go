@@ -74,6 +74,8 @@ type DurableDevice struct {
 	Now        bool          `json:"now,omitempty"`
 	Campaign   string        `json:"campaign,omitempty"`
 	Battery    *float64      `json:"battery,omitempty"`
+	// NoFragments: the device failed with APS-fragmented blocks and gets unfragmented ones.
+	NoFragments bool `json:"no_fragments,omitempty"`
 }
 
 // DurableImage names an image across restarts.
@@ -112,7 +114,7 @@ func (e *Engine) Snapshot() Durable {
 		dd := DurableDevice{IEEE: d.info.IEEE, State: d.state, Info: d.info, FileKnown: d.info.FileVersionKnown,
 			HWKnown: d.info.HasHardwareVersion, Target: target, Pending: durableImage(d.pending),
 			Approved: d.approved, Retries: d.retries, Queued: d.queued, NotBefore: d.notBef, From: d.from,
-			To: d.to, LastError: d.lastError, StartedAt: d.startedAt, FinishedAt: d.finishedAt}
+			To: d.to, LastError: d.lastError, StartedAt: d.startedAt, FinishedAt: d.finishedAt, NoFragments: d.noFragments}
 		dd.Now, dd.Campaign = d.now, d.campaign
 		if d.batteryKnown {
 			b := d.battery
@@ -165,6 +167,7 @@ func (e *Engine) Restore(s Durable) {
 		if dd.Battery != nil {
 			d.battery, d.batteryKnown = min(max(*dd.Battery, 0), 100), true
 		}
+		d.noFragments = dd.NoFragments
 		if len(dd.Rejected) > 0 {
 			d.rejected = make(map[zcl.ImageID]bool, len(dd.Rejected))
 			for _, id := range dd.Rejected {

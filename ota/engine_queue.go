@@ -279,6 +279,7 @@ func (e *Engine) tick() {
 
 // stallLocked frees the slot of a transfer whose device went quiet, and retries it with back-off.
 func (e *Engine) stallLocked(d *device, idle time.Duration) {
+	e.fragmentsFailedLocked(d, d.session, "the transfer stalled after a fragmented block")
 	if d.session != nil {
 		d.session.stopPage()
 		d.session = nil

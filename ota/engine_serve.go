@@ -32,6 +32,12 @@ type session struct {
 	sentAt  time.Time
 	sentEnd uint32
 
+	// fragment watch: the last block served fragmented (offset), whether the client has not moved past
+	// it yet, and how many requests in a row asked for it (or before it) again.
+	fragOff     uint32
+	fragPending bool
+	fragRepeats int
+
 	page *pageStream
 }
 
@@ -86,14 +92,19 @@ func (s *session) read(off uint32, n int) ([]byte, error) {
 }
 
 // blockSizeLocked is the data size of a block for this device: the client's maximum, the configured cap,
-// the radio's unfragmented limit and the per-vendor quirk, whichever is smallest.
+// the radio's limit (unfragmented, or fragmented for a client that may get fragments) and the per-vendor
+// quirk, whichever is smallest.
 func (e *Engine) blockSizeLocked(d *device, clientMax uint8) int {
 	n := int(clientMax)
 	if e.cfg.MaxBlockSize < n {
 		n = e.cfg.MaxBlockSize
 	}
-	if e.maxAPSPayload > blockResponseOverhead && e.maxAPSPayload-blockResponseOverhead < n {
-		n = e.maxAPSPayload - blockResponseOverhead
+	if unfragmented := e.unfragmentedBlockLocked(); unfragmented > 0 && n > unfragmented {
+		if e.fragmentsAllowedLocked(d) {
+			n = min(n, e.maxFragmented-blockResponseOverhead)
+		} else {
+			n = unfragmented
+		}
 	}
 	if q, ok := e.quirk[d.info.ManufacturerCode]; ok && q < n {
 		n = q
@@ -105,6 +116,63 @@ func (e *Engine) blockSizeLocked(d *device, clientMax uint8) int {
 		n = 1
 	}
 	return n
+}
+
+// unfragmentedBlockLocked is the largest block one unfragmented APS frame carries (0: the radio did not say).
+func (e *Engine) unfragmentedBlockLocked() int {
+	if e.maxAPSPayload > blockResponseOverhead {
+		return e.maxAPSPayload - blockResponseOverhead
+	}
+	return 0
+}
+
+// fragmentsAllowedLocked reports whether d may get APS-fragmented blocks (see FragmentationConfig).
+func (e *Engine) fragmentsAllowedLocked(d *device) bool {
+	f := &e.cfg.Fragmentation
+	if f.Disabled || d.noFragments || e.maxFragmented <= e.maxAPSPayload {
+		return false
+	}
+	for _, m := range f.ManufacturerCodes {
+		if m == d.info.ManufacturerCode {
+			return false
+		}
+	}
+	for _, m := range f.Models {
+		if m != "" && m == d.info.Model {
+			return false
+		}
+	}
+	return true
+}
+
+// watchFragmentsLocked follows a transfer with fragmented blocks: a client that asks again for the last
+// fragmented block (or an earlier offset) Fragmentation.Failures times in a row did not get it, so the
+// device falls back to unfragmented blocks. Called before serving a block request; no allocation.
+func (e *Engine) watchFragmentsLocked(d *device, s *session, offset uint32) {
+	if !s.fragPending {
+		return
+	}
+	if offset > s.fragOff {
+		s.fragPending, s.fragRepeats = false, 0
+		return
+	}
+	s.fragRepeats++
+	if s.fragRepeats >= e.cfg.Fragmentation.Failures {
+		e.fragmentsFailedLocked(d, s, "asked again for a fragmented block")
+	}
+}
+
+// fragmentsFailedLocked makes d fall back to unfragmented blocks for good, when the last block it was
+// served went out fragmented and never arrived.
+func (e *Engine) fragmentsFailedLocked(d *device, s *session, why string) {
+	if d.noFragments || s == nil || !s.fragPending {
+		return
+	}
+	d.noFragments = true
+	s.fragPending, s.fragRepeats = false, 0
+	e.log.Warn().Stringer("ieee", d.info.IEEE).Uint32("offset", s.fragOff).Uint16("manufacturer_code", d.info.ManufacturerCode).
+		Str("model", d.info.Model).Str("why", why).Msg("fragmented blocks fail for this device: unfragmented blocks from now on")
+	e.out.DurableChanged()
 }
 
 // HandleFrame takes one ZCL frame a device sent on the OTA cluster and answers it through Output.
@@ -245,9 +313,13 @@ func (e *Engine) handleBlockRequestLocked(src zcl.IEEE, tsn uint8, req *zcl.Imag
 		// Past the end (or no room for data): answered like zigpy and deCONZ, with a status-only block response.
 		resp.Status = zcl.StatusMalformedCommand
 	default:
+		e.watchFragmentsLocked(d, s, req.FileOffset)
 		n := e.blockSizeLocked(d, req.MaxDataSize)
 		if rem := s.size - req.FileOffset; uint32(n) > rem {
 			n = int(rem)
+		}
+		if u := e.unfragmentedBlockLocked(); u > 0 && n > u {
+			s.fragOff, s.fragPending = req.FileOffset, true
 		}
 		data, err := s.read(req.FileOffset, n)
 		if err != nil {
@@ -433,6 +505,7 @@ func (e *Engine) handleUpgradeEndLocked(src zcl.IEEE, h zcl.Header, req zcl.Upgr
 		if req.Status == zcl.StatusAbort {
 			reason = "device aborted the transfer"
 		}
+		e.fragmentsFailedLocked(d, d.session, "gave up the transfer right after a fragmented block")
 		e.failLocked(d, reason)
 		return
 	}

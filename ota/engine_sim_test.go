@@ -39,6 +39,7 @@ type simOutput struct {
 	tsn      uint8
 	// onCampaign sees every campaign publication (CampaignOutput).
 	onCampaign func(CampaignStatus)
+	blocks     map[int]int // successful Image Block Responses sent, by data size
 }
 
 func (o *simOutput) CampaignChanged(st CampaignStatus) {
@@ -48,6 +49,11 @@ func (o *simOutput) CampaignChanged(st CampaignStatus) {
 }
 
 func (o *simOutput) SendZCL(dst zcl.IEEE, frame []byte, opt SendOptions) {
+	if h, p, err := zcl.DecodeHeader(frame); err == nil && h.FrameType == zcl.FrameTypeCluster && h.CommandID == zcl.CmdImageBlockResponse {
+		if resp, err := zcl.DecodeImageBlockResponse(p); err == nil && resp.Status == zcl.StatusSuccess {
+			o.blocks[len(resp.Data)]++
+		}
+	}
 	o.h.SendCluster(dst, zcl.ClusterOTA, bytes.Clone(frame), opt.APSAck)
 }
 
@@ -69,9 +75,10 @@ func newSimRig(t testing.TB, yaml string, cfg EngineConfig, images ...*Image) *s
 	h := simtest.New(t, yaml)
 	h.KeepFrames = false
 	cat := &testCatalog{images: images}
-	out := &simOutput{recOutput: newRecOutput(h.Clock), h: h, readTSNs: map[uint8]zcl.IEEE{}}
+	out := &simOutput{recOutput: newRecOutput(h.Clock), h: h, readTSNs: map[uint8]zcl.IEEE{}, blocks: map[int]int{}}
 	eng := NewEngine(cfg, cat, out, h.Clock, zerolog.Nop())
 	eng.SetMaxAPSPayload(h.Net.MaxAPSPayload())
+	eng.SetMaxFragmentedPayload(h.Net.MaxFragmentedPayload())
 	t.Cleanup(eng.Close)
 	r := &simRig{t: t, h: h, out: out, cat: cat, eng: eng}
 	h.Net.SetImageOracle(func(id zcl.ImageID) ([32]byte, bool) {

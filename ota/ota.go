@@ -88,9 +88,13 @@ type EngineConfig struct {
 	// MinBattery holds a device whose battery (Power Configuration cluster) is below this percentage
 	// until a newer reading is at or above it (default 50; 0 turns the check off).
 	MinBattery int `yaml:"min_battery" json:"min_battery"`
-	// MaxBlockSize caps the data bytes of one Image Block Response (default 64; the radio's unfragmented limit
-	// minus 17 and the per-vendor quirks cap it further).
+	// MaxBlockSize caps the data bytes of one Image Block Response (default 223, the seed's ESP client). A
+	// block larger than the radio's unfragmented limit minus 17 goes out APS-fragmented, only on a radio
+	// that can fragment and to a client that has not failed with fragments (see Fragmentation); every other
+	// client gets at most that limit. Per-vendor quirks cap it further.
 	MaxBlockSize int `yaml:"max_block_size" json:"max_block_size"`
+	// Fragmentation says which clients may get APS-fragmented blocks.
+	Fragmentation FragmentationConfig `yaml:"fragmentation" json:"fragmentation"`
 	// BlockSizeByManufacturer adds per-manufacturer caps to the built-in quirk table (Insta 0x117A, Dresden
 	// Elektronik 0x1135 and Busch-Jaeger 0x112E get 40 bytes), keyed by manufacturer code.
 	BlockSizeByManufacturer map[uint16]int `yaml:"block_size_by_manufacturer" json:"block_size_by_manufacturer,omitempty"`
@@ -127,6 +131,23 @@ type EngineConfig struct {
 	VerifyAttempts int           `yaml:"verify_attempts" json:"verify_attempts"`
 	// ProgressInterval is the most often progress is published for one transfer (default 1s).
 	ProgressInterval time.Duration `yaml:"progress_interval" json:"progress_interval"`
+}
+
+// FragmentationConfig says which clients get blocks larger than one unfragmented APS frame carries (config
+// key `ota.fragmentation`). A client gets them when it asks for more than the unfragmented limit, the radio
+// can send fragmented frames, fragmentation is enabled, the client is not on a quirk list and it has not
+// failed with fragments before: a fragmented block asked for again Failures times in a row, or a transfer
+// that stalls or ends in error right after a fragmented block, makes the device fall back to unfragmented
+// blocks for good (remembered in the state file).
+type FragmentationConfig struct {
+	// Disabled turns fragmented blocks off for every device (default false: on).
+	Disabled bool `yaml:"disabled" json:"disabled,omitempty"`
+	// Failures is how many requests in a row for a fragmented block that was already served make the device
+	// fall back (default 2).
+	Failures int `yaml:"failures" json:"failures,omitempty"`
+	// ManufacturerCodes and Models are quirks: clients that never get fragmented blocks.
+	ManufacturerCodes []uint16 `yaml:"manufacturer_codes" json:"manufacturer_codes,omitempty"`
+	Models            []string `yaml:"models" json:"models,omitempty"`
 }
 
 // AllowList names the devices the "auto" approval policy serves without asking.

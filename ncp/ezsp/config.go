@@ -8,6 +8,7 @@ import (
 
 	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/ncp/serialport"
+	"github.com/otabridge/otabridge/ncp/ezsp/ash"
 )
 
 // Config configures the EZSP driver (the `radio:` section of otabridge's configuration when `type: ezsp`).
@@ -19,6 +20,15 @@ type Config struct {
 	// FlowControl is "none" (default), "hardware" (RTS/CTS: SkyConnect/ZBT-1 NCP images) or "software"
 	// (XON/XOFF: Sonoff ZBDongle-E).
 	FlowControl string `yaml:"flow_control"`
+	// ASHWindow is the number of ASH DATA frames the host keeps in flight (1..7, default 3 as zigbee-herdsman;
+	// bellows uses 1). EZSP itself has one command outstanding at a time, so the window matters for the
+	// stick's answers and callbacks riding on the host's ACKs, and for a link with errors.
+	ASHWindow int `yaml:"ash_window"`
+	// MaxInFlight is the most unicasts and broadcasts the driver lets wait in the stick for their
+	// messageSentHandler at once (default 8, within EmberZNet's default APS unicast message count of 10);
+	// more senders wait in Send (bounded by their context), never dropped, so that concurrent transfers and
+	// page streams never push more into the stick than its buffers carry.
+	MaxInFlight int `yaml:"max_in_flight"`
 	// Network is the network to form when the stick has none; zero fields are chosen at random. After Start,
 	// Driver.Network returns the network in use, which the bridge saves.
 	Network NetworkSettings `yaml:"network"`
@@ -34,9 +44,27 @@ const (
 // DefaultBaud is the UART speed of EmberZNet NCP images.
 const DefaultBaud = 115200
 
+// Defaults of the serial pacing settings.
+const (
+	DefaultASHWindow   = 3
+	DefaultMaxInFlight = 8
+)
+
 func (c Config) withDefaults() (Config, error) {
 	if c.Baud == 0 {
 		c.Baud = DefaultBaud
+	}
+	if c.ASHWindow == 0 {
+		c.ASHWindow = DefaultASHWindow
+	}
+	if c.ASHWindow < 1 || c.ASHWindow > ash.MaxWindow {
+		return c, fmt.Errorf("radio ash_window %d: want 1-%d", c.ASHWindow, ash.MaxWindow)
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.MaxInFlight < 1 || c.MaxInFlight > 64 {
+		return c, fmt.Errorf("radio max_in_flight %d: want 1-64", c.MaxInFlight)
 	}
 	flow, err := serialport.ParseFlow(c.FlowControl)
 	if err != nil {

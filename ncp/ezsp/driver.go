@@ -45,6 +45,7 @@ type Driver struct {
 
 	events    chan ncp.Event
 	evq       *fifo.Queue[ncp.Event]
+	sendSlots chan struct{} // one token per send waiting in the stick (Config.MaxInFlight)
 	callbacks *fifo.Queue[callbackItem]
 	trouble   chan trouble
 
@@ -113,6 +114,7 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) *Driver {
 		netChanged: make(chan struct{}),
 		maxPayload: MaxAPSPayloadCap,
 		pending:    make(map[uint16]chan sendResult),
+		sendSlots:  make(chan struct{}, max(cfg.MaxInFlight, 1)),
 		eui:        make(map[uint16]zcl.IEEE),
 		notReady:   "not started",
 	}
@@ -488,6 +490,15 @@ func (d *Driver) Send(ctx context.Context, f ncp.Frame) error {
 	if len(f.Payload) > MaxDataLenForSend {
 		return fmt.Errorf("send to 0x%04x: payload of %d bytes exceeds what one EZSP frame carries (%d)", f.DstShort, len(f.Payload), MaxDataLenForSend)
 	}
+	// Serial-aware pacing: at most MaxInFlight frames wait in the stick; the rest wait here.
+	select {
+	case d.sendSlots <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("send to 0x%04x: waiting for room in the stick: %w", f.DstShort, ctx.Err())
+	case <-d.ctx.Done():
+		return ncp.ErrClosed
+	}
+	defer func() { <-d.sendSlots }()
 	d.mu.Lock()
 	tag, ch := d.allocTag(v)
 	d.mu.Unlock()

@@ -43,6 +43,7 @@ func (d *Driver) newSession(port io.ReadWriteCloser) *session {
 	s := &session{d: d}
 	s.conn = ash.NewConn(port, ash.Config{
 		Role:           ash.RoleHost,
+		Window:         d.cfg.ASHWindow,
 		AckTimeoutInit: d.to.AckInit,
 		AckTimeoutMin:  d.to.AckMin,
 		AckTimeoutMax:  d.to.AckMax,
@@ -137,9 +138,9 @@ func (s *session) command(ctx context.Context, id uint16, params []byte) (Frame,
 	if e := s.d.log.Debug(); e.Enabled() {
 		e.Uint8("seq", seq).Str("frame", FrameName(id)).Str("params", logParams(id, params)).Msg("EZSP tx")
 	}
-	// Once a DATA frame is on the wire it must be acknowledged before the next one (window 1, frame
-	// numbers): the caller's cancellation stops the wait for the answer below, not the ASH delivery, which
-	// ends by ACK, by MaxAckTimeouts, or when the link goes down.
+	// Once a DATA frame is on the wire it must be acknowledged (frame numbers): the caller's cancellation
+	// stops the wait for the answer below, not the ASH delivery, which ends by ACK, by MaxAckTimeouts, or
+	// when the link goes down.
 	if err := s.conn.Send(context.WithoutCancel(ctx), out); err != nil {
 		return Frame{}, fmt.Errorf("EZSP %s: %w", FrameName(id), err)
 	}

@@ -45,6 +45,14 @@ type LinkConfig struct {
 	// MACRetries is the number of MAC retransmissions per hop after the first attempt: 0 means the
 	// default (3, macMaxFrameRetries); a negative value means none.
 	MACRetries int `yaml:"mac_retries"`
+	// FragmentWindow is the number of APS fragments sent before the sender waits for the APS ack of that
+	// window (apsMaxWindowSize, 1..8; 0: the default 8). FragmentInterval is the gap between two fragments
+	// of a window (apsInterframeDelay; default 0).
+	FragmentWindow   int           `yaml:"fragment_window"`
+	FragmentInterval time.Duration `yaml:"fragment_interval"`
+	// MaxFragmentedPayload is the largest APS payload the coordinator sends fragmented (0: the default 640 B,
+	// 8 fragments; a negative value turns fragmentation off, so the bridge serves unfragmented blocks only).
+	MaxFragmentedPayload int `yaml:"max_fragmented_payload"`
 	// Background is traffic of the home's other devices that shares the channel (a busy mesh).
 	Background BackgroundConfig `yaml:"background"`
 }
@@ -90,6 +98,9 @@ type DeviceConfig struct {
 	// BatteryVoltageOnly makes it report only the voltage (100 mV units), as some devices do.
 	Battery            *float64 `yaml:"battery"`
 	BatteryVoltageOnly bool     `yaml:"battery_voltage_only"`
+	// APSFragmentation says whether the device's stack reassembles APS-fragmented frames (default true); a
+	// device without it drops fragments and never acknowledges them.
+	APSFragmentation *bool `yaml:"aps_fragmentation"`
 	// Loss and Duplicate add to the network-wide rates: p = 1 − (1 − link)(1 − device).
 	Loss      float64 `yaml:"loss"`
 	Duplicate float64 `yaml:"duplicate"`
@@ -136,7 +147,7 @@ const (
 //
 //	channel 15, pan_id 0x1A62, extended_pan_id 0xDDDDDDDDDDDDDDDD, coordinator_ieee 0x00124B00C0DEC0DE
 //	network_key 01030507090B0D0F00020406080A0C0D (the Zigbee2MQTT default key)
-//	link: mode realistic, mac_retries 3
+//	link: mode realistic, mac_retries 3, fragment_window 8, fragment_interval 0, max_fragmented_payload 640
 //	device:
 //	  nwk                  derived from the IEEE (low 16 bits, moved out of 0x0000 and 0xFFF8..0xFFFF
 //	                       and away from other devices' addresses); a joined: false device gets it from
@@ -153,28 +164,30 @@ const (
 //	                       81 B, fits one unfragmented APS frame of 82 B)
 //	  page_size            1024 bytes, response_spacing_ms 20
 //	  minimum_block_period 0 ms
-//	  aps_ack              true
+//	  aps_ack              true, aps_fragmentation true
 //	  request_timeout      5s, retries 5 (per request; then the download is given up)
 //	  reboot_time          5s
 //	  announce_on_start    true (false when the network is `existing`)
 //	  joined               true (a member of the configured network from the start)
 const (
-	DefaultChannel          uint8    = 15
-	DefaultPANID            uint16   = 0x1A62
-	DefaultExtendedPANID    zcl.IEEE = 0xDDDDDDDDDDDDDDDD
-	DefaultCoordinatorIEEE  zcl.IEEE = 0x00124B00C0DEC0DE
-	DefaultMACRetries                = 3
-	DefaultEndpoint         uint8    = 1
-	DefaultModel                     = "sim-device"
-	DefaultManufacturer              = "otabridge-sim"
-	DefaultPollInterval              = 7 * time.Second
-	DefaultFastPollInterval          = 250 * time.Millisecond
-	DefaultQueryInterval             = 5 * time.Minute
-	DefaultPageSize         uint16   = 1024
-	DefaultResponseSpacing  uint16   = 20
-	DefaultRequestTimeout            = 5 * time.Second
-	DefaultRetries                   = 5
-	DefaultRebootTime                = 5 * time.Second
+	DefaultChannel              uint8    = 15
+	DefaultPANID                uint16   = 0x1A62
+	DefaultExtendedPANID        zcl.IEEE = 0xDDDDDDDDDDDDDDDD
+	DefaultCoordinatorIEEE      zcl.IEEE = 0x00124B00C0DEC0DE
+	DefaultMACRetries                    = 3
+	DefaultFragmentWindow                = 8
+	DefaultMaxFragmentedPayload          = 8 * MaxFragmentPayload
+	DefaultEndpoint             uint8    = 1
+	DefaultModel                         = "sim-device"
+	DefaultManufacturer                  = "otabridge-sim"
+	DefaultPollInterval                  = 7 * time.Second
+	DefaultFastPollInterval              = 250 * time.Millisecond
+	DefaultQueryInterval                 = 5 * time.Minute
+	DefaultPageSize             uint16   = 1024
+	DefaultResponseSpacing      uint16   = 20
+	DefaultRequestTimeout                = 5 * time.Second
+	DefaultRetries                       = 5
+	DefaultRebootTime                    = 5 * time.Second
 )
 
 // DefaultNetworkKey is the network key of the configured network when network_key is not set.
@@ -236,6 +249,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Link.MACRetries > 7 {
 		return fmt.Errorf("%s.link.mac_retries: %d is more than 7", p, c.Link.MACRetries)
+	}
+	if c.Link.FragmentWindow < 0 || c.Link.FragmentWindow > 8 {
+		return fmt.Errorf("%s.link.fragment_window: %d is out of range (1..8)", p, c.Link.FragmentWindow)
+	}
+	if c.Link.FragmentInterval < 0 || c.Link.FragmentInterval > 255*time.Millisecond {
+		return fmt.Errorf("%s.link.fragment_interval: %s is out of range (0..255ms)", p, c.Link.FragmentInterval)
 	}
 	ieees := make(map[zcl.IEEE]int, len(c.Devices))
 	nwks := make(map[uint16]int, len(c.Devices))
@@ -367,6 +386,12 @@ func (c Config) WithDefaults() Config {
 	if c.CoordinatorIEEE == 0 {
 		c.CoordinatorIEEE = DefaultCoordinatorIEEE
 	}
+	if c.Link.FragmentWindow == 0 {
+		c.Link.FragmentWindow = DefaultFragmentWindow
+	}
+	if c.Link.MaxFragmentedPayload == 0 {
+		c.Link.MaxFragmentedPayload = DefaultMaxFragmentedPayload
+	}
 	if c.NetworkKey == (NetworkKey{}) {
 		c.NetworkKey = DefaultNetworkKey
 	}
@@ -434,6 +459,9 @@ func (c Config) WithDefaults() Config {
 		}
 		if d.APSAck == nil {
 			d.APSAck = boolPtr(true)
+		}
+		if d.APSFragmentation == nil {
+			d.APSFragmentation = boolPtr(true)
 		}
 		if d.RequestTimeout == 0 {
 			d.RequestTimeout = DefaultRequestTimeout

@@ -350,6 +350,11 @@ func (d *Device) kickFastPoll() {
 }
 
 // receive takes a frame from the link, after the device's processing delay.
+// fragmentation reports whether the device's stack reassembles APS-fragmented frames.
+func (d *Device) fragmentation() bool {
+	return d.cfg.APSFragmentation == nil || *d.cfg.APSFragmentation
+}
+
 func (d *Device) receive(m *message) {
 	if !d.online {
 		return

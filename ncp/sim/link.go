@@ -18,10 +18,15 @@ import (
 // at 250 kbit/s, 32 µs a byte. The PSDU is at most 127 B, so the largest unfragmented APS payload is
 // 127 − 11 − 8 − 18 − 8 = 82 B. A larger payload is fragmented by APS: each fragment carries the APS extended
 // header (extended frame control 1 + block number 1 = 2 B), so a fragment holds at most 80 B; every fragment
-// is its own frame. Fragmented messages are always acknowledged by APS: one APS ack per window, and the
-// window (8 blocks, apsMaxWindowSize) covers every message the OTA cluster sends (≤ 4 fragments), so there
-// is exactly one APS ack per fragmented message; that ack carries the 3-byte extended header (extended frame
-// control, block number, ack bitfield).
+// is its own frame. Fragmented messages are always acknowledged by APS: one APS ack per window of
+// link.fragment_window fragments (apsMaxWindowSize, default 8, which covers every message the OTA cluster
+// sends, ≤ 4 fragments, with one ack), each ack carrying the 3-byte extended header (extended frame control,
+// block number, ack bitfield); the sender sends the next window when the previous one is acknowledged, and
+// waits link.fragment_interval (apsInterframeDelay, default 0) between two fragments of a window, counted
+// as channel time. A fragment lost after its MAC retries leaves its window unacknowledged: after the APS ack
+// wait the sender resends from that window on (the windows acknowledged before stay delivered). A device
+// without APS fragmentation support (aps_fragmentation: false) drops fragments and never acknowledges them,
+// so the sender gives up after its APS retries with "no APS ack".
 //
 // Sending one frame on one hop (unicast) costs
 //
@@ -89,6 +94,23 @@ const (
 // value is the realistic model; Fast makes every time zero.
 type LinkModel struct {
 	Fast bool
+	// FragmentWindow is the number of fragments per APS ack (0: one window for the whole message);
+	// FragmentInterval the gap between two fragments of a window.
+	FragmentWindow   int
+	FragmentInterval time.Duration
+}
+
+// windows returns the number of APS windows (acks) of a fragmented message of frags fragments.
+func (l LinkModel) windows(frags int) int {
+	if l.FragmentWindow <= 0 || frags <= l.FragmentWindow {
+		return 1
+	}
+	return (frags + l.FragmentWindow - 1) / l.FragmentWindow
+}
+
+// fragmentSize is the APS bytes after the basic header of fragment i of an apsPayload-byte message.
+func fragmentSize(apsPayload, i int) int {
+	return APSFragmentHeaderBytes + min(apsPayload-i*MaxFragmentPayload, MaxFragmentPayload)
 }
 
 // Fragments returns how many frames an APS payload of n bytes takes (1 when it fits unfragmented).
@@ -150,10 +172,14 @@ func (l LinkModel) attemptOverhead() time.Duration {
 }
 
 // HopTime is the expected time to send an APS payload over one hop, unicast, without losses: for each frame
-// (or fragment) the mean backoff, CCA, turnaround, the frame, turnaround and MAC ack.
+// (or fragment) the mean backoff, CCA, turnaround, the frame, turnaround and MAC ack; for a fragmented
+// payload also the fragment interval between the fragments of a window.
 func (l LinkModel) HopTime(apsPayload int) time.Duration {
 	var t time.Duration
 	fragmentBytes(apsPayload, func(n int) { t += l.attemptOverhead() + l.bytesTime(FrameOverheadBytes+n) })
+	if frags := Fragments(apsPayload); frags > 1 && !l.Fast {
+		t += time.Duration(frags-l.windows(frags)) * l.FragmentInterval
+	}
 	return t
 }
 
@@ -164,15 +190,20 @@ func (l LinkModel) apsAckHopTime(fragmented bool) time.Duration {
 
 // UnicastTime is the expected time from the first backoff until the sender knows the frame arrived: hops ×
 // HopTime, plus, when an APS ack is asked for or the payload is fragmented, the APS ack's way back (hops ×
-// its hop time). No losses.
+// its hop time; one ack per window of a fragmented payload). No losses.
 func (l LinkModel) UnicastTime(apsPayload, hops int, apsAck bool) time.Duration {
 	if hops < 1 {
 		hops = 1
 	}
 	t := time.Duration(hops) * l.HopTime(apsPayload)
-	frag := Fragments(apsPayload) > 1
+	frags := Fragments(apsPayload)
+	frag := frags > 1
 	if apsAck || frag {
-		t += time.Duration(hops) * l.apsAckHopTime(frag)
+		acks := 1
+		if frag {
+			acks = l.windows(frags)
+		}
+		t += time.Duration(hops*acks) * l.apsAckHopTime(frag)
 	}
 	return t
 }

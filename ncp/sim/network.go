@@ -57,13 +57,15 @@ type Network struct {
 	stats    LinkStats
 
 	// Event delivery to Events(): an unbounded queue drained by one goroutine owned by the Network.
-	qmu    sync.Mutex
-	queue  []ncp.Event
-	qwake  chan struct{}
-	events chan ncp.Event
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	once   sync.Once
+	qmu   sync.Mutex
+	queue []ncp.Event
+	// hostHolds are the clock holds of events handed to the host and not yet answered (see emit).
+	hostHolds []func()
+	qwake     chan struct{}
+	events    chan ncp.Event
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	once      sync.Once
 }
 
 var _ ncp.Radio = (*Network)(nil)
@@ -93,7 +95,9 @@ type LinkStats struct {
 	// waited for the channel (how much the OTA traffic delays the home's other traffic).
 	BackgroundFrames int
 	BackgroundWait   time.Duration
-	PerKind          map[string]KindStats
+	// FragmentedDropped counts fragmented messages that reached a device without APS fragmentation support.
+	FragmentedDropped int
+	PerKind           map[string]KindStats
 }
 
 // KindStats is the share of one kind of message ("ota.image_block_response", "zdo.match_desc_req",
@@ -116,10 +120,11 @@ func New(cfg Config, clk *clock.Virtual, log zerolog.Logger) (*Network, error) {
 	}
 	cfg = cfg.WithDefaults()
 	n := &Network{
-		cfg:        cfg,
-		clk:        clk,
-		log:        log.With().Str("radio", "sim").Logger().Hook(simTimeHook{clk}),
-		link:       LinkModel{Fast: cfg.Link.Mode == ModeFast},
+		cfg: cfg,
+		clk: clk,
+		log: log.With().Str("radio", "sim").Logger().Hook(simTimeHook{clk}),
+		link: LinkModel{Fast: cfg.Link.Mode == ModeFast, FragmentWindow: cfg.Link.FragmentWindow,
+			FragmentInterval: cfg.Link.FragmentInterval},
 		byIEEE:     make(map[zcl.IEEE]*Device, len(cfg.Devices)),
 		byShort:    make(map[uint16]*Device, len(cfg.Devices)),
 		rng:        rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6f74616272696467)), // "otabridg"
@@ -290,6 +295,12 @@ func (n *Network) PermitJoin(ctx context.Context, seconds uint8) error {
 // MaxAPSPayload is the largest unfragmented APS payload (82 B).
 func (n *Network) MaxAPSPayload() int { return MaxAPSPayload }
 
+var _ ncp.Fragmenter = (*Network)(nil)
+
+// MaxFragmentedPayload is the largest APS payload the coordinator sends fragmented (link
+// max_fragmented_payload; 0 when fragmentation is off).
+func (n *Network) MaxFragmentedPayload() int { return max(n.cfg.Link.MaxFragmentedPayload, 0) }
+
 // Events returns the event channel (closed after Close). Unused when a handler is set.
 func (n *Network) Events() <-chan ncp.Event { return n.events }
 
@@ -299,6 +310,7 @@ func (n *Network) Close() error {
 	n.once.Do(func() {
 		n.closed.Store(true)
 		close(n.stop)
+		n.releaseHostHolds()
 		n.wg.Wait()
 	})
 	return nil
@@ -317,6 +329,10 @@ func (n *Network) Send(ctx context.Context, f ncp.Frame) error {
 		return err
 	}
 	ch := make(chan error, 1)
+	// The host now waits for the simulation (this sender is blocked until the confirmation): the clock
+	// holds of events it has not answered yet must not stop time meanwhile, or both would stall.
+	waited := n.clk.WaitFor()
+	defer waited()
 	n.SendAsync(f, func(err error) { ch <- err })
 	select {
 	case err := <-ch:
@@ -344,6 +360,7 @@ func (n *Network) SendAsync(f ncp.Frame, done func(error)) {
 		return
 	}
 	f.Payload = append([]byte(nil), f.Payload...)
+	defer n.hostAnswered() // after scheduling: the frame leaves at the time the host answered
 	n.clk.AfterFunc(0, func() {
 		if n.closed.Load() {
 			done(ncp.ErrClosed)
@@ -390,12 +407,46 @@ func (n *Network) emit(ev ncp.Event) {
 		h(ev)
 		return
 	}
+	// The host works on the event in wall time; a paced clock stands still until it answers (its next Send)
+	// or hostHoldLimit has passed, so its processing is never counted as simulated air time.
+	release := n.clk.Hold(hostHoldLimit)
 	n.qmu.Lock()
 	n.queue = append(n.queue, ev)
+	n.hostHolds = append(n.hostHolds, release)
 	n.qmu.Unlock()
 	select {
 	case n.qwake <- struct{}{}:
 	default:
+	}
+}
+
+// hostHoldLimit bounds one hold of the paced clock for an event the host does not answer (a join, a
+// report): the clock waits this long in wall time, never in simulated time.
+const hostHoldLimit = 5 * time.Millisecond
+
+// hostAnswered releases the oldest clock hold: the host sent something, so it is done with an event.
+func (n *Network) hostAnswered() {
+	n.qmu.Lock()
+	var release func()
+	if len(n.hostHolds) > 0 {
+		release = n.hostHolds[0]
+		n.hostHolds[0] = nil
+		n.hostHolds = n.hostHolds[1:]
+	}
+	n.qmu.Unlock()
+	if release != nil {
+		release()
+	}
+}
+
+// releaseHostHolds releases every clock hold (Close).
+func (n *Network) releaseHostHolds() {
+	n.qmu.Lock()
+	holds := n.hostHolds
+	n.hostHolds = nil
+	n.qmu.Unlock()
+	for _, release := range holds {
+		release()
 	}
 }
 
@@ -441,6 +492,7 @@ type message struct {
 	payload    []byte
 	needAck    bool // APS ack asked for, or fragmented
 	fragmented bool
+	windows    int // fragmented: APS windows acknowledged so far (a retry resends from the next one)
 	tries      int
 	delivered  bool
 	acked      bool
@@ -562,7 +614,12 @@ func (n *Network) transmitHop(m *message, done int, last bool) {
 	if m.up && done == 0 && !d.online {
 		return // a device that is off the air sends nothing
 	}
-	_, ok := n.occupy(m.kind, len(m.payload), !m.broadcast, n.lossRate(d), rxOnline)
+	var ok bool
+	if m.fragmented && !m.broadcast {
+		ok = n.occupyFragments(m, n.lossRate(d), rxOnline, last)
+	} else {
+		_, ok = n.occupy(m.kind, len(m.payload), !m.broadcast, n.lossRate(d), rxOnline)
+	}
 	n.afterReservation(func() { n.hopDone(m, done, ok) })
 }
 
@@ -612,6 +669,12 @@ func (n *Network) arrive(m *message) {
 			}
 			o.finish(nil)
 		}
+		return
+	}
+	if m.fragmented && !m.up && !m.dev.fragmentation() {
+		n.log.Debug().Str("ieee", m.dev.cfg.IEEE.String()).Str("kind", m.kind).Int("bytes", len(m.payload)).
+			Msg("fragmented frame dropped: the device has no APS fragmentation")
+		n.addStats(func(s *LinkStats) { s.FragmentedDropped++ })
 		return
 	}
 	if m.needAck {
@@ -809,6 +872,58 @@ func (n *Network) occupy(kind string, apsPayload int, unicast bool, loss float64
 	})
 	n.book(kind, dur, &acc)
 	return dur, ok
+}
+
+// occupyFragments books one hop of a fragmented unicast message window by window (see the link model):
+// the fragments of each window not yet acknowledged, the fragment interval between them, and, on the last
+// hop, the APS ack of every window but the last back over all hops (the last window's ack is the message's
+// own APS ack, sent on arrival). It reports whether every remaining fragment got over this hop.
+func (n *Network) occupyFragments(m *message, loss float64, rxOnline, lastHop bool) bool {
+	var (
+		dur, ackDur time.Duration
+		acc, ackAcc hopAccount
+		ok          = true
+	)
+	size := len(m.payload)
+	frags := Fragments(size)
+	window := n.cfg.Link.FragmentWindow
+	if window <= 0 {
+		window = frags
+	}
+	windowAcks := lastHop && (m.up || m.dev.fragmentation()) // a device that does not reassemble never acks
+	for first := m.windows * window; ok && first < frags; first += window {
+		end := min(first+window, frags)
+		for i := first; i < end; i++ {
+			if i > first {
+				dur += ifReal(n.link, n.cfg.Link.FragmentInterval)
+			}
+			d, delivered := n.attempts(FrameOverheadBytes+fragmentSize(size, i), true, loss, rxOnline, &acc)
+			dur += d
+			if !delivered {
+				ok = false
+				break
+			}
+		}
+		if !ok || end == frags || !windowAcks {
+			continue
+		}
+		// The window's APS ack, back over every hop (the last window's ack is the message's own APS ack).
+		for h := 0; h < m.dev.cfg.Hops && ok; h++ {
+			d, delivered := n.attempts(FrameOverheadBytes+APSFragmentAckExtra, true, loss, true, &ackAcc)
+			ackDur += d
+			ok = delivered
+		}
+		if ok {
+			m.windows++
+			n.countMessage("aps_ack")
+			n.addStats(func(s *LinkStats) { s.APSAcks++ })
+		}
+	}
+	n.book(m.kind, dur, &acc)
+	if ackAcc.frames > 0 {
+		n.book("aps_ack", ackDur, &ackAcc)
+	}
+	return ok
 }
 
 // occupyRaw is occupy for a frame of a fixed size on the air (a MAC command).

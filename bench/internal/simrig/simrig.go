@@ -52,6 +52,7 @@ func New(simCfg sim.Config, engCfg ota.EngineConfig, cat ota.Catalog, obs Observ
 	out := &output{net: net, obs: obs, reads: map[uint8]zcl.IEEE{}}
 	eng := ota.NewEngine(engCfg, cat, out, clk, log)
 	eng.SetMaxAPSPayload(net.MaxAPSPayload())
+	eng.SetMaxFragmentedPayload(net.MaxFragmentedPayload())
 	out.eng = eng
 	r := &Rig{Clock: clk, Net: net, Engine: eng, out: out}
 	net.SetImageOracle(func(id zcl.ImageID) ([32]byte, bool) {

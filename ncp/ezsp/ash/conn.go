@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,6 +78,9 @@ type Config struct {
 	OnReset func()
 	// ResetCode (NCP) is the code the RSTACK answering a RST carries (default ResetSoftware).
 	ResetCode uint8
+	// Window is the number of DATA frames this side keeps in flight (1..7; 0: 1, as bellows). UG101 allows up
+	// to 7; an EmberZNet NCP sends with up to 5 (TX_K) and takes any in-order window from the host.
+	Window int
 	// Baud, when > 0, paces the writer to 10 bits per byte at this rate: it models the UART on links that have
 	// none (a pseudo-terminal, a pipe).
 	Baud int
@@ -104,29 +108,38 @@ type Stats struct {
 
 type outstanding struct {
 	frm    uint8
+	data   []byte
 	acked  chan struct{} // closed when ACKed
 	nak    chan struct{} // one token per NAK
 	broken chan error    // the link reset under it
 	done   bool
 }
 
-// Conn is one ASH link over a byte stream, with a window of one outstanding DATA frame per direction (as
-// bellows does; it keeps the NCP's buffers safe and the OTA traffic is one command at a time anyway). It owns
-// the port: Close closes it. Its reader and writer goroutines stop on Close or when the port fails.
+// MaxWindow is the largest number of DATA frames in flight ASH allows: frame numbers count modulo 8, and
+// an acknowledgement number must tell "all acknowledged" from "none" (UG101).
+const MaxWindow = 7
+
+// Conn is one ASH link over a byte stream. Up to Config.Window DATA frames are in flight at once (sliding
+// window, go-back-N: a NAK or an ACK timeout resends the frame and every later one still unacknowledged, in
+// order); the receiving side takes frames strictly in order, ACKs each, NAKs the first out-of-order one and
+// re-ACKs retransmissions it already took. It owns the port: Close closes it. Its reader and writer
+// goroutines stop on Close or when the port fails.
 type Conn struct {
 	cfg  Config
 	port io.ReadWriteCloser
 	log  zerolog.Logger
 
-	txq     chan []byte
-	sendSem chan struct{}
+	txq     chan txItem
+	sendSem chan struct{} // one token per DATA frame in flight (Window)
+	txMu    sync.Mutex    // DATA frames reach txq in frame-number order (first sends and resends)
 
 	mu         sync.Mutex
 	connected  bool
 	txFrm      uint8
 	rxExpect   uint8
 	rejecting  bool
-	out        *outstanding
+	outs       []*outstanding // in flight, oldest first
+	gen        uint64         // link generation: +1 at every reset (frame numbers start again)
 	ackTimeout time.Duration
 	resetWait  chan Frame
 
@@ -166,12 +179,13 @@ func NewConn(port io.ReadWriteCloser, cfg Config) *Conn {
 	if cfg.ResetCode == 0 {
 		cfg.ResetCode = ResetSoftware
 	}
+	cfg.Window = max(1, min(cfg.Window, MaxWindow))
 	c := &Conn{
 		cfg:        cfg,
 		port:       port,
 		log:        cfg.Log,
-		txq:        make(chan []byte, 64),
-		sendSem:    make(chan struct{}, 1),
+		txq:        make(chan txItem, 64),
+		sendSem:    make(chan struct{}, cfg.Window),
 		ackTimeout: cfg.AckTimeoutInit,
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
@@ -264,6 +278,7 @@ func (c *Conn) Reset(ctx context.Context) (uint8, error) {
 	select {
 	case f := <-ch:
 		c.mu.Lock()
+		c.newGenLocked()
 		c.txFrm, c.rxExpect, c.rejecting, c.connected = 0, 0, false, true
 		c.ackTimeout = c.cfg.AckTimeoutInit
 		c.mu.Unlock()
@@ -283,6 +298,7 @@ func (c *Conn) Reset(ctx context.Context) (uint8, error) {
 // code goes out unasked. The fake stick uses it at power-on and to inject a reset mid-traffic.
 func (c *Conn) AnnounceReset(code uint8) {
 	c.mu.Lock()
+	c.newGenLocked()
 	c.txFrm, c.rxExpect, c.rejecting, c.connected = 0, 0, false, true
 	c.breakOutstanding(ErrLinkReset)
 	c.mu.Unlock()
@@ -300,9 +316,10 @@ func (c *Conn) SendError(code uint8) {
 	c.enqueue(Frame{Type: FrameError, Version: Version, Code: code}.Append(nil))
 }
 
-// Send transmits one DATA frame (3-128 bytes) and returns when the peer acknowledged it. It retransmits on
-// NAK and on ACK timeout (doubling the timer each time), and gives up with ErrAckTimeout after MaxAckTimeouts
-// timeouts in a row, which leaves the link down (the host must Reset). Calls are serialised: the window is 1.
+// Send transmits one DATA frame (3-128 bytes) and returns when the peer acknowledged it. Up to Window calls
+// have their frames in flight at once; more wait for a free slot. It retransmits (go-back-N from its frame)
+// on NAK and on ACK timeout (doubling the timer each time), and gives up with ErrAckTimeout after
+// MaxAckTimeouts timeouts in a row, which leaves the link down (the host must Reset).
 func (c *Conn) Send(ctx context.Context, data []byte) error {
 	if len(data) < minDataLen || len(data) > MaxDataLen {
 		return fmt.Errorf("ASH DATA field of %d bytes: must be %d-%d", len(data), minDataLen, MaxDataLen)
@@ -316,41 +333,31 @@ func (c *Conn) Send(ctx context.Context, data []byte) error {
 	}
 	defer func() { <-c.sendSem }()
 
+	c.txMu.Lock()
 	c.mu.Lock()
 	if !c.connected {
 		c.mu.Unlock()
+		c.txMu.Unlock()
 		return ErrNotConnected
 	}
-	o := &outstanding{frm: c.txFrm, acked: make(chan struct{}), nak: make(chan struct{}, 1), broken: make(chan error, 1)}
+	o := &outstanding{frm: c.txFrm, data: data, acked: make(chan struct{}), nak: make(chan struct{}, 1), broken: make(chan error, 1)}
 	c.txFrm = (c.txFrm + 1) & 7
-	c.out = o
+	c.outs = append(c.outs, o)
+	f := Frame{Type: FrameData, FrmNum: o.frm, AckNum: c.rxExpect, Data: data}
+	wait := c.ackTimeout
+	gen := c.gen
 	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		if c.out == o {
-			c.out = nil
-		}
-		c.mu.Unlock()
-	}()
+	c.st.dataSent.Add(1)
+	sent := time.Now()
+	c.enqueueFrame(f, gen)
+	c.txMu.Unlock()
+	defer c.forget(o)
 
 	reTx := false
 	timeouts := 0
-	timer := time.NewTimer(time.Hour)
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
-		c.mu.Lock()
-		f := Frame{Type: FrameData, FrmNum: o.frm, AckNum: c.rxExpect, ReTx: reTx, Data: data}
-		wait := c.ackTimeout
-		c.mu.Unlock()
-		if reTx {
-			c.st.retx.Add(1)
-		} else {
-			c.st.dataSent.Add(1)
-		}
-		c.debugFrame("tx", f)
-		sent := time.Now()
-		c.enqueue(f.Append(nil))
-		timer.Reset(wait)
 		select {
 		case <-o.acked:
 			if !reTx {
@@ -391,6 +398,43 @@ func (c *Conn) Send(ctx context.Context, data []byte) error {
 			default:
 			}
 		}
+		c.mu.Lock()
+		wait = c.ackTimeout
+		c.mu.Unlock()
+		c.resendFrom(o)
+		timer.Reset(wait)
+	}
+}
+
+// resendFrom retransmits o and every later frame still in flight, in order (go-back-N). Nothing when o was
+// acknowledged meanwhile.
+func (c *Conn) resendFrom(o *outstanding) {
+	c.txMu.Lock()
+	defer c.txMu.Unlock()
+	c.mu.Lock()
+	i := slices.Index(c.outs, o)
+	if i < 0 || o.done {
+		c.mu.Unlock()
+		return
+	}
+	frames := make([]Frame, 0, len(c.outs)-i)
+	for _, r := range c.outs[i:] {
+		frames = append(frames, Frame{Type: FrameData, FrmNum: r.frm, AckNum: c.rxExpect, ReTx: true, Data: r.data})
+	}
+	gen := c.gen
+	c.mu.Unlock()
+	for _, f := range frames {
+		c.st.retx.Add(1)
+		c.enqueueFrame(f, gen)
+	}
+}
+
+// forget drops o from the frames in flight (acknowledged, failed or abandoned).
+func (c *Conn) forget(o *outstanding) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i := slices.Index(c.outs, o); i >= 0 {
+		c.outs = slices.Delete(c.outs, i, i+1)
 	}
 }
 
@@ -402,17 +446,42 @@ func (c *Conn) adaptAckTimer(measured time.Duration) {
 	c.ackTimeout = max(c.cfg.AckTimeoutMin, min(t, c.cfg.AckTimeoutMax))
 }
 
-// breakOutstanding fails the DATA frame in flight; c.mu held.
+// breakOutstanding fails every DATA frame in flight; c.mu held.
 func (c *Conn) breakOutstanding(err error) {
-	if c.out != nil && !c.out.done {
-		c.out.done = true
-		c.out.broken <- err
+	for _, o := range c.outs {
+		if !o.done {
+			o.done = true
+			o.broken <- err
+		}
+	}
+	c.outs = nil
+}
+
+// txItem is one thing for the writer: raw bytes, or a DATA, ACK or NAK frame whose acknowledgement number
+// the writer fills in when it writes it, so that no frame ever carries an older ackNum than one sent before
+// it (with several frames in flight a stale ackNum would acknowledge frames modulo 8 that never arrived).
+// A frame queued before a reset keeps the ackNum it was made with (an ACK the NCP queued just before it
+// rebooted still acknowledges the command that made it reboot).
+type txItem struct {
+	raw   []byte
+	frame Frame
+	gen   uint64
+}
+
+// newGenLocked starts a link generation (reset); c.mu held.
+func (c *Conn) newGenLocked() { c.gen++ }
+
+// enqueueFrame queues a DATA, ACK or NAK frame of link generation gen; its AckNum is set at write time.
+func (c *Conn) enqueueFrame(f Frame, gen uint64) {
+	select {
+	case c.txq <- txItem{frame: f, gen: gen}:
+	case <-c.done:
 	}
 }
 
 func (c *Conn) enqueue(b []byte) {
 	select {
-	case c.txq <- b:
+	case c.txq <- txItem{raw: b}:
 	case <-c.done:
 	}
 }
@@ -424,7 +493,18 @@ func (c *Conn) writeLoop() {
 		select {
 		case <-c.done:
 			return
-		case b := <-c.txq:
+		case it := <-c.txq:
+			b := it.raw
+			if b == nil {
+				f := it.frame
+				c.mu.Lock()
+				if it.gen == c.gen && f.Type != FrameNak {
+					f.AckNum = c.rxExpect
+				}
+				c.mu.Unlock()
+				c.debugFrame("tx", f)
+				b = f.Append(nil)
+			}
 			if c.cfg.TxFilter != nil {
 				b = c.cfg.TxFilter(b)
 			}
@@ -526,8 +606,10 @@ func (c *Conn) handle(f Frame, err error) {
 			if c.cfg.OnData != nil {
 				c.cfg.OnData(f.Data)
 			}
-		case f.ReTx && f.FrmNum == (c.rxExpect-1)&7:
-			// A retransmission of the frame we took last: our ACK got lost. ACK again, deliver nothing.
+		case f.ReTx:
+			// A retransmission of a frame we already took (our ACK got lost), or of one after a frame we
+			// are still missing (go-back-N resends from the lost one; it comes again): ACK where we are,
+			// deliver nothing.
 			ack := c.rxExpect
 			c.mu.Unlock()
 			c.st.dups.Add(1)
@@ -550,10 +632,12 @@ func (c *Conn) handle(f Frame, err error) {
 		c.st.naksRecv.Add(1)
 		c.mu.Lock()
 		c.takeAckNum(f.AckNum)
-		if o := c.out; o != nil && !o.done && f.AckNum == o.frm {
-			select {
-			case o.nak <- struct{}{}:
-			default:
+		for _, o := range c.outs {
+			if !o.done && f.AckNum == o.frm {
+				select {
+				case o.nak <- struct{}{}:
+				default:
+				}
 			}
 		}
 		c.mu.Unlock()
@@ -592,11 +676,19 @@ func (c *Conn) handle(f Frame, err error) {
 	}
 }
 
-// takeAckNum processes an acknowledgement number (ACK, NAK or piggybacked on DATA); c.mu held.
+// takeAckNum processes an acknowledgement number (ACK, NAK or piggybacked on DATA): it acknowledges every
+// frame in flight before ack (cumulative, modulo 8); c.mu held.
 func (c *Conn) takeAckNum(ack uint8) {
-	if o := c.out; o != nil && !o.done && ack == (o.frm+1)&7 {
-		o.done = true
-		close(o.acked)
+	for len(c.outs) > 0 {
+		o := c.outs[0]
+		if k := int((ack - o.frm) & 7); k == 0 || k > len(c.outs) {
+			return // ack is o's own number (o not yet taken) or a stale one
+		}
+		if !o.done {
+			o.done = true
+			close(o.acked)
+		}
+		c.outs = c.outs[1:]
 	}
 }
 
@@ -606,7 +698,10 @@ func (c *Conn) sendAckNak(t FrameType, ack uint8) {
 	} else {
 		c.st.acks.Add(1)
 	}
-	f := Frame{Type: t, AckNum: ack}
-	c.debugFrame("tx", f)
-	c.enqueue(f.Append(nil))
+	// An ACK's number is set when it is written (never older than a DATA frame's written before it); a NAK
+	// keeps the frame it asks for.
+	c.mu.Lock()
+	gen := c.gen
+	c.mu.Unlock()
+	c.enqueueFrame(Frame{Type: t, AckNum: ack}, gen)
 }

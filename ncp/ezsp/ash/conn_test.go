@@ -209,15 +209,7 @@ func TestLinkRecoversFromCorruption(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	for {
-		rctx, rcancel := context.WithTimeout(ctx, 100*time.Millisecond)
-		_, err := host.Reset(rctx)
-		rcancel()
-		if err == nil {
-			break
-		}
-		require.NoError(t, ctx.Err())
-	}
+	resetOverLossyLink(ctx, t, host)
 	const n = 60
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -288,4 +280,18 @@ func TestSendRejectsBadLength(t *testing.T) {
 	defer host.Close()
 	assert.Error(t, host.Send(context.Background(), []byte{1}))
 	assert.Error(t, host.Send(context.Background(), bytes.Repeat([]byte{1}, 129)))
+}
+
+// resetOverLossyLink resets host until an RSTACK gets through the corrupted link (or ctx ends).
+func resetOverLossyLink(ctx context.Context, t *testing.T, host *Conn) {
+	t.Helper()
+	for {
+		rctx, rcancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		_, err := host.Reset(rctx)
+		rcancel()
+		if err == nil {
+			return
+		}
+		require.NoError(t, ctx.Err())
+	}
 }

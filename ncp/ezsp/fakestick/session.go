@@ -57,6 +57,7 @@ func (s *Stick) newSession(port io.ReadWriteCloser) *session {
 	ss.clearLocked()
 	ss.conn = ash.NewConn(port, ash.Config{
 		Role:     ash.RoleNCP,
+		Window:   NCPWindow,
 		OnData:   ss.onData,
 		OnReset:  func() { ss.reset(ash.ResetSoftware, false) },
 		Baud:     s.cfg.Baud,
@@ -65,6 +66,10 @@ func (s *Stick) newSession(port io.ReadWriteCloser) *session {
 	})
 	return ss
 }
+
+// NCPWindow is how many DATA frames the fake stick keeps in flight towards the host: 5, an EmberZNet NCP's
+// TX_K (UG101). Its receive side takes any in-order window the host sends.
+const NCPWindow = 5
 
 func (ss *session) clearLocked() {
 	ss.epoch++
