@@ -203,7 +203,9 @@ func TestEngineOnSimCampaignPauseResumeAcrossRestart(t *testing.T) {
 		ieees = append(ieees, ieee)
 		devs = append(devs, deviceYAML(ieee, ""))
 	}
-	cfg := EngineConfig{MaxConcurrent: 1}
+	// 64-byte blocks: each download takes long enough that the pause after the first device comes while
+	// the others still wait (with 223-byte fragmented blocks all four are through before the first reboots).
+	cfg := EngineConfig{MaxConcurrent: 1, MaxBlockSize: 64}
 	r := newSimRig(t, netYAML(realisticLink, devs...), cfg, img)
 	camps := &campaignRecorder{}
 	r.out.onCampaign = camps.record
