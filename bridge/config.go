@@ -64,9 +64,14 @@ type RadioConfig struct {
 	Baud        int    `yaml:"baud"`
 	FlowControl string `yaml:"flow_control"` // none, hardware or software
 	// ASHWindow and MaxInFlight pace the EZSP serial link (0: the driver's defaults 3 and 8; see ezsp.Config).
-	ASHWindow   int           `yaml:"ash_window"`
-	MaxInFlight int           `yaml:"max_in_flight"`
-	Network     NetworkConfig `yaml:"network"`
+	ASHWindow   int `yaml:"ash_window"`
+	MaxInFlight int `yaml:"max_in_flight"`
+	// FragmentWindow, FragmentDelayMS and MaxFragmentedPayload set EZSP host APS fragmentation (0: the
+	// driver's defaults 8, 0 ms and 640 B; a negative max_fragmented_payload turns it off; see ezsp.Config).
+	FragmentWindow       int           `yaml:"fragment_window"`
+	FragmentDelayMS      int           `yaml:"fragment_delay_ms"`
+	MaxFragmentedPayload int           `yaml:"max_fragmented_payload"`
+	Network              NetworkConfig `yaml:"network"`
 	// Sim describes the simulated network (radio.type sim). Its devices list is not overridable from the
 	// environment.
 	Sim sim.Config `yaml:"sim"`

@@ -32,7 +32,8 @@ func newSerialRadio(cfg RadioConfig, dataDir string, log zerolog.Logger) (ncp.Ra
 	case "ezsp":
 		build = func(s ncp.NetworkSettings) serialDriver {
 			return ezsp.New(ezsp.Config{Port: cfg.Port, Baud: cfg.Baud, FlowControl: cfg.FlowControl,
-				ASHWindow: cfg.ASHWindow, MaxInFlight: cfg.MaxInFlight, Network: s}, log)
+				ASHWindow: cfg.ASHWindow, MaxInFlight: cfg.MaxInFlight, FragmentWindow: cfg.FragmentWindow,
+				FragmentDelayMS: cfg.FragmentDelayMS, MaxFragmentedPayload: cfg.MaxFragmentedPayload, Network: s}, log)
 		}
 	case "znp":
 		build = func(s ncp.NetworkSettings) serialDriver {
@@ -89,6 +90,15 @@ type savingRadio struct {
 	network func() ncp.NetworkSettings
 	path    string
 	log     zerolog.Logger
+}
+
+// MaxFragmentedPayload passes the driver's ncp.Fragmenter through (0, no fragmentation, for a driver
+// without it).
+func (r *savingRadio) MaxFragmentedPayload() int {
+	if f, ok := r.Radio.(ncp.Fragmenter); ok {
+		return f.MaxFragmentedPayload()
+	}
+	return 0
 }
 
 func (r *savingRadio) Start(ctx context.Context) (ncp.NetworkInfo, error) {

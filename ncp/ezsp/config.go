@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/otabridge/otabridge/ncp"
-	"github.com/otabridge/otabridge/ncp/serialport"
 	"github.com/otabridge/otabridge/ncp/ezsp/ash"
+	"github.com/otabridge/otabridge/ncp/serialport"
 )
 
 // Config configures the EZSP driver (the `radio:` section of otabridge's configuration when `type: ezsp`).
@@ -29,6 +29,17 @@ type Config struct {
 	// more senders wait in Send (bounded by their context), never dropped, so that concurrent transfers and
 	// page streams never push more into the stick than its buffers carry.
 	MaxInFlight int `yaml:"max_in_flight"`
+	// FragmentWindow is the number of APS fragments the stick sends before it waits for the destination's
+	// APS ack of that window (EZSP_CONFIG_FRAGMENT_WINDOW_SIZE, 1..8, default 8: every OTA block of up to 4
+	// fragments takes one ack); the driver also keeps at most that many fragments in the stick at once.
+	// FragmentDelayMS is the stick's gap between two fragments of a window (EZSP_CONFIG_FRAGMENT_DELAY_MS,
+	// 0..255, default 0). Both are set at start-up.
+	FragmentWindow  int `yaml:"fragment_window"`
+	FragmentDelayMS int `yaml:"fragment_delay_ms"`
+	// MaxFragmentedPayload is the largest APS payload the driver sends APS-fragmented (0: the default 640 B,
+	// 8 fragments of 80 B; a negative value turns host fragmentation off, so the OTA engine serves
+	// unfragmented blocks only).
+	MaxFragmentedPayload int `yaml:"max_fragmented_payload"`
 	// Network is the network to form when the stick has none; zero fields are chosen at random. After Start,
 	// Driver.Network returns the network in use, which the bridge saves.
 	Network NetworkSettings `yaml:"network"`
@@ -50,6 +61,17 @@ const (
 	DefaultMaxInFlight = 8
 )
 
+// Defaults and limits of host APS fragmentation.
+const (
+	DefaultFragmentWindow = 8
+	MaxFragmentWindow     = 8
+	// FragmentHeaderBytes is what the APS extended header (extended frame control, block number) takes
+	// from every fragment's share of the unfragmented payload limit.
+	FragmentHeaderBytes = 2
+	// DefaultMaxFragmentedPayload is 8 fragments of the 80 B a fragment carries at the 82 B limit.
+	DefaultMaxFragmentedPayload = 8 * (MaxAPSPayloadCap - FragmentHeaderBytes)
+)
+
 func (c Config) withDefaults() (Config, error) {
 	if c.Baud == 0 {
 		c.Baud = DefaultBaud
@@ -65,6 +87,21 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxInFlight < 1 || c.MaxInFlight > 64 {
 		return c, fmt.Errorf("radio max_in_flight %d: want 1-64", c.MaxInFlight)
+	}
+	if c.FragmentWindow == 0 {
+		c.FragmentWindow = DefaultFragmentWindow
+	}
+	if c.FragmentWindow < 1 || c.FragmentWindow > MaxFragmentWindow {
+		return c, fmt.Errorf("radio fragment_window %d: want 1-%d", c.FragmentWindow, MaxFragmentWindow)
+	}
+	if c.FragmentDelayMS < 0 || c.FragmentDelayMS > 255 {
+		return c, fmt.Errorf("radio fragment_delay_ms %d: want 0-255", c.FragmentDelayMS)
+	}
+	if c.MaxFragmentedPayload == 0 {
+		c.MaxFragmentedPayload = DefaultMaxFragmentedPayload
+	}
+	if c.MaxFragmentedPayload > 255*(MaxAPSPayloadCap-FragmentHeaderBytes) {
+		return c, fmt.Errorf("radio max_fragmented_payload %d: want at most %d (255 fragments)", c.MaxFragmentedPayload, 255*(MaxAPSPayloadCap-FragmentHeaderBytes))
 	}
 	flow, err := serialport.ParseFlow(c.FlowControl)
 	if err != nil {

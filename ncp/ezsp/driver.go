@@ -54,6 +54,7 @@ type Driver struct {
 	wg     sync.WaitGroup
 
 	startMu sync.Mutex // serialises Start and Close
+	fragMu  sync.Mutex // one fragmented sender at a time takes a window's send slots
 
 	mu           sync.Mutex
 	loops        bool // callback loop and pump running
@@ -487,6 +488,12 @@ func (d *Driver) Send(ctx context.Context, f ncp.Frame) error {
 		return err
 	}
 	v := s.ver()
+	if frag := d.MaxFragmentedPayload(); len(f.Payload) > d.MaxAPSPayload() && frag > 0 && !f.IsBroadcast() && f.APSAck {
+		if len(f.Payload) > frag {
+			return fmt.Errorf("send to 0x%04x: payload of %d bytes exceeds the fragmented limit (%d)", f.DstShort, len(f.Payload), frag)
+		}
+		return d.sendFragmented(ctx, s, f)
+	}
 	if len(f.Payload) > MaxDataLenForSend {
 		return fmt.Errorf("send to 0x%04x: payload of %d bytes exceeds what one EZSP frame carries (%d)", f.DstShort, len(f.Payload), MaxDataLenForSend)
 	}
@@ -534,27 +541,152 @@ func (d *Driver) Send(ctx context.Context, f ncp.Frame) error {
 	}
 	t := time.NewTimer(d.to.Send)
 	defer t.Stop()
+	return d.awaitSent(ctx, f, ch, t.C, "")
+}
+
+// awaitSent waits for the messageSentHandler of one sendUnicast/sendBroadcast (what names a fragment, or "").
+func (d *Driver) awaitSent(ctx context.Context, f ncp.Frame, ch <-chan sendResult, timeout <-chan time.Time, what string) error {
 	select {
 	case res := <-ch:
 		if res.err != nil {
-			return fmt.Errorf("send to 0x%04x: %w", f.DstShort, res.err)
+			return fmt.Errorf("send to 0x%04x%s: %w", f.DstShort, what, res.err)
 		}
 		if !res.m.Status.OK() {
-			what := res.m.Status.String()
+			status := res.m.Status.String()
 			if f.APSAck && !f.IsBroadcast() {
-				what += " (no APS ack)"
+				status += " (no APS ack)"
 			}
-			d.log.Debug().Uint16("short", f.DstShort).Uint16("cluster", f.ClusterID).Str("status", what).Msg("send failed")
-			return &ncp.SendError{DstShort: f.DstShort, Status: what}
+			status += what
+			d.log.Debug().Uint16("short", f.DstShort).Uint16("cluster", f.ClusterID).Str("status", status).Msg("send failed")
+			return &ncp.SendError{DstShort: f.DstShort, Status: status}
 		}
 		return nil
-	case <-t.C:
-		return &ncp.SendError{DstShort: f.DstShort, Status: fmt.Sprintf("no messageSentHandler within %v", d.to.Send)}
+	case <-timeout:
+		return &ncp.SendError{DstShort: f.DstShort, Status: fmt.Sprintf("no messageSentHandler within %v%s", d.to.Send, what)}
 	case <-ctx.Done():
-		return fmt.Errorf("send to 0x%04x: %w", f.DstShort, ctx.Err())
+		return fmt.Errorf("send to 0x%04x%s: %w", f.DstShort, what, ctx.Err())
 	case <-d.ctx.Done():
 		return ncp.ErrClosed
 	}
+}
+
+// MaxFragmentedPayload returns the largest APS payload Send carries APS-fragmented (ncp.Fragmenter; 0 when
+// max_fragmented_payload turned host fragmentation off).
+func (d *Driver) MaxFragmentedPayload() int { return max(d.cfg.MaxFragmentedPayload, 0) }
+
+var _ ncp.Fragmenter = (*Driver)(nil)
+
+// sendFragmented sends a payload larger than the unfragmented limit as an EmberZNet host does: fragments of
+// MaxAPSPayload − 2 bytes, each a sendUnicast with EMBER_APS_OPTION_FRAGMENT set and the fragment's number
+// in the low byte of the APS frame's groupId (the first fragment, number 0, carries the fragment count in the
+// high byte), every fragment with the APS sequence number the stick chose for the first. Fragments go out a
+// window (fragment_window) at a time; the stick confirms each fragment of a window (messageSentHandler) when
+// the destination's APS ack of that window arrives, and the next window follows. The Frame is confirmed when
+// the last window is, or fails with the first fragment's failure.
+func (d *Driver) sendFragmented(ctx context.Context, s *session, f ncp.Frame) error {
+	v := s.ver()
+	size := d.MaxAPSPayload() - FragmentHeaderBytes
+	count := (len(f.Payload) + size - 1) / size
+	window := d.fragmentWindow()
+	aps := ApsFrame{ProfileID: f.ProfileID, ClusterID: f.ClusterID, SrcEndpoint: f.SrcEndpoint, DstEndpoint: f.DstEndpoint,
+		Options: APSOptionEnableRouteDiscovery | APSOptionEnableAddressDiscover | APSOptionRetry | APSOptionFragment}
+	for base := 0; base < count; base += window {
+		n := min(window, count-base)
+		if err := d.sendWindow(ctx, s, v, f, &aps, base, n, count, size); err != nil {
+			return err
+		}
+	}
+	d.log.Debug().Uint16("short", f.DstShort).Uint16("cluster", f.ClusterID).Int("bytes", len(f.Payload)).Int("fragments", count).Uint8("aps_seq", aps.Sequence).Msg("fragmented send confirmed")
+	return nil
+}
+
+// sendWindow sends fragments base..base+n-1 of count and waits for their messageSentHandlers. The window's
+// slots in the stick are taken together (one fragmented sender at a time takes several), so two fragmented
+// senders never each hold part of a window the stick cannot finish.
+func (d *Driver) sendWindow(ctx context.Context, s *session, v Version, f ncp.Frame, aps *ApsFrame, base, n, count, size int) error {
+	if err := d.takeSlots(ctx, f.DstShort, n); err != nil {
+		return err
+	}
+	defer func() {
+		d.releaseSlots(n)
+	}()
+	tags := make([]uint16, 0, n)
+	chans := make([]chan sendResult, 0, n)
+	defer func() {
+		d.mu.Lock()
+		for _, tag := range tags {
+			delete(d.pending, tag)
+		}
+		d.mu.Unlock()
+	}()
+	for i := base; i < base+n; i++ {
+		what := fmt.Sprintf(" (fragment %d of %d)", i+1, count)
+		d.mu.Lock()
+		tag, ch := d.allocTag(v)
+		d.mu.Unlock()
+		tags, chans = append(tags, tag), append(chans, ch)
+		aps.GroupID = FragmentGroupID(i, count)
+		part := f.Payload[i*size : min((i+1)*size, len(f.Payload))]
+		rf, err := s.command(ctx, IDSendUnicast, SendUnicast{Type: OutgoingDirect, Dest: f.DstShort, Aps: *aps, Tag: tag, Message: part}.Append(nil, v))
+		if err != nil {
+			return fmt.Errorf("send to 0x%04x%s: %w", f.DstShort, what, err)
+		}
+		r, err := DecodeSendResponse(rf.Params, v)
+		if err != nil {
+			return fmt.Errorf("send to 0x%04x%s: %w", f.DstShort, what, err)
+		}
+		if !r.Status.OK() {
+			return &ncp.SendError{DstShort: f.DstShort, Status: fmt.Sprintf("%s refused%s: %s", FrameName(IDSendUnicast), what, r.Status)}
+		}
+		if i == 0 {
+			aps.Sequence = r.Sequence
+		}
+	}
+	t := time.NewTimer(d.to.Send)
+	defer t.Stop()
+	for k, ch := range chans {
+		if err := d.awaitSent(ctx, f, ch, t.C, fmt.Sprintf(" (fragment %d of %d)", base+k+1, count)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// takeSlots takes n send slots at once (see sendWindow).
+func (d *Driver) takeSlots(ctx context.Context, dst uint16, n int) error {
+	d.fragMu.Lock()
+	defer d.fragMu.Unlock()
+	for k := range n {
+		select {
+		case d.sendSlots <- struct{}{}:
+		case <-ctx.Done():
+			d.releaseSlots(k)
+			return fmt.Errorf("send to 0x%04x: waiting for room in the stick: %w", dst, ctx.Err())
+		case <-d.ctx.Done():
+			d.releaseSlots(k)
+			return ncp.ErrClosed
+		}
+	}
+	return nil
+}
+
+func (d *Driver) releaseSlots(n int) {
+	for range n {
+		<-d.sendSlots
+	}
+}
+
+// fragmentWindow is the window the driver keeps and sets in the stick: fragment_window, but no more than
+// max_in_flight (a window's fragments all wait in the stick).
+func (d *Driver) fragmentWindow() int { return min(d.cfg.FragmentWindow, d.cfg.MaxInFlight) }
+
+// FragmentGroupID is the EmberApsFrame groupId of fragment i (from 0) of count: i in the low byte, and for
+// the first fragment the count in the high byte.
+func FragmentGroupID(i, count int) uint16 {
+	if i == 0 {
+		return uint16(count) << 8
+	}
+	return uint16(i)
 }
 
 // MaxDataLenForSend is the largest payload one sendUnicast frame can carry over ASH (a DATA field is at most

@@ -29,6 +29,15 @@ var startupConfig = []ConfigurationValue{
 	{ConfigPacketBufferCount, 255},
 }
 
+// startupConfig is startupConfig with the host fragmentation settings inserted before PACKET_BUFFER_COUNT.
+func (d *Driver) startupConfig() []ConfigurationValue {
+	last := len(startupConfig) - 1
+	out := append([]ConfigurationValue(nil), startupConfig[:last]...)
+	out = append(out, ConfigurationValue{ConfigFragmentWindowSize, uint16(d.fragmentWindow())},
+		ConfigurationValue{ConfigFragmentDelayMS, uint16(d.cfg.FragmentDelayMS)})
+	return append(out, startupConfig[last])
+}
+
 // startupPolicies: trust center lets devices rejoin (joins only while permit-join is on), answers TC key
 // requests with the current key, denies APP key requests, tells messageSentHandler only the tag, and checks
 // binding modifications.
@@ -72,7 +81,7 @@ func (d *Driver) initialize(ctx context.Context, s *session) error {
 		return err
 	}
 	v := s.ver()
-	for _, c := range startupConfig {
+	for _, c := range d.startupConfig() {
 		f, err := s.command(ctx, IDSetConfigurationValue, c.Append(nil))
 		if err != nil {
 			return fmt.Errorf("configure the stack: %w", err)

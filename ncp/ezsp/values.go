@@ -11,6 +11,8 @@ const (
 	ConfigTrustCenterAddressCacheSize uint8 = 0x19
 	ConfigSourceRouteTableSize        uint8 = 0x1A
 	ConfigKeyTableSize                uint8 = 0x1E
+	ConfigFragmentWindowSize          uint8 = 0x1C
+	ConfigFragmentDelayMS             uint8 = 0x1D
 	ConfigApplicationZDOFlags         uint8 = 0x2A
 	ConfigSupportedNetworks           uint8 = 0x2D
 )

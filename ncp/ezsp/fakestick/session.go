@@ -37,6 +37,7 @@ type session struct {
 	values    map[uint8][]byte
 	endpoints map[uint8]ezsp.AddEndpoint
 	inFlight  int
+	fragments map[fragmentKey]*reassembly // fragmented messages the host is sending (fragment.go)
 	// What the NCP holds in RAM only (lost on reset): the security state set for the next formNetwork, the
 	// transient link keys, the multicast table, the manufacturer code and counters.
 	security     *ezsp.InitialSecurityState
@@ -76,6 +77,10 @@ func (ss *session) clearLocked() {
 	ss.version = 0
 	ss.up = false
 	ss.config = make(map[uint8]uint16)
+	for _, r := range ss.fragments {
+		ss.inFlight -= r.got - r.finished
+	}
+	ss.fragments = make(map[fragmentKey]*reassembly)
 	ss.policies = make(map[uint8]uint8)
 	ss.values = make(map[uint8][]byte)
 	ss.endpoints = make(map[uint8]ezsp.AddEndpoint)
@@ -354,6 +359,10 @@ func (ss *session) handle(b []byte) {
 		// sl_Status in every version that has the command.
 		ss.respond(f, ezsp.AppendStatusParams(nil, ezsp.WideVersion, ezsp.Status{Wide: true}))
 	case ezsp.SendUnicast:
+		if c.Aps.Options&ezsp.APSOptionFragment != 0 {
+			ss.sendFragment(f, v, c)
+			return
+		}
 		ss.send(f, v, ncp.Frame{DstShort: c.Dest, DstEndpoint: c.Aps.DstEndpoint, SrcEndpoint: c.Aps.SrcEndpoint, ClusterID: c.Aps.ClusterID,
 			ProfileID: c.Aps.ProfileID, APSAck: c.Aps.Options&ezsp.APSOptionRetry != 0, Payload: c.Message}, c.Aps, c.Tag, ezsp.OutgoingDirect)
 	case ezsp.SendBroadcast:
