@@ -1,0 +1,134 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/otabridge/otabridge/bridge/brokertest"
+	"github.com/otabridge/otabridge/clock"
+	"github.com/otabridge/otabridge/ncp/ezsp"
+	"github.com/otabridge/otabridge/ncp/ezsp/fakestick"
+	"github.com/otabridge/otabridge/ncp/sim"
+	"github.com/otabridge/otabridge/ota"
+	"github.com/otabridge/otabridge/zcl"
+)
+
+// TestBridgeOverEZSPFakeStickFragmentedBlocks: radio.type ezsp on the fake stick, two ESP v2 lights that ask
+// for 223-byte blocks. The one with APS fragmentation gets 223-byte blocks (APS-fragmented by the EZSP
+// driver, reassembled by the stick, carried by the simulated network) and verifies its image; the one
+// without fails its first fragmented block, falls back to unfragmented blocks (65 bytes at the 82-byte
+// limit) and verifies its image too.
+func TestBridgeOverEZSPFakeStickFragmentedBlocks(t *testing.T) {
+	espIEEE, plainIEEE := zcl.IEEE(0x00124b00000000a1), zcl.IEEE(0x00124b00000000a2)
+	simCfg, err := sim.ParseConfig([]byte(`
+seed: 5
+link: {mode: realistic}
+devices:
+  - ieee: "0x00124b00000000a1"
+    model: ESP32H2-Light
+    manufacturer: Espressif
+    manufacturer_code: 0x131b
+    image_type: 0x0001
+    file_version: 0x01000000
+    power: mains
+    profile: esp-v2
+  - ieee: "0x00124b00000000a2"
+    model: ESP32H2-Light
+    manufacturer: Espressif
+    manufacturer_code: 0x131b
+    image_type: 0x0001
+    file_version: 0x01000000
+    power: mains
+    profile: esp-v2
+    aps_fragmentation: false
+`))
+	require.NoError(t, err)
+	log := zerolog.Nop()
+	if os.Getenv("BRIDGE_TEST_LOG") != "" {
+		log = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)
+	}
+	clk := clock.NewVirtual()
+	network, err := sim.New(simCfg, clk, log)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = clk.Pace(ctx, 8) }()
+	stick := fakestick.New(network, fakestick.Config{ProtocolVersion: 14, EUI64: network.Config().CoordinatorIEEE, Log: log})
+	open := func(context.Context) (io.ReadWriteCloser, error) {
+		host, ncpSide := net.Pipe()
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = stick.Serve(ctx, ncpSide) }()
+		return host, nil
+	}
+	drv := ezsp.New(ezsp.Config{Port: "pipe", Network: simNetworkSettings()}, log, ezsp.WithOpener(open))
+
+	dir := t.TempDir()
+	images := filepath.Join(dir, "images")
+	require.NoError(t, os.MkdirAll(images, 0o755))
+	file, err := ota.Build(ota.Header{ManufacturerCode: 0x131b, ImageType: 1, FileVersion: 0x01010000, StackVersion: 2},
+		[]ota.BuildElement{{Tag: 0, Data: []byte(strings.Repeat("fragmented ezsp firmware ", 500))}})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(images, "light.ota"), file, 0o644))
+
+	url, _ := brokertest.Start(t)
+	cfg := DefaultConfig()
+	cfg.Radio.Type = "ezsp"
+	cfg.Radio.Port = "pipe"
+	cfg.MQTT.Server = url
+	cfg.Images.Folder = images
+	cfg.Images.CacheDir = filepath.Join(dir, "cache")
+	cfg.DataDir = filepath.Join(dir, "data")
+	radio := &savingRadio{Radio: drv, network: drv.Network, path: filepath.Join(cfg.DataDir, NetworkFile), log: log}
+	b, err := New(cfg, Options{Version: "test", Log: log, Radio: radio, HealthInterval: -1})
+	require.NoError(t, err)
+	w := newWatcher(t, url)
+	runDone := make(chan error, 1)
+	go func() { runDone <- b.Run(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-runDone:
+			assert.NoError(t, err)
+		case <-time.After(20 * time.Second):
+			t.Error("bridge did not stop")
+		}
+		stick.Close()
+		network.Close()
+		wg.Wait()
+	}()
+
+	for i, dev := range []zcl.IEEE{espIEEE, plainIEEE} {
+		id := dev.String()
+		waitFor(t, "the interview of "+id, 30*time.Second, func() bool {
+			return w.json("otabridge/" + id + "/update")["latest_version"] == "0x01010000"
+		})
+		w.publish(t, "otabridge/bridge/request/device/ota_update/update", fmt.Sprintf(`{"id":%q,"transaction":%d}`, id, i+1))
+	}
+	img := b.store.Images()[0]
+	want, _ := img.SHA256()
+	size := len(file)
+	for _, dev := range []zcl.IEEE{espIEEE, plainIEEE} {
+		waitFor(t, "ota_finished of "+dev.String(), 120*time.Second, func() bool { return w.hasEvent("ota_finished", dev.String()) })
+		status := network.Device(dev).Status()
+		assert.Equal(t, uint32(0x01010000), status.FileVersion)
+		assert.Equal(t, want, status.ReceivedSHA256, "%v received the image byte for byte", dev)
+	}
+	esp, plain := network.Device(espIEEE).Status(), network.Device(plainIEEE).Status()
+	// 223-byte blocks: size/223 requests (a few more for retries); 65-byte blocks: at least size/65.
+	assert.LessOrEqual(t, esp.BlockRequests, size/223+8, "the fragmenting light got 223-byte blocks")
+	assert.GreaterOrEqual(t, plain.BlockRequests, size/65, "the light without fragmentation got unfragmented blocks")
+	assert.Zero(t, esp.Failures)
+}
