@@ -202,24 +202,27 @@ func measure(p plan, dir string, logf func(string, ...any)) (*measurements, erro
 	}
 
 	type serialRun struct {
-		protocol      string
-		baud, streams int
+		protocol             string
+		baud, streams, block int
 	}
 	var serialRuns []serialRun
 	for _, protocol := range serialProtocols {
 		for _, baud := range []int{115200, 460800} {
-			serialRuns = append(serialRuns, serialRun{protocol, baud, 1})
+			serialRuns = append(serialRuns, serialRun{protocol, baud, 1, 64})
 		}
 	}
 	for _, baud := range []int{115200, 460800} { // EZSP's ASH window with 4 transfers at once
-		serialRuns = append(serialRuns, serialRun{"ezsp", baud, 4})
+		serialRuns = append(serialRuns, serialRun{"ezsp", baud, 4, 64})
+	}
+	for _, baud := range []int{115200, 460800} { // EZSP host APS fragmentation: 223 B blocks, 3 fragments each
+		serialRuns = append(serialRuns, serialRun{"ezsp", baud, 1, 223})
 	}
 	for _, c := range serialRuns {
 		if !p.runs("serial") {
 			break
 		}
-		logf("serial: %s, %d baud, %d transfer(s) at once", c.protocol, c.baud, c.streams)
-		r, err := benchSerial(c.protocol, c.baud, c.streams, p.serialTime)
+		logf("serial: %s, %d baud, %d transfer(s) at once, %d B blocks", c.protocol, c.baud, c.streams, c.block)
+		r, err := benchSerial(c.protocol, c.baud, c.streams, c.block, p.serialTime)
 		if err != nil {
 			return nil, err
 		}

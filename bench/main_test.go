@@ -39,13 +39,17 @@ func TestMeasureSmall(t *testing.T) {
 	assert.Equal(t, 1, m.fleets[1].parallel)
 	assert.Greater(t, m.fleets[1].modelled, 5*m.fleets[0].modelled, "250 ms per block is far slower")
 
-	require.Len(t, m.serial, 8, "EZSP, ZNP and ZBOSS at 115200 and 460800 baud, and EZSP with 4 transfers at once")
+	require.Len(t, m.serial, 10, "EZSP, ZNP and ZBOSS at 115200 and 460800 baud, EZSP with 4 transfers at once, EZSP with 223 B fragmented blocks")
 	for _, s := range m.serial {
 		assert.Positive(t, s.blocks)
 		assert.LessOrEqual(t, s.blocksPerSecond(), s.uartBlocksS*1.05, "%s %d baud: paced below the UART bound", s.protocol, s.baud)
-		t.Logf("%s at %d baud: %.0f blocks/s of 64 B, UART bound %.0f blocks/s (%.0f wire bytes per block to the stick, %.0f back)",
-			s.protocol, s.baud, s.blocksPerSecond(), s.uartBlocksS, s.hostToStick, s.stickToHost)
+		t.Logf("%s at %d baud: %.0f blocks/s of %d B, UART bound %.0f blocks/s (%.0f wire bytes per block to the stick, %.0f back)",
+			s.protocol, s.baud, s.blocksPerSecond(), s.block, s.uartBlocksS, s.hostToStick, s.stickToHost)
 	}
+	frag := m.serial[8]
+	assert.True(t, frag.fragmented())
+	assert.Equal(t, 223, frag.block)
+	assert.Greater(t, frag.blocksPerSecond()*223, m.serial[0].blocksPerSecond()*64, "fragmented 223 B blocks carry more bytes per second than 64 B ones")
 	for i := 0; i+1 < len(m.serial); i += 2 {
 		assert.Greater(t, m.serial[i+1].blocksPerSecond(), m.serial[i].blocksPerSecond(), "%s: 460800 baud is faster", m.serial[i].protocol)
 	}

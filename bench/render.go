@@ -79,15 +79,21 @@ func (m *measurements) rows() []row {
 				fmt.Sprintf("%.3f (paced clock at %g×; target within 5 %%)", b.virtual.Seconds()/m.fleets[0].modelled.Seconds(), b.speed)})
 		}
 	}
-	radio := sim.LinkModel{}.BlockGoodput(64, true, 1)
 	for _, s := range m.serial {
+		blocks, how, radio := fmt.Sprintf("%d B blocks", s.block), "", sim.LinkModel{}.BlockGoodput(s.block, true, 1)
+		if s.fragmented() {
+			frags := sim.Fragments(s.block + sim.BlockResponseOverhead)
+			blocks += fmt.Sprintf(" APS-fragmented (%d sendUnicast fragments per block, one window)", frags)
+			how = "fragmented "
+		}
 		rows = append(rows, row{
-			fmt.Sprintf("Serial: 64 B blocks through %s + fake stick, %d baud paced both ways, %d transfer(s) at once (send, confirm, next request)",
-				serialStack[s.protocol], s.baud, s.streams),
+			fmt.Sprintf("Serial: %s through %s + fake stick, %d baud paced both ways, %d transfer(s) at once (send, confirm, next request)",
+				blocks, serialStack[s.protocol], s.baud, s.streams),
 			fmt.Sprintf("%.0f blocks/s = %.0f B/s (wire bytes per block: %.0f to the stick, %.0f back)", s.blocksPerSecond(),
-				s.blocksPerSecond()*64, s.hostToStick, s.stickToHost),
-			fmt.Sprintf("UART bound %.0f blocks/s (busier direction never idle); radio 1-hop limit %.0f B/s", s.uartBlocksS, radio),
-			fmt.Sprintf("%.2f of UART, %.1f× radio", s.blocksPerSecond()/s.uartBlocksS, s.blocksPerSecond()*64/radio),
+				s.blocksPerSecond()*float64(s.block), s.hostToStick, s.stickToHost),
+			fmt.Sprintf("UART bound %.0f blocks/s = %.0f B/s (busier direction never idle); radio 1-hop %slimit %.0f B/s", s.uartBlocksS,
+				s.uartBlocksS*float64(s.block), how, radio),
+			fmt.Sprintf("%.2f of UART, %.1f× radio", s.blocksPerSecond()/s.uartBlocksS, s.blocksPerSecond()*float64(s.block)/radio),
 		})
 	}
 	rows = append(rows, m.fleetThroughStickRow()...)
@@ -103,7 +109,7 @@ func (m *measurements) fleetThroughStickRow() []row {
 	}
 	var serial *serialResult
 	for i := range m.serial {
-		if s := &m.serial[i]; s.protocol == "ezsp" && s.baud == 115200 && (serial == nil || s.streams > serial.streams) {
+		if s := &m.serial[i]; s.protocol == "ezsp" && s.baud == 115200 && s.block == 64 && (serial == nil || s.streams > serial.streams) {
 			serial = s
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/ncp/ezsp"
 	"github.com/otabridge/otabridge/ncp/ezsp/fakestick"
+	"github.com/otabridge/otabridge/ncp/sim"
 	"github.com/otabridge/otabridge/ncp/zboss"
 	zbossfake "github.com/otabridge/otabridge/ncp/zboss/fakestick"
 	"github.com/otabridge/otabridge/ncp/znp"
@@ -25,6 +26,7 @@ type serialResult struct {
 	protocol    string // "ezsp" (EZSP over ASH), "znp" (Z-Stack MT) or "zboss" (ZBOSS NCP frames)
 	baud        int
 	streams     int // transfers at once
+	block       int // data bytes per Image Block Response (64; 223 goes out APS-fragmented where the driver can)
 	blocks      int
 	elapsed     time.Duration
 	hostToStick float64 // wire bytes per block, host to stick (ASH framing, stuffing and ACKs included)
@@ -35,6 +37,9 @@ type serialResult struct {
 func (r serialResult) wirePerBlock() float64 { return r.hostToStick + r.stickToHost }
 
 func (r serialResult) blocksPerSecond() float64 { return float64(r.blocks) / r.elapsed.Seconds() }
+
+// fragmented says the block's response is larger than one unfragmented APS frame (82 B).
+func (r serialResult) fragmented() bool { return r.block+sim.BlockResponseOverhead > sim.MaxAPSPayload }
 
 // pacedPort is the host's end of the in-memory serial line: its writes are paced to 10 bits per byte at the
 // baud rate, as a UART would (the fake stick paces its own direction).
@@ -97,11 +102,12 @@ func newSerialPair(protocol string, memnet *fakestick.MemNetwork, baud int, open
 
 // benchSerial runs OTA-like traffic for d through a real serial driver (EZSP over ASH, Z-Stack MT or ZBOSS
 // NCP frames) and its fake stick over an in-memory line paced in both directions at baud: per block, one Image
-// Block Response with 64 data bytes (an 81-byte ZCL frame, APS-acked unicast, confirmed by messageSentHandler,
-// AF_DATA_CONFIRM or the APSDE-DATA confirm) and the device's next Image Block Request coming back
+// Block Response with block data bytes (64: an 81-byte ZCL frame; 223: a 240-byte frame the EZSP driver sends
+// as three APS fragments, which the fake stick reassembles; APS-acked unicast, confirmed by
+// messageSentHandler, AF_DATA_CONFIRM or the APSDE-DATA confirm) and the device's next Image Block Request coming back
 // (incomingMessageHandler, AF_INCOMING_MSG or APSDE_DATA_IND). streams transfers run at once (each a device of
 // its own), as the engine's concurrent transfers and page streams do.
-func benchSerial(protocol string, baud, streams int, d time.Duration) (serialResult, error) {
+func benchSerial(protocol string, baud, streams, block int, d time.Duration) (serialResult, error) {
 	const firstShort, firstIEEE = 0x4242, zcl.IEEE(0x00124B0099887766)
 	memnet := fakestick.NewMemNetwork(ncp.NetworkInfo{IEEE: 0x00124B00FA4E0001})
 	defer memnet.Close()
@@ -112,12 +118,12 @@ func benchSerial(protocol string, baud, streams int, d time.Duration) (serialRes
 	offsets := map[uint16]uint32{}
 	memnet.SetResponder(func(f ncp.Frame) []ncp.Event {
 		mu.Lock()
-		offsets[f.DstShort] += 64
+		offsets[f.DstShort] += uint32(block)
 		offset := offsets[f.DstShort]
 		mu.Unlock()
-		req := zcl.AppendFrame(nil, zcl.ClientToServerClusterHeader(uint8(offset/64), zcl.CmdImageBlockRequest),
+		req := zcl.AppendFrame(nil, zcl.ClientToServerClusterHeader(uint8(offset/uint32(block)), zcl.CmdImageBlockRequest),
 			zcl.ImageBlockRequest{ManufacturerCode: benchManufacturer, ImageType: firstImageType, FileVersion: newVersion,
-				FileOffset: offset, MaxDataSize: 64})
+				FileOffset: offset, MaxDataSize: uint8(block)})
 		return []ncp.Event{{Kind: ncp.EventFrame, Frame: ncp.Incoming{SrcShort: f.DstShort, SrcEndpoint: 1, DstEndpoint: 1,
 			ClusterID: zcl.ClusterOTA, ProfileID: zcl.ProfileHomeAutomation, Payload: req}}}
 	})
@@ -188,7 +194,7 @@ func benchSerial(protocol string, baud, streams int, d time.Duration) (serialRes
 			go func() {
 				defer swg.Done()
 				block := zcl.AppendImageBlockResponseFrame(nil, 1, &zcl.ImageBlockResponse{Status: zcl.StatusSuccess,
-					ManufacturerCode: benchManufacturer, ImageType: firstImageType, FileVersion: newVersion, Data: make([]byte, 64)})
+					ManufacturerCode: benchManufacturer, ImageType: firstImageType, FileVersion: newVersion, Data: make([]byte, block)})
 				n := 0
 				for (warm > 0 && n < warm) || (warm == 0 && time.Now().Before(until)) {
 					if err := one(st, block, n); err != nil {
@@ -216,7 +222,7 @@ func benchSerial(protocol string, baud, streams int, d time.Duration) (serialRes
 	if err != nil {
 		return serialResult{}, fmt.Errorf("serial bench (%s) at %d baud: %w", protocol, baud, err)
 	}
-	res := serialResult{protocol: protocol, baud: baud, streams: streams, blocks: n, elapsed: time.Since(start)}
+	res := serialResult{protocol: protocol, baud: baud, streams: streams, block: block, blocks: n, elapsed: time.Since(start)}
 	read, written := wire()
 	res.hostToStick = float64(read-readBefore) / float64(n)
 	res.stickToHost = float64(written-writtenBefore) / float64(n)
