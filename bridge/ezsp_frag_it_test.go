@@ -16,7 +16,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/otabridge/otabridge/bridge/brokertest"
 	"github.com/otabridge/otabridge/clock"
 	"github.com/otabridge/otabridge/ncp/ezsp"
 	"github.com/otabridge/otabridge/ncp/ezsp/fakestick"
@@ -83,28 +82,11 @@ devices:
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(images, "light.ota"), file, 0o644))
 
-	url, _ := brokertest.Start(t)
-	cfg := DefaultConfig()
-	cfg.Radio.Type = "ezsp"
-	cfg.Radio.Port = "pipe"
-	cfg.MQTT.Server = url
-	cfg.Images.Folder = images
-	cfg.Images.CacheDir = filepath.Join(dir, "cache")
-	cfg.DataDir = filepath.Join(dir, "data")
-	radio := &savingRadio{Radio: drv, network: drv.Network, path: filepath.Join(cfg.DataDir, NetworkFile), log: log}
-	b, err := New(cfg, Options{Version: "test", Log: log, Radio: radio, HealthInterval: -1})
-	require.NoError(t, err)
-	w := newWatcher(t, url)
-	runDone := make(chan error, 1)
-	go func() { runDone <- b.Run(ctx) }()
+	run := startBridgeOn(t, ctx, "ezsp", drv, drv.Network, dir, log)
+	b, w := run.b, run.w
 	defer func() {
 		cancel()
-		select {
-		case err := <-runDone:
-			assert.NoError(t, err)
-		case <-time.After(20 * time.Second):
-			t.Error("bridge did not stop")
-		}
+		run.wait(t)
 		stick.Close()
 		network.Close()
 		wg.Wait()

@@ -95,28 +95,11 @@ devices:
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(images, "light.ota"), file, 0o644))
 
-	url, _ := brokertest.Start(t)
-	cfg := DefaultConfig()
-	cfg.Radio.Type = st.radioType
-	cfg.Radio.Port = "pipe"
-	cfg.MQTT.Server = url
-	cfg.Images.Folder = images
-	cfg.Images.CacheDir = filepath.Join(dir, "cache")
-	cfg.DataDir = filepath.Join(dir, "data")
-	radio := &savingRadio{Radio: drv, network: networkOf, path: filepath.Join(cfg.DataDir, NetworkFile), log: log}
-	b, err := New(cfg, Options{Version: "test", Log: log, Radio: radio, HealthInterval: -1})
-	require.NoError(t, err)
-	w := newWatcher(t, url)
-	runDone := make(chan error, 1)
-	go func() { runDone <- b.Run(ctx) }()
+	run := startBridgeOn(t, ctx, st.radioType, drv, networkOf, dir, log)
+	b, w, cfg := run.b, run.w, run.cfg
 	defer func() {
 		cancel()
-		select {
-		case err := <-runDone:
-			assert.NoError(t, err)
-		case <-time.After(20 * time.Second):
-			t.Error("bridge did not stop")
-		}
+		run.wait(t)
 		stick.Close()
 		network.Close()
 		wg.Wait()
@@ -150,4 +133,42 @@ devices:
 	u := w.json("otabridge/" + id + "/update")
 	assert.Equal(t, "0x01010000", u["installed_version"])
 	assert.Equal(t, "0x01010000", u["latest_version"])
+}
+
+// bridgeRun is a bridge running on a serial driver in front of a fake stick, with a broker of its own.
+type bridgeRun struct {
+	b    *Bridge
+	w    *mqttWatcher
+	cfg  Config
+	done chan error
+}
+
+// startBridgeOn runs the bridge (radio.type radioType) on drv, wrapped to save its network, with the images
+// of dir/images and its data in dir/data, until ctx ends.
+func startBridgeOn(t *testing.T, ctx context.Context, radioType string, drv ncp.Radio, networkOf func() ncp.NetworkSettings, dir string, log zerolog.Logger) *bridgeRun {
+	t.Helper()
+	url, _ := brokertest.Start(t)
+	cfg := DefaultConfig()
+	cfg.Radio.Type = radioType
+	cfg.Radio.Port = "pipe"
+	cfg.MQTT.Server = url
+	cfg.Images.Folder = filepath.Join(dir, "images")
+	cfg.Images.CacheDir = filepath.Join(dir, "cache")
+	cfg.DataDir = filepath.Join(dir, "data")
+	radio := &savingRadio{Radio: drv, network: networkOf, path: filepath.Join(cfg.DataDir, NetworkFile), log: log}
+	b, err := New(cfg, Options{Version: "test", Log: log, Radio: radio, HealthInterval: -1})
+	require.NoError(t, err)
+	r := &bridgeRun{b: b, w: newWatcher(t, url), cfg: cfg, done: make(chan error, 1)}
+	go func() { r.done <- b.Run(ctx) }()
+	return r
+}
+
+// wait waits for the bridge to stop after its context ended.
+func (r *bridgeRun) wait(t *testing.T) {
+	select {
+	case err := <-r.done:
+		assert.NoError(t, err)
+	case <-time.After(20 * time.Second):
+		t.Error("bridge did not stop")
+	}
 }

@@ -1,10 +1,6 @@
 package ezsp_test
 
 import (
-	"context"
-	"io"
-	"net"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -25,36 +21,14 @@ func TestResumeNeverChangesAForeignNetwork(t *testing.T) {
 	forVersions(t, func(t *testing.T, version uint8) {
 		cfg, err := sim.ParseConfig([]byte("existing: true\n" + simYAML))
 		require.NoError(t, err)
-		clk := clock.NewVirtual()
-		network, err := sim.New(cfg, clk, testLog(t))
+		network, err := sim.New(cfg, clock.NewVirtual(), testLog(t))
 		require.NoError(t, err)
 		p := network.Params()
 		stored := &ezsp.NetworkParameters{ExtendedPANID: p.ExtendedPANID, PANID: p.PANID, RadioChannel: p.Channel, RadioTxPower: 8,
 			Channels: 1 << p.Channel}
-		ctx, cancel := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = clk.Pace(ctx, 50) }()
-		stick := fakestick.New(network, fakestick.Config{ProtocolVersion: version, EUI64: network.Config().CoordinatorIEEE,
-			Stored: stored, Log: testLog(t)})
-		open := func(context.Context) (io.ReadWriteCloser, error) {
-			host, ncpSide := net.Pipe()
-			wg.Add(1)
-			go func() { defer wg.Done(); _ = stick.Serve(ctx, ncpSide) }()
-			return host, nil
-		}
 		// The configuration asks for another network: it must not be formed over the stored one.
-		drv := ezsp.New(ezsp.Config{Port: "pipe", Network: ezsp.NetworkSettings{Channel: 25, PANID: 0x4242}}, testLog(t),
-			ezsp.WithOpener(open), ezsp.WithTimeouts(fastTimeouts))
-		defer func() {
-			drv.Close()
-			cancel()
-			stick.Close()
-			network.Close()
-			wg.Wait()
-		}()
-		info, err := drv.Start(ctx)
-		require.NoError(t, err)
+		_, stick, info := driverThroughFakeStick(t, network, network, fakestick.Config{ProtocolVersion: version, Stored: stored},
+			ezsp.Config{Network: ezsp.NetworkSettings{Channel: 25, PANID: 0x4242}})
 		assert.False(t, info.Formed, "the driver claims it formed a network it resumed")
 		assert.Equal(t, p.Channel, info.Channel)
 		assert.Equal(t, p.PANID, info.PANID)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"io"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -195,31 +193,11 @@ func TestFragmentedBlockToSimulatedDevices(t *testing.T) {
 	forVersions(t, func(t *testing.T, version uint8) {
 		cfg, err := sim.ParseConfig([]byte(fragmentSimYAML))
 		require.NoError(t, err)
-		clk := clock.NewVirtual()
-		network, err := sim.New(cfg, clk, testLog(t))
+		network, err := sim.New(cfg, clock.NewVirtual(), testLog(t))
 		require.NoError(t, err)
 		rec := &recordingNet{Network: network}
-		ctx, cancel := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = clk.Pace(ctx, 50) }()
-		stick := fakestick.New(rec, fakestick.Config{ProtocolVersion: version, EUI64: network.Config().CoordinatorIEEE, Log: testLog(t)})
-		open := func(context.Context) (io.ReadWriteCloser, error) {
-			host, ncpSide := net.Pipe()
-			wg.Add(1)
-			go func() { defer wg.Done(); _ = stick.Serve(ctx, ncpSide) }()
-			return host, nil
-		}
-		drv := ezsp.New(ezsp.Config{Port: "pipe", Network: networkOf(network.Params())}, testLog(t), ezsp.WithOpener(open), ezsp.WithTimeouts(fastTimeouts))
-		defer func() {
-			drv.Close()
-			cancel()
-			stick.Close()
-			network.Close()
-			wg.Wait()
-		}()
-		_, err = drv.Start(ctx)
-		require.NoError(t, err)
+		drv, _ := simDriver(t, network, rec, version)
+		ctx := context.Background()
 		nextEvent(t, drv, ncp.EventAnnounced)
 
 		esp := network.Device(zcl.IEEE(0x00124b00000000a1))

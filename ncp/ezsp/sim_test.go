@@ -36,33 +36,11 @@ func TestSimReadAttributesThroughFakeStick(t *testing.T) {
 	forVersions(t, func(t *testing.T, version uint8) {
 		cfg, err := sim.ParseConfig([]byte(simYAML))
 		require.NoError(t, err)
-		clk := clock.NewVirtual()
-		network, err := sim.New(cfg, clk, testLog(t))
+		network, err := sim.New(cfg, clock.NewVirtual(), testLog(t))
 		require.NoError(t, err)
-		ctx, cancel := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = clk.Pace(ctx, 50) }()
-		stick := fakestick.New(network, fakestick.Config{ProtocolVersion: version, EUI64: network.Config().CoordinatorIEEE, Log: testLog(t)})
-		open := func(context.Context) (io.ReadWriteCloser, error) {
-			host, ncpSide := net.Pipe()
-			wg.Add(1)
-			go func() { defer wg.Done(); _ = stick.Serve(ctx, ncpSide) }()
-			return host, nil
-		}
-		// The driver forms the network the simulated devices are members of (the stick moves the simulated
-		// coordinator onto whatever network the host forms).
-		drv := ezsp.New(ezsp.Config{Port: "pipe", Network: networkOf(network.Params())}, testLog(t), ezsp.WithOpener(open), ezsp.WithTimeouts(fastTimeouts))
-		defer func() {
-			drv.Close()
-			cancel()
-			stick.Close()
-			network.Close()
-			wg.Wait()
-		}()
-		info, err := drv.Start(ctx)
-		require.NoError(t, err)
+		drv, info := simDriver(t, network, network, version)
 		assert.Equal(t, network.Config().CoordinatorIEEE, info.IEEE)
+		ctx := context.Background()
 
 		dev := network.Devices()[0]
 		devIEEE := zcl.IEEE(0x00124b00000000a1)
@@ -103,4 +81,45 @@ func TestSimReadAttributesThroughFakeStick(t *testing.T) {
 // networkOf is the driver's network setting for a simulated network.
 func networkOf(p sim.NetworkParams) ezsp.NetworkSettings {
 	return ezsp.NetworkSettings{Channel: p.Channel, PANID: p.PANID, ExtendedPANID: p.ExtendedPANID, NetworkKey: ezsp.NetworkKey(p.NetworkKey)}
+}
+
+// driverThroughFakeStick starts an EZSP driver (dcfg) in front of a fake stick (scfg) that hosts network and
+// sends into behind (network itself, or a wrapper of it), over an in-memory pipe, with network's virtual
+// clock paced at 50×. Everything stops at the end of the test.
+func driverThroughFakeStick(t *testing.T, network *sim.Network, behind fakestick.Network, scfg fakestick.Config, dcfg ezsp.Config) (*ezsp.Driver, *fakestick.Stick, ncp.NetworkInfo) {
+	t.Helper()
+	clk := network.Clock()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = clk.Pace(ctx, 50) }()
+	scfg.EUI64, scfg.Log = network.Config().CoordinatorIEEE, testLog(t)
+	stick := fakestick.New(behind, scfg)
+	open := func(context.Context) (io.ReadWriteCloser, error) {
+		host, ncpSide := net.Pipe()
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = stick.Serve(ctx, ncpSide) }()
+		return host, nil
+	}
+	dcfg.Port = "pipe"
+	drv := ezsp.New(dcfg, testLog(t), ezsp.WithOpener(open), ezsp.WithTimeouts(fastTimeouts))
+	t.Cleanup(func() {
+		drv.Close()
+		cancel()
+		stick.Close()
+		network.Close()
+		wg.Wait()
+	})
+	info, err := drv.Start(ctx)
+	require.NoError(t, err)
+	return drv, stick, info
+}
+
+// simDriver is driverThroughFakeStick with the stick behind network directly and the driver forming the
+// network the simulated devices are members of (the stick moves the simulated coordinator onto whatever
+// network the host forms).
+func simDriver(t *testing.T, network *sim.Network, behind fakestick.Network, version uint8) (*ezsp.Driver, ncp.NetworkInfo) {
+	drv, _, info := driverThroughFakeStick(t, network, behind, fakestick.Config{ProtocolVersion: version},
+		ezsp.Config{Network: networkOf(network.Params())})
+	return drv, info
 }
