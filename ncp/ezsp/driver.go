@@ -596,7 +596,13 @@ func (d *Driver) sendFragmented(ctx context.Context, s *session, f ncp.Frame) er
 			return err
 		}
 	}
-	d.log.Debug().Uint16("short", f.DstShort).Uint16("cluster", f.ClusterID).Int("bytes", len(f.Payload)).Int("fragments", count).Uint8("aps_seq", aps.Sequence).Msg("fragmented send confirmed")
+	if e := d.log.Debug(); e.Enabled() {
+		d.mu.Lock()
+		ieee := d.eui[f.DstShort]
+		d.mu.Unlock()
+		e.Stringer("ieee", ieee).Uint16("short", f.DstShort).Uint16("cluster", f.ClusterID).Int("bytes", len(f.Payload)).
+			Int("fragments", count).Int("window", window).Uint8("aps_seq", aps.Sequence).Msg("fragmented send confirmed")
+	}
 	return nil
 }
 
