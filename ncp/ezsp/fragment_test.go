@@ -119,6 +119,26 @@ func TestFragmentedSendThroughFakeStick(t *testing.T) {
 	})
 }
 
+// TestFragmentConfigSetAtStartUp: the driver sets the stick's fragment window (no more than max_in_flight)
+// and delay before the network starts.
+func TestFragmentConfigSetAtStartUp(t *testing.T) {
+	for _, c := range []struct {
+		cfg           ezsp.Config
+		window, delay uint16
+	}{{ezsp.Config{}, 8, 0}, {ezsp.Config{FragmentWindow: 4, FragmentDelayMS: 20}, 4, 20}, {ezsp.Config{MaxInFlight: 2}, 2, 0}} {
+		r := newRig(t, fakestick.Config{ProtocolVersion: 14}, c.cfg)
+		r.start()
+		w, ok := r.stick.ConfigValue(ezsp.ConfigFragmentWindowSize)
+		require.True(t, ok)
+		assert.Equal(t, c.window, w, "FRAGMENT_WINDOW_SIZE for %+v", c.cfg)
+		d, ok := r.stick.ConfigValue(ezsp.ConfigFragmentDelayMS)
+		require.True(t, ok)
+		assert.Equal(t, c.delay, d, "FRAGMENT_DELAY_MS for %+v", c.cfg)
+		r.sendOK(otaFrame(block223()...))
+		r.close()
+	}
+}
+
 // TestFragmentedSendFailure: the network's failure of the reassembled frame reaches Send as a *SendError
 // naming the fragment, and an unfragmented send works after it.
 func TestFragmentedSendFailure(t *testing.T) {

@@ -133,3 +133,20 @@ func (ss *session) configValue(id uint8) uint16 {
 	}
 	return ncpConfigDefaults[id]
 }
+
+// ConfigValue returns a configuration value of the session being served as the host set it, else the NCP's
+// default (false: no session, or an id the NCP does not know).
+func (s *Stick) ConfigValue(id uint8) (uint16, bool) {
+	s.mu.Lock()
+	ss := s.sess
+	s.mu.Unlock()
+	if ss == nil {
+		return 0, false
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if _, known := ncpConfigDefaults[id]; !known {
+		return 0, false
+	}
+	return ss.configValue(id), true
+}
