@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/otabridge/otabridge/ncp"
-	"github.com/otabridge/otabridge/ncp/serialport"
 	"github.com/otabridge/otabridge/ncp/ezsp/ash"
+	"github.com/otabridge/otabridge/ncp/serialport"
 )
 
 // Config configures the EZSP driver (the `radio:` section of otabridge's configuration when `type: ezsp`).
