@@ -230,7 +230,10 @@ func (b *Bridge) Run(ctx context.Context) error {
 		b.engine.SetMaxFragmentedPayload(f.MaxFragmentedPayload())
 	}
 	b.engine.SetWallClock(time.Now)
-	b.send.onFailure = b.engine.SendFailed // congestion signal for max_concurrent: auto
+	b.send.onSent = func(dst zcl.IEEE, st ncp.SendStats, failed bool) { // congestion signals for max_concurrent: auto
+		b.engine.SendDone(dst, ota.SendReport{Failed: failed, Attempts: st.Attempts, MACRetries: st.MACRetries,
+			CCAFailures: st.CCAFailures, ChannelWait: st.ChannelWait})
+	}
 	b.saver = NewSaver(SaverConfig{Path: statePath, Snapshot: b.snapshot, Log: b.log})
 	restored := b.registry.Restore(state.Registry)
 	b.engine.Restore(state.OTA)
