@@ -478,19 +478,26 @@ func runDriverScenario(t *testing.T, port string, newRadio func(port string) ncp
 		ieee, _ := zcl.ParseIEEE(leaving.IEEE)
 		short := shorts[ieee]
 		req := binary.LittleEndian.AppendUint64([]byte{0x13}, uint64(ieee))
-		if _, err := driverRequest(ctx, drv, ncp.Frame{DstShort: short, ClusterID: 0x0034, Payload: append(req, 0x00)}, 0x8034, 0x13); err != nil {
+		if err := drv.Send(ctx, ncp.Frame{DstShort: short, ClusterID: 0x0034, Payload: append(req, 0x00)}); err != nil {
 			return "", fmt.Errorf("Mgmt_Leave_req: %w", err)
 		}
-		for {
+		// The Mgmt_Leave_rsp and the trust center's leave report come in either order.
+		answered, left := false, false
+		for !answered || !left {
 			select {
 			case ev := <-drv.Events():
-				if ev.Kind == ncp.EventLeft && ev.IEEE == ieee {
-					return fmt.Sprintf("nwk 0x%04x left", ev.Short), nil
+				switch {
+				case ev.Kind == ncp.EventLeft && ev.IEEE == ieee:
+					left = true
+				case ev.Kind == ncp.EventFrame && ev.Frame.ProfileID == 0 && ev.Frame.ClusterID == 0x8034 &&
+					len(ev.Frame.Payload) > 0 && ev.Frame.Payload[0] == 0x13:
+					answered = true
 				}
 			case <-ctx.Done():
-				return "", fmt.Errorf("no leave of %s: %w", leaving.IEEE, ctx.Err())
+				return "", fmt.Errorf("leave of %s: Mgmt_Leave_rsp %v, leave reported %v: %w", leaving.IEEE, answered, left, ctx.Err())
 			}
 		}
+		return fmt.Sprintf("nwk 0x%04x left", short), nil
 	}) {
 		return results
 	}

@@ -14,7 +14,10 @@ import (
 // Adaptive concurrency (ota.max_concurrent: auto) against the fixed default cap of 2, on a healthy mesh and
 // on a busy, lossy one. The fleet's clients take 40 ms to handle each block (a flash write; many real
 // clients also ask for a minimum block period), so one transfer leaves the channel mostly idle: that
-// headroom is what auto uses, and what the busy mesh's other traffic takes away.
+// headroom is what auto uses, and what the busy mesh's other traffic takes away. The simulator reports
+// each frame's wait for the channel and its MAC retries (ncp.StatsSender); auto halves its limit when the
+// wait exceeds ota.adaptive.channel_wait, so on the busy mesh it runs fewer transfers than cap 2 and the
+// other traffic waits less for the channel than it does under cap 2 (the "other traffic waited" figures).
 
 // adaptiveMesh is one link configuration of the comparison.
 type adaptiveMesh struct {

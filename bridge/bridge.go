@@ -118,7 +118,7 @@ type Bridge struct {
 	discoveryDone bool
 	existing      existing         // a network otabridge did not form (existing.go)
 	scanRunning   atomic.Bool      // a network scan runs
-	pendingEvents []map[string]any // events from the start, published once MQTT runs
+	pendingEvents []map[string]any // events from the start, published once MQTT is ready (guarded by mu)
 	share         stickShare       // handing the stick over to another add-on (stickshare.go)
 	// campaignSensors: campaigns whose HA sensor is published (true while running); batteryReads:
 	// devices whose battery is being read (campaign.go).
@@ -230,7 +230,10 @@ func (b *Bridge) Run(ctx context.Context) error {
 		b.engine.SetMaxFragmentedPayload(f.MaxFragmentedPayload())
 	}
 	b.engine.SetWallClock(time.Now)
-	b.send.onFailure = b.engine.SendFailed // congestion signal for max_concurrent: auto
+	b.send.onSent = func(dst zcl.IEEE, st ncp.SendStats, failed bool) { // congestion signals for max_concurrent: auto
+		b.engine.SendDone(dst, ota.SendReport{Failed: failed, Attempts: st.Attempts, MACRetries: st.MACRetries,
+			CCAFailures: st.CCAFailures, ChannelWait: st.ChannelWait})
+	}
 	b.saver = NewSaver(SaverConfig{Path: statePath, Snapshot: b.snapshot, Log: b.log})
 	restored := b.registry.Restore(state.Registry)
 	b.engine.Restore(state.OTA)
@@ -302,9 +305,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.goRun(b.housekeeping)
 	b.goRun(func() { store.Run(ctx) })
 	b.publishAll()
-	for _, ev := range b.pendingEvents {
-		b.pub.event(b.topic("bridge/event"), mustJSON(ev))
-	}
+	b.flushStartEvents()
 	if autoScan {
 		b.startScan("first start on a network otabridge did not form")
 	}
@@ -440,6 +441,28 @@ func (s *persistedState) check() error {
 }
 
 // publishStateCorrupt tells bridge/event (once, after the first connect) that the state file was refused.
+// flushStartEvents publishes the events of the start (an import applied or refused) once MQTT is ready —
+// from Run when it is already, else from the first connect — so that they are not dropped as events sent
+// while disconnected are.
+func (b *Bridge) addStartEvent(ev map[string]any) {
+	b.mu.Lock()
+	b.pendingEvents = append(b.pendingEvents, ev)
+	b.mu.Unlock()
+}
+
+func (b *Bridge) flushStartEvents() {
+	if b.mqtt == nil || !b.mqtt.Ready() {
+		return
+	}
+	b.mu.Lock()
+	evs := b.pendingEvents
+	b.pendingEvents = nil
+	b.mu.Unlock()
+	for _, ev := range evs {
+		b.pub.event(b.topic("bridge/event"), mustJSON(ev))
+	}
+}
+
 func (b *Bridge) publishStateCorrupt() {
 	b.mu.Lock()
 	c := b.stateCorrupt
@@ -786,6 +809,7 @@ func (b *Bridge) onDiscoveryConfig(topic string, payload []byte) {
 func (b *Bridge) onConnect() {
 	b.publishAll()
 	b.publishStateCorrupt()
+	b.flushStartEvents()
 	b.mu.Lock()
 	scan := b.staleScan
 	b.mu.Unlock()

@@ -143,14 +143,14 @@ func (b *Bridge) importAtStart(info ncp.NetworkInfo) error {
 	b.existing.record.Imported[importKey(*im)] = time.Now().UTC()
 	b.existing.mu.Unlock()
 	b.saveNetworkRecord()
-	b.pendingEvents = append(b.pendingEvents, map[string]any{"type": "import_applied",
+	b.addStartEvent(map[string]any{"type": "import_applied",
 		"data": map[string]any{"source": im.Source, "path": im.Path, "devices": n}})
 	return nil
 }
 
 func (b *Bridge) importRefused(err error) {
 	b.log.Error().Err(err).Msg("import refused: nothing changed")
-	b.pendingEvents = append(b.pendingEvents, map[string]any{"type": "import_refused", "data": map[string]any{"error": err.Error()}})
+	b.addStartEvent(map[string]any{"type": "import_refused", "data": map[string]any{"error": err.Error()}})
 }
 
 // runImportOnly is Run for `otabridge import`: it starts the radio (to read the network the stick

@@ -35,10 +35,11 @@ type sender struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	// failures counts frames the radio could not deliver (for bridge/info and tests); onFailure, when set
-	// before start, hears of each undelivered unicast (the OTA engine's congestion signal).
-	failures  int
-	onFailure func(dst zcl.IEEE)
+	// failures counts frames the radio could not deliver (for bridge/info and tests); onSent, when set
+	// before start, hears how each unicast went: its statistics when the radio reports them
+	// (ncp.StatsSender) and whether the stick failed it (the OTA engine's congestion signals).
+	failures int
+	onSent   func(dst zcl.IEEE, st ncp.SendStats, failed bool)
 	// inFlight counts frames queued or being sent; idle is closed while it is 0 (see waitIdle).
 	inFlight int
 	idle     chan struct{}
@@ -118,8 +119,20 @@ func (s *sender) run(key uint64, q *sendQueue) {
 		s.mu.Unlock()
 
 		ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
-		err := s.radio.Send(ctx, f)
+		var (
+			st  ncp.SendStats
+			err error
+		)
+		if ss, ok := s.radio.(ncp.StatsSender); ok {
+			st, err = ss.SendWithStats(ctx, f)
+		} else {
+			err = s.radio.Send(ctx, f)
+		}
 		cancel()
+		deliveryFailed := errors.As(err, new(*ncp.SendError))
+		if s.onSent != nil && key != 0 && (err == nil || deliveryFailed) {
+			s.onSent(zcl.IEEE(key), st, deliveryFailed)
+		}
 		s.mu.Lock()
 		s.doneLocked(1)
 		if err != nil {
@@ -128,10 +141,8 @@ func (s *sender) run(key uint64, q *sendQueue) {
 		s.mu.Unlock()
 		if err != nil {
 			lvl := s.log.Debug()
-			if !errors.As(err, new(*ncp.SendError)) {
+			if !deliveryFailed {
 				lvl = s.log.Warn()
-			} else if s.onFailure != nil && key != 0 {
-				s.onFailure(zcl.IEEE(key))
 			}
 			lvl.Err(err).Stringer("ieee", zcl.IEEE(key)).Str("nwk", hex16(f.DstShort)).
 				Uint16("cluster", f.ClusterID).Msg("frame not delivered")

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/otabridge/otabridge/zcl"
 )
@@ -47,6 +48,29 @@ type Radio interface {
 type Fragmenter interface {
 	// MaxFragmentedPayload is the largest APS payload Send carries fragmented (0: fragmentation is off).
 	MaxFragmentedPayload() int
+}
+
+// StatsSender is implemented by a Radio that can tell how hard one frame was to send (an optional part of
+// the contract; the bridge uses Send when a driver lacks it). SendWithStats is Send that also returns the
+// frame's SendStats, on success and on failure alike (zero where the driver cannot tell). The OTA engine's
+// adaptive concurrency (`max_concurrent: auto`) reads them as its congestion signal: MAC retries and time
+// spent waiting for a busy channel rise before frames are lost.
+type StatsSender interface {
+	SendWithStats(ctx context.Context, f Frame) (SendStats, error)
+}
+
+// SendStats is what one frame cost on the coordinator's own hop (the first hop of a unicast). All fields
+// are zero when unknown.
+type SendStats struct {
+	// Attempts is the number of MAC transmissions of the frame (its fragments' included) on the first hop,
+	// MACRetries how many of them were retransmissions after a missing MAC ack.
+	Attempts, MACRetries int
+	// CCAFailures counts channel access attempts that found the channel busy (a driver that models the
+	// wait instead reports ChannelWait).
+	CCAFailures int
+	// ChannelWait is the time the frame waited for the channel to be free before its first attempt
+	// (queueing behind other devices' traffic and the coordinator's own).
+	ChannelWait time.Duration
 }
 
 // NetworkInfo describes the coordinator and its network after Start.

@@ -95,6 +95,13 @@ type AdaptiveConfig struct {
 	// RetryRatio: an interval where more than this share of block requests repeat an offset already served
 	// (the client retried: a lost frame) or a send failed is congested (default 0.05).
 	RetryRatio float64 `yaml:"retry_ratio" json:"retry_ratio"`
+	// ChannelWait: an interval whose frames to devices waited on average longer than this for a busy
+	// channel (the home's other traffic and our own queue ahead of them) is congested (default 8ms). Only
+	// radios that report per-frame statistics (ncp.StatsSender: the simulator) give this signal.
+	ChannelWait time.Duration `yaml:"channel_wait" json:"channel_wait"`
+	// MACRetryRatio: an interval where more than this share of MAC transmissions were retries or found
+	// the channel busy (CCA failures) is congested (default 0.25).
+	MACRetryRatio float64 `yaml:"mac_retry_ratio" json:"mac_retry_ratio"`
 }
 
 func (a AdaptiveConfig) withDefaults() AdaptiveConfig {
@@ -120,6 +127,12 @@ func (a AdaptiveConfig) withDefaults() AdaptiveConfig {
 	if a.RetryRatio <= 0 {
 		a.RetryRatio = 0.05
 	}
+	if a.ChannelWait <= 0 {
+		a.ChannelWait = DefaultChannelWait
+	}
+	if a.MACRetryRatio <= 0 {
+		a.MACRetryRatio = 0.25
+	}
 	return a
 }
 
@@ -135,9 +148,16 @@ func (a AdaptiveConfig) validate() error {
 		return fmt.Errorf("ota.adaptive.rtt_factor: %g must be above 1", a.RTTFactor)
 	case a.RetryRatio < 0 || a.RetryRatio >= 1:
 		return fmt.Errorf("ota.adaptive.retry_ratio: %g is out of range (0..1)", a.RetryRatio)
+	case a.MACRetryRatio < 0 || a.MACRetryRatio >= 1:
+		return fmt.Errorf("ota.adaptive.mac_retry_ratio: %g is out of range (0..1)", a.MACRetryRatio)
+	case a.ChannelWait < 0:
+		return fmt.Errorf("ota.adaptive.channel_wait: %s is negative", a.ChannelWait)
 	}
 	return nil
 }
+
+// DefaultChannelWait is the default of ota.adaptive.channel_wait.
+const DefaultChannelWait = 8 * time.Millisecond
 
 // holdIntervals is how many intervals the limit stays put after a raise that brought no more blocks.
 const holdIntervals = 6
@@ -152,6 +172,10 @@ type aimd struct {
 	rttSum                    time.Duration
 	rttN                      int
 	saturated                 bool // every slot was in use at some point of the interval with devices waiting
+	// Radio statistics of the interval's frames (SendReport): frames reported, their MAC attempts,
+	// retries and CCA failures, and the time they waited for the channel.
+	sends, attempts, macRetries, ccaFailures int
+	channelWait                              time.Duration
 	// baseRTT is the smallest interval mean round trip seen (the uncongested channel).
 	baseRTT time.Duration
 	// raisedFrom is the limit before the last raise (0: the last interval did not raise) and raisedBlocks
@@ -196,14 +220,35 @@ func (a *aimd) block(rtt time.Duration, retry bool) {
 	}
 }
 
+// sent records the radio's report of one frame to a device.
+func (a *aimd) sent(r SendReport) {
+	if r.Failed {
+		a.failures++
+	}
+	if r.Attempts == 0 && r.ChannelWait == 0 && r.MACRetries == 0 && r.CCAFailures == 0 {
+		return // the radio tells nothing about this frame
+	}
+	a.sends++
+	a.attempts += max(r.Attempts, 1)
+	a.macRetries += r.MACRetries
+	a.ccaFailures += r.CCAFailures
+	a.channelWait += r.ChannelWait
+}
+
 // decision is the result of one interval.
 type decision struct {
-	from, to  int
-	meanRTT   time.Duration
-	baseRTT   time.Duration
-	blocks    int
-	retries   int
-	failures  int
+	from, to int
+	meanRTT  time.Duration
+	baseRTT  time.Duration
+	blocks   int
+	retries  int
+	failures int
+	// meanWait is the frames' mean wait for the channel, macRetryShare the share of MAC transmissions
+	// that were retries or CCA failures (both 0 without radio statistics).
+	meanWait      time.Duration
+	macRetryShare float64
+	// reason says which signal found the interval congested ("" when none).
+	reason    string
 	congested bool
 }
 
@@ -220,6 +265,10 @@ func (a *aimd) step(now time.Time) (decision, bool) {
 		}
 	}
 	d.baseRTT = a.baseRTT
+	if a.sends > 0 {
+		d.meanWait = a.channelWait / time.Duration(a.sends)
+		d.macRetryShare = float64(a.macRetries+a.ccaFailures) / float64(a.attempts+a.ccaFailures)
+	}
 	events := a.blocks + a.failures
 	settling := a.settling
 	a.settling = false
@@ -238,8 +287,17 @@ func (a *aimd) step(now time.Time) (decision, bool) {
 		a.holdLeft--
 	}
 	switch {
-	case events > 0 && float64(a.retries+a.failures) > a.cfg.RetryRatio*float64(events),
-		d.meanRTT > 0 && a.baseRTT > 0 && float64(d.meanRTT) > a.cfg.RTTFactor*float64(a.baseRTT):
+	case events > 0 && float64(a.retries+a.failures) > a.cfg.RetryRatio*float64(events):
+		d.reason = "repeated blocks or send failures"
+	case d.meanRTT > 0 && a.baseRTT > 0 && float64(d.meanRTT) > a.cfg.RTTFactor*float64(a.baseRTT):
+		d.reason = "block round trips"
+	case a.sends > 0 && d.meanWait > a.cfg.ChannelWait:
+		d.reason = "channel busy"
+	case a.sends > 0 && d.macRetryShare > a.cfg.MACRetryRatio:
+		d.reason = "MAC retries"
+	}
+	switch {
+	case d.reason != "":
 		// Losses or queueing: multiplicative decrease.
 		d.congested = true
 		a.limit = max(a.cfg.Min, a.limit/2)
@@ -266,6 +324,7 @@ func (a *aimd) step(now time.Time) (decision, bool) {
 	a.Peak = max(a.Peak, a.limit)
 	d.to = a.limit
 	a.blocks, a.retries, a.failures, a.rttSum, a.rttN, a.saturated = 0, 0, 0, 0, 0, false
+	a.sends, a.attempts, a.macRetries, a.ccaFailures, a.channelWait = 0, 0, 0, 0, 0
 	a.ivActive, a.ivTime = 0, 0
 	a.last = now
 	return d, true

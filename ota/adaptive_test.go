@@ -47,3 +47,56 @@ func TestAIMDRules(t *testing.T) {
 	assert.Equal(t, 1, interval(100, 0, 50*time.Millisecond, 1, false).to, "not saturated: no raise")
 	assert.Equal(t, 3, a.Decreases, "three decreases lowered the limit")
 }
+
+// The radio's per-frame statistics (ncp.StatsSender through SendDone): time waiting for a busy channel
+// and MAC retries / CCA failures above their thresholds halve the limit; below them the clean,
+// saturated interval raises it.
+func TestAIMDRadioSignals(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	a := newAIMD(AdaptiveConfig{Start: 4, ChannelWait: 10 * time.Millisecond, MACRetryRatio: 0.2}, t0)
+	at := t0
+	interval := func(frames int, r SendReport) decision {
+		t.Helper()
+		for range frames {
+			a.block(50*time.Millisecond, false)
+			a.sent(r)
+		}
+		a.ivActive, a.ivTime, a.saturated = float64(a.limit)*10, 10, true
+		at = at.Add(10 * time.Second)
+		d, ok := a.step(at)
+		assert.True(t, ok)
+		return d
+	}
+	d := interval(100, SendReport{Attempts: 1, ChannelWait: 25 * time.Millisecond})
+	assert.Equal(t, 2, d.to, "frames waited 25 ms for the channel (> 10 ms): halved")
+	assert.Equal(t, "channel busy", d.reason)
+	assert.Equal(t, 25*time.Millisecond, d.meanWait)
+
+	d = interval(100, SendReport{Attempts: 1, ChannelWait: 4 * time.Millisecond})
+	assert.Equal(t, 3, d.to, "4 ms is below the threshold: one more")
+	assert.False(t, d.congested)
+	interval(100, SendReport{Attempts: 1, ChannelWait: 4 * time.Millisecond}) // the interval after a raise settles
+
+	d = interval(100, SendReport{Attempts: 4, MACRetries: 1, CCAFailures: 1})
+	assert.InDelta(t, 0.4, d.macRetryShare, 1e-9, "(1 retry + 1 CCA failure) / (4 attempts + 1 CCA failure)")
+	assert.Equal(t, "MAC retries", d.reason)
+	assert.Equal(t, 1, d.to, "40 % of the transmissions were retries or found the channel busy: halved")
+
+	d = interval(100, SendReport{Attempts: 10, MACRetries: 1})
+	assert.False(t, d.congested, "10 % retries is below mac_retry_ratio")
+	assert.Equal(t, 2, d.to)
+
+	// A radio without statistics reports zeros: no signal, the interval is judged on blocks alone.
+	b := newAIMD(AdaptiveConfig{}, t0)
+	for range 100 {
+		b.block(50*time.Millisecond, false)
+		b.sent(SendReport{})
+	}
+	b.saturated, b.ivActive, b.ivTime = true, 20, 10
+	d, _ = b.step(t0.Add(10 * time.Second))
+	assert.Zero(t, b.sends)
+	assert.Equal(t, time.Duration(0), d.meanWait)
+	assert.Equal(t, 3, d.to, "no radio statistics: raised on clean blocks")
+	b.sent(SendReport{Failed: true})
+	assert.Equal(t, 1, b.failures, "a failed send without statistics still counts as a failure")
+}

@@ -141,10 +141,26 @@ func (e *Engine) pauseAtBlockLocked(d *device) bool {
 // SendFailed tells the engine that a frame to the device could not be delivered (the radio's send
 // confirmation failed): a congestion signal for max_concurrent: auto.
 func (e *Engine) SendFailed(ieee zcl.IEEE) {
+	e.SendDone(ieee, SendReport{Failed: true})
+}
+
+// SendReport is the radio's confirmation of one frame to a device, with what it cost when the radio
+// tells (ncp.SendStats; zero otherwise).
+type SendReport struct {
+	Failed bool // the radio could not deliver it
+	// Attempts and MACRetries are its MAC transmissions and the retries among them, CCAFailures the
+	// channel access attempts that found the channel busy, ChannelWait its wait for the channel.
+	Attempts, MACRetries, CCAFailures int
+	ChannelWait                       time.Duration
+}
+
+// SendDone tells the engine how a frame to the device went: congestion signals for max_concurrent: auto
+// (send failures, MAC retries, channel access failures, time waiting for a busy channel).
+func (e *Engine) SendDone(ieee zcl.IEEE, r SendReport) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.aimd != nil {
-		e.aimd.failures++
+		e.aimd.sent(r)
 	}
 }
 
@@ -166,7 +182,9 @@ func (e *Engine) adaptLocked(now time.Time) {
 	}
 	e.log.Info().Int("from", dec.from).Int("to", dec.to).Int("active", e.active).Int("blocks", dec.blocks).
 		Int("retries", dec.retries).Int("send_failures", dec.failures).Dur("mean_rtt", dec.meanRTT).
-		Dur("base_rtt", dec.baseRTT).Bool("congested", dec.congested).Msg("adaptive concurrency")
+		Dur("base_rtt", dec.baseRTT).Dur("mean_channel_wait", dec.meanWait).
+		Float64("mac_retry_share", dec.macRetryShare).Str("signal", dec.reason).Bool("congested", dec.congested).
+		Msg("adaptive concurrency")
 	if dec.to > dec.from {
 		e.pumpLocked()
 	}

@@ -296,8 +296,16 @@ func fleetYAML(n int, link string) (string, []zcl.IEEE) {
 	return netYAML(link, devs...), ieees
 }
 
-// runSimFleet updates every device and returns the virtual time the fleet took and the adaptive figures.
-func runSimFleet(t *testing.T, yaml string, ieees []zcl.IEEE, cfg EngineConfig, img *Image) (time.Duration, AdaptiveStats) {
+// fleetRun is one fleet of runSimFleet: the virtual time it took, the adaptive figures, and the mean time
+// a frame of the home's other traffic (link.background) waited for the channel.
+type fleetRun struct {
+	took   time.Duration
+	stats  AdaptiveStats
+	bgWait time.Duration
+}
+
+// runSimFleet updates every device and returns how the fleet went.
+func runSimFleet(t *testing.T, yaml string, ieees []zcl.IEEE, cfg EngineConfig, img *Image) fleetRun {
 	r := newSimRig(t, yaml, cfg, img)
 	for _, ieee := range ieees {
 		_, err := r.eng.Update(ieee, nil)
@@ -315,29 +323,48 @@ func runSimFleet(t *testing.T, yaml string, ieees []zcl.IEEE, cfg EngineConfig, 
 	for _, ieee := range ieees {
 		r.assertUpgraded(ieee, img)
 	}
-	return r.h.Now() - start, r.eng.Adaptive()
+	run := fleetRun{took: r.h.Now() - start, stats: r.eng.Adaptive()}
+	if ls := r.h.Net.Stats(); ls.BackgroundFrames > 0 {
+		run.bgWait = ls.BackgroundWait / time.Duration(ls.BackgroundFrames)
+	}
+	return run
 }
 
 // max_concurrent: auto finishes a fleet sooner than cap 2 on a healthy mesh, and backs off on a busy, lossy
-// one (other devices' traffic on the channel, 8 % loss per attempt).
+// one (other devices' traffic on the channel, 8 % loss per attempt): the simulator reports each frame's wait
+// for the channel (ncp.StatsSender), so auto runs fewer transfers than cap 2 and the other traffic waits
+// less than it does under cap 2.
 func TestEngineOnSimAdaptiveConcurrency(t *testing.T) {
 	if testing.Short() {
-		t.Skip("simulates three fleets")
+		t.Skip("simulates four fleets")
 	}
 	img := makeImage(t, 0x1234, 1, 2, 12_000)
+	auto := EngineConfig{MaxConcurrent: ConcurrencyAuto}
 	healthy, ieees := fleetYAML(16, realisticLink)
-	fixed, _ := runSimFleet(t, healthy, ieees, EngineConfig{MaxConcurrent: 2}, img)
-	auto, hs := runSimFleet(t, healthy, ieees, EngineConfig{MaxConcurrent: ConcurrencyAuto}, img)
-	t.Logf("healthy: cap 2 %s, auto %s %+v", fixed, auto, hs)
-	assert.Less(t, auto, fixed, "auto finishes sooner on a healthy mesh")
-	assert.Greater(t, hs.Peak, 2)
-	assert.Greater(t, hs.MeanActive, 2.0)
+	fixed := runSimFleet(t, healthy, ieees, EngineConfig{MaxConcurrent: 2}, img)
+	adaptive := runSimFleet(t, healthy, ieees, auto, img)
+	t.Logf("healthy: cap 2 %s, auto %s %+v", fixed.took, adaptive.took, adaptive.stats)
+	assert.Less(t, adaptive.took, fixed.took, "auto finishes sooner on a healthy mesh")
+	assert.Greater(t, adaptive.stats.Peak, 2)
+	assert.Greater(t, adaptive.stats.MeanActive, 2.0)
 
-	busy, _ := fleetYAML(16, "  mode: realistic\n  loss: 0.08\n  background:\n    rate: 150\n    payload: 60")
-	_, bs := runSimFleet(t, busy, ieees, EngineConfig{MaxConcurrent: ConcurrencyAuto}, img)
-	t.Logf("busy, lossy: auto %+v", bs)
-	assert.Greater(t, bs.Decreases, hs.Decreases, "auto backs off on a busy, lossy mesh")
-	assert.Less(t, bs.MeanActive, hs.MeanActive, "fewer transfers at once on the busy mesh")
+	busy, _ := fleetYAML(16, "  mode: realistic\n  loss: 0.08\n  background:\n    rate: 80\n    payload: 60")
+	busyFixed := runSimFleet(t, busy, ieees, EngineConfig{MaxConcurrent: 2}, img)
+	busyAuto := runSimFleet(t, busy, ieees, auto, img)
+	t.Logf("busy, lossy: cap 2 %s, other traffic waited %s a frame; auto %s, %s a frame, %+v",
+		busyFixed.took, busyFixed.bgWait, busyAuto.took, busyAuto.bgWait, busyAuto.stats)
+	assert.Positive(t, busyAuto.stats.Decreases, "auto backs off on a busy, lossy mesh")
+	assert.Less(t, busyAuto.stats.MeanActive, 2.0, "fewer transfers at once than cap 2 on the busy mesh")
+	assert.Less(t, busyAuto.stats.MeanActive, adaptive.stats.MeanActive, "fewer transfers at once than on the healthy mesh")
+	assert.LessOrEqual(t, busyAuto.bgWait, busyFixed.bgWait, "the home's other traffic waits no longer than under cap 2")
+
+	// Without the channel signal (a threshold no wait reaches) auto holds its own against the losses alone
+	// and the other traffic waits longer: the signal is what backs it off.
+	blind := runSimFleet(t, busy, ieees, EngineConfig{MaxConcurrent: ConcurrencyAuto,
+		Adaptive: AdaptiveConfig{ChannelWait: time.Hour, MACRetryRatio: 0.99}}, img)
+	t.Logf("busy, lossy, auto without the channel signal: %s, other traffic waited %s a frame, %+v", blind.took, blind.bgWait, blind.stats)
+	assert.Greater(t, blind.stats.MeanActive, busyAuto.stats.MeanActive)
+	assert.Greater(t, blind.bgWait, busyAuto.bgWait)
 }
 
 func TestConcurrencyConfig(t *testing.T) {
@@ -354,6 +381,8 @@ func TestConcurrencyConfig(t *testing.T) {
 	assert.ErrorContains(t, EngineConfig{WindowEnd: "stop"}.Validate(), "window_end")
 	assert.ErrorContains(t, EngineConfig{Window: WindowList{"9-5"}}.Validate(), "ota.window")
 	assert.ErrorContains(t, EngineConfig{Adaptive: AdaptiveConfig{Min: 5, Max: 2}}.Validate(), "ota.adaptive")
+	assert.ErrorContains(t, EngineConfig{Adaptive: AdaptiveConfig{MACRetryRatio: 1.5}}.Validate(), "mac_retry_ratio")
+	assert.ErrorContains(t, EngineConfig{Adaptive: AdaptiveConfig{ChannelWait: -time.Second}}.Validate(), "channel_wait")
 	assert.NoError(t, EngineConfig{MaxConcurrent: ConcurrencyAuto, Window: WindowList{"mon-fri 01:00-05:00"}}.Validate())
 }
 

@@ -3,6 +3,7 @@ package ota
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -40,6 +41,7 @@ type simOutput struct {
 	// onCampaign sees every campaign publication (CampaignOutput).
 	onCampaign func(CampaignStatus)
 	blocks     map[int]int // successful Image Block Responses sent, by data size
+	eng        *Engine     // hears of every frame's confirmation (SendDone)
 }
 
 func (o *simOutput) CampaignChanged(st CampaignStatus) {
@@ -54,7 +56,11 @@ func (o *simOutput) SendZCL(dst zcl.IEEE, frame []byte, opt SendOptions) {
 			o.blocks[len(resp.Data)]++
 		}
 	}
-	o.h.SendCluster(dst, zcl.ClusterOTA, bytes.Clone(frame), opt.APSAck)
+	o.h.SendClusterStats(dst, zcl.ClusterOTA, bytes.Clone(frame), opt.APSAck, func(st ncp.SendStats, err error) {
+		// The radio's report, as the bridge's sender passes it: max_concurrent: auto's congestion signal.
+		o.eng.SendDone(dst, SendReport{Failed: errors.As(err, new(*ncp.SendError)), Attempts: st.Attempts,
+			MACRetries: st.MACRetries, CCAFailures: st.CCAFailures, ChannelWait: st.ChannelWait})
+	})
 }
 
 func (o *simOutput) BroadcastZCL(frame []byte) {
@@ -77,6 +83,7 @@ func newSimRig(t testing.TB, yaml string, cfg EngineConfig, images ...*Image) *s
 	cat := &testCatalog{images: images}
 	out := &simOutput{recOutput: newRecOutput(h.Clock), h: h, readTSNs: map[uint8]zcl.IEEE{}, blocks: map[int]int{}}
 	eng := NewEngine(cfg, cat, out, h.Clock, zerolog.Nop())
+	out.eng = eng
 	eng.SetMaxAPSPayload(h.Net.MaxAPSPayload())
 	eng.SetMaxFragmentedPayload(h.Net.MaxFragmentedPayload())
 	t.Cleanup(eng.Close)

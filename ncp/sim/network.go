@@ -319,28 +319,42 @@ func (n *Network) Close() error {
 // Send transmits one APS frame and waits for its confirmation (see ncp.Radio). Someone must drive the
 // virtual clock meanwhile (Pace); single-goroutine harnesses use SendAsync.
 func (n *Network) Send(ctx context.Context, f ncp.Frame) error {
+	_, err := n.SendWithStats(ctx, f)
+	return err
+}
+
+var _ ncp.StatsSender = (*Network)(nil)
+
+// SendWithStats is Send that also reports what the frame cost on the coordinator's hop (ncp.StatsSender):
+// the time it waited for the channel (other devices' traffic and the coordinator's own frames before it),
+// its MAC attempts and retries, summed over APS retries.
+func (n *Network) SendWithStats(ctx context.Context, f ncp.Frame) (ncp.SendStats, error) {
 	if n.closed.Load() {
-		return ncp.ErrClosed
+		return ncp.SendStats{}, ncp.ErrClosed
 	}
 	if !n.isStarted() {
-		return ncp.ErrNotStarted
+		return ncp.SendStats{}, ncp.ErrNotStarted
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return ncp.SendStats{}, err
 	}
-	ch := make(chan error, 1)
+	type result struct {
+		st  ncp.SendStats
+		err error
+	}
+	ch := make(chan result, 1)
 	// The host now waits for the simulation (this sender is blocked until the confirmation): the clock
 	// holds of events it has not answered yet must not stop time meanwhile, or both would stall.
 	waited := n.clk.WaitFor()
 	defer waited()
-	n.SendAsync(f, func(err error) { ch <- err })
+	n.SendAsyncStats(f, func(st ncp.SendStats, err error) { ch <- result{st, err} })
 	select {
-	case err := <-ch:
-		return err
+	case r := <-ch:
+		return r.st, r.err
 	case <-ctx.Done():
-		return ctx.Err()
+		return ncp.SendStats{}, ctx.Err()
 	case <-n.stop:
-		return ncp.ErrClosed
+		return ncp.SendStats{}, ncp.ErrClosed
 	}
 }
 
@@ -349,21 +363,30 @@ func (n *Network) Send(ctx context.Context, f ncp.Frame) error {
 // copied.
 func (n *Network) SendAsync(f ncp.Frame, done func(error)) {
 	if done == nil {
-		done = func(error) {}
+		n.SendAsyncStats(f, nil)
+		return
+	}
+	n.SendAsyncStats(f, func(_ ncp.SendStats, err error) { done(err) })
+}
+
+// SendAsyncStats is SendAsync whose confirmation also carries the frame's SendStats (see SendWithStats).
+func (n *Network) SendAsyncStats(f ncp.Frame, done func(ncp.SendStats, error)) {
+	if done == nil {
+		done = func(ncp.SendStats, error) {}
 	}
 	if n.closed.Load() {
-		n.clk.AfterFunc(0, func() { done(ncp.ErrClosed) })
+		n.clk.AfterFunc(0, func() { done(ncp.SendStats{}, ncp.ErrClosed) })
 		return
 	}
 	if !n.isStarted() {
-		n.clk.AfterFunc(0, func() { done(ncp.ErrNotStarted) })
+		n.clk.AfterFunc(0, func() { done(ncp.SendStats{}, ncp.ErrNotStarted) })
 		return
 	}
 	f.Payload = append([]byte(nil), f.Payload...)
 	defer n.hostAnswered() // after scheduling: the frame leaves at the time the host answered
 	n.clk.AfterFunc(0, func() {
 		if n.closed.Load() {
-			done(ncp.ErrClosed)
+			done(ncp.SendStats{}, ncp.ErrClosed)
 			return
 		}
 		n.send(f, done)
@@ -499,9 +522,10 @@ type message struct {
 	done       func(error) // the coordinator's send confirmation; nil for device frames and ZDO answers
 	ackTimer   clock.Timer
 	gen        uint64
-	epoch      uint64   // the sending device's life (device frames)
-	isAck      bool     // this message is an APS ack of ackOf
-	ackOf      *message // for isAck
+	stats      ncp.SendStats // coordinator frames: what its first hop cost (every APS try), for SendWithStats
+	epoch      uint64        // the sending device's life (device frames)
+	isAck      bool          // this message is an APS ack of ackOf
+	ackOf      *message      // for isAck
 }
 
 // finish confirms the message once.
@@ -514,7 +538,8 @@ func (m *message) finish(err error) {
 }
 
 // send starts a coordinator frame from the bridge (clock goroutine).
-func (n *Network) send(f ncp.Frame, done func(error)) {
+func (n *Network) send(f ncp.Frame, doneStats func(ncp.SendStats, error)) {
+	done := func(err error) { doneStats(ncp.SendStats{}, err) }
 	if !n.coordOnline {
 		done(ncp.ErrNotStarted)
 		return
@@ -540,13 +565,12 @@ func (n *Network) send(f ncp.Frame, done func(error)) {
 	}
 	m := &message{
 		kind: kind, dev: d, profile: f.ProfileID, cluster: f.ClusterID, srcEP: f.SrcEndpoint, dstEP: f.DstEndpoint,
-		dstShort: f.DstShort, payload: f.Payload, done: done,
+		dstShort: f.DstShort, payload: f.Payload,
 	}
 	n.nextID++
 	m.id = n.nextID
 	n.inflight[m.id] = m
-	inner := m.done
-	m.done = func(err error) { delete(n.inflight, m.id); inner(err) }
+	m.done = func(err error) { delete(n.inflight, m.id); doneStats(m.stats, err) }
 	if e := n.log.Debug(); e.Enabled() {
 		e.Str("ieee", d.cfg.IEEE.String()).Str("kind", kind).Uint16("cluster", f.ClusterID).
 			Bool("aps_ack", f.APSAck).Hex("payload", f.Payload).Msg("tx frame")
@@ -615,10 +639,21 @@ func (n *Network) transmitHop(m *message, done int, last bool) {
 		return // a device that is off the air sends nothing
 	}
 	var ok bool
+	own := !m.up && done == 0 && m.done != nil // the coordinator's own hop of a frame the host sent
+	var framesBefore, retriesBefore int
+	if own {
+		m.stats.ChannelWait += max(n.freeAt.Sub(n.clk.Now()), 0)
+		framesBefore, retriesBefore = n.macCounts()
+	}
 	if m.fragmented && !m.broadcast {
 		ok = n.occupyFragments(m, n.lossRate(d), rxOnline, last)
 	} else {
 		_, ok = n.occupy(m.kind, len(m.payload), !m.broadcast, n.lossRate(d), rxOnline)
+	}
+	if own {
+		frames, retries := n.macCounts()
+		m.stats.Attempts += frames - framesBefore
+		m.stats.MACRetries += retries - retriesBefore
 	}
 	n.afterReservation(func() { n.hopDone(m, done, ok) })
 }
@@ -1010,6 +1045,13 @@ func (n *Network) countMessage(kind string) {
 	k.Messages++
 	n.stats.PerKind[kind] = k
 	n.mu.Unlock()
+}
+
+// macCounts returns the frames and MAC retries put on the air so far.
+func (n *Network) macCounts() (frames, retries int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.stats.Frames, n.stats.MACRetries
 }
 
 func (n *Network) addStats(f func(*LinkStats)) {

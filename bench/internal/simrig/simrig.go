@@ -8,6 +8,7 @@ package simrig
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -172,8 +173,13 @@ func (o *output) send(dst zcl.IEEE, cluster uint16, frame []byte, apsAck bool) {
 	if d == nil {
 		return
 	}
-	o.net.SendAsync(ncp.Frame{DstShort: d.NWK(), DstEndpoint: d.Config().Endpoint, SrcEndpoint: ncp.CoordinatorEndpoint,
-		ClusterID: cluster, ProfileID: zcl.ProfileHomeAutomation, APSAck: apsAck, Payload: frame}, nil)
+	o.net.SendAsyncStats(ncp.Frame{DstShort: d.NWK(), DstEndpoint: d.Config().Endpoint, SrcEndpoint: ncp.CoordinatorEndpoint,
+		ClusterID: cluster, ProfileID: zcl.ProfileHomeAutomation, APSAck: apsAck, Payload: frame},
+		func(st ncp.SendStats, err error) {
+			// The radio's report, as the bridge's sender passes it: max_concurrent: auto's congestion signal.
+			o.eng.SendDone(dst, ota.SendReport{Failed: errors.As(err, new(*ncp.SendError)), Attempts: st.Attempts,
+				MACRetries: st.MACRetries, CCAFailures: st.CCAFailures, ChannelWait: st.ChannelWait})
+		})
 }
 
 func (o *output) SendZCL(dst zcl.IEEE, frame []byte, opt ota.SendOptions) {

@@ -146,12 +146,21 @@ func (h *Harness) RunUntil(cond func() bool, max time.Duration) bool {
 // Send sends an APS frame from the coordinator; done (nil allowed) gets the confirmation on the clock
 // goroutine.
 func (h *Harness) Send(f ncp.Frame, done func(error)) {
-	h.Net.SendAsync(f, func(err error) {
+	h.SendWithStats(f, func(_ ncp.SendStats, err error) {
+		if done != nil {
+			done(err)
+		}
+	})
+}
+
+// SendWithStats is Send whose confirmation also carries what the frame cost on the coordinator's hop.
+func (h *Harness) SendWithStats(f ncp.Frame, done func(ncp.SendStats, error)) {
+	h.Net.SendAsyncStats(f, func(st ncp.SendStats, err error) {
 		if err != nil {
 			h.SendErrors = append(h.SendErrors, err)
 		}
 		if done != nil {
-			done(err)
+			done(st, err)
 		}
 	})
 }
@@ -164,11 +173,17 @@ func (h *Harness) SendZCL(dst zcl.IEEE, frame []byte, apsAck bool) {
 // SendCluster sends a ZCL frame on cluster from endpoint 1 to the device's endpoint.
 func (h *Harness) SendCluster(dst zcl.IEEE, cluster uint16, frame []byte, apsAck bool) {
 	h.T.Helper()
+	h.SendClusterStats(dst, cluster, frame, apsAck, nil)
+}
+
+// SendClusterStats is SendCluster with the confirmation and the frame's statistics going to done (nil allowed).
+func (h *Harness) SendClusterStats(dst zcl.IEEE, cluster uint16, frame []byte, apsAck bool, done func(ncp.SendStats, error)) {
+	h.T.Helper()
 	d := h.Device(dst)
-	h.Send(ncp.Frame{
+	h.SendWithStats(ncp.Frame{
 		DstShort: d.NWK(), DstEndpoint: d.Config().Endpoint, SrcEndpoint: ncp.CoordinatorEndpoint,
 		ClusterID: cluster, ProfileID: zcl.ProfileHomeAutomation, APSAck: apsAck, Payload: frame,
-	}, nil)
+	}, done)
 }
 
 // Broadcast sends a ZCL frame on cluster to a broadcast address (ncp.BroadcastAll, …), endpoint 0xFF.
