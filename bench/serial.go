@@ -13,6 +13,7 @@ import (
 	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/ncp/ezsp"
 	"github.com/otabridge/otabridge/ncp/ezsp/fakestick"
+	"github.com/otabridge/otabridge/ncp/serialport"
 	"github.com/otabridge/otabridge/ncp/sim"
 	"github.com/otabridge/otabridge/ncp/zboss"
 	zbossfake "github.com/otabridge/otabridge/ncp/zboss/fakestick"
@@ -41,30 +42,29 @@ func (r serialResult) blocksPerSecond() float64 { return float64(r.blocks) / r.e
 // fragmented says the block's response is larger than one unfragmented APS frame (82 B).
 func (r serialResult) fragmented() bool { return r.block+sim.BlockResponseOverhead > sim.MaxAPSPayload }
 
-// pacedPort is the host's end of the in-memory serial line: its writes are paced to 10 bits per byte at the
-// baud rate, as a UART would (the fake stick paces its own direction).
+// pacedPort is the host's end of the in-memory serial line: each write reaches the stick when a UART at the
+// baud rate would have sent its last byte (the fake stick paces its own direction the same way), so neither
+// side can answer a frame before it has crossed the line.
 type pacedPort struct {
 	net.Conn
-	baud int
-
-	mu   sync.Mutex
-	free time.Time
+	pacer serialport.Pacer
+	done  chan struct{}
 }
 
 func (p *pacedPort) Write(b []byte) (int, error) {
-	n, err := p.Conn.Write(b)
-	p.mu.Lock()
-	now := time.Now()
-	if p.free.Before(now) {
-		p.free = now
+	if !p.pacer.Wait(len(b), p.done) {
+		return 0, net.ErrClosed
 	}
-	p.free = p.free.Add(time.Duration(n) * 10 * time.Second / time.Duration(p.baud))
-	wait := time.Until(p.free)
-	p.mu.Unlock()
-	if wait > 2*time.Millisecond { // sleep off the debt in steps: tiny sleeps overshoot
-		time.Sleep(wait)
+	return p.Conn.Write(b)
+}
+
+func (p *pacedPort) Close() error {
+	select {
+	case <-p.done:
+	default:
+		close(p.done)
 	}
-	return n, err
+	return p.Conn.Close()
 }
 
 // serialStick is a fake stick the serial bench drives.
@@ -81,18 +81,18 @@ var serialProtocols = []string{"ezsp", "znp", "zboss"}
 func newSerialPair(protocol string, memnet *fakestick.MemNetwork, baud int, open ezsp.Opener) (serialStick, ncp.Radio, func() (int64, int64)) {
 	switch protocol {
 	case "znp":
-		stick := znpfake.New(memnet, znpfake.Config{Baud: baud})
+		stick := znpfake.New(memnet, znpfake.Config{Baud: baud, PrecisePacing: true})
 		drv := znp.New(znp.Config{Port: "bench-line", Baud: baud}, zerolog.Nop(), znp.WithOpener(znp.Opener(open)))
 		return stick, drv, stick.WireBytes
 	case "zboss":
-		stick := zbossfake.New(memnet, zbossfake.Config{Baud: baud})
+		stick := zbossfake.New(memnet, zbossfake.Config{Baud: baud, PrecisePacing: true})
 		drv := zboss.New(zboss.Config{Port: "bench-line", Baud: baud}, zerolog.Nop(), zboss.WithOpener(zboss.Opener(open)))
 		return stick, drv, func() (int64, int64) {
 			st := stick.LinkStats()
 			return int64(st.BytesRead), int64(st.BytesWritten)
 		}
 	}
-	stick := fakestick.New(memnet, fakestick.Config{ProtocolVersion: 14, Baud: baud})
+	stick := fakestick.New(memnet, fakestick.Config{ProtocolVersion: 14, Baud: baud, PrecisePacing: true})
 	drv := ezsp.New(ezsp.Config{Port: "bench-line", Baud: baud}, zerolog.Nop(), ezsp.WithOpener(open))
 	return stick, drv, func() (int64, int64) {
 		st := stick.LinkStats()
@@ -136,7 +136,7 @@ func benchSerial(protocol string, baud, streams, block int, d time.Duration) (se
 		host, ncpSide := net.Pipe()
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = stick.Serve(ctx, ncpSide) }()
-		return &pacedPort{Conn: host, baud: baud}, nil
+		return &pacedPort{Conn: host, pacer: serialport.Pacer{Baud: baud, Precise: true}, done: make(chan struct{})}, nil
 	}
 	stick, drv, wire := newSerialPair(protocol, memnet, baud, open)
 	defer stick.Close()

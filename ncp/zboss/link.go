@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/otabridge/otabridge/ncp/serialport"
 )
 
 // ErrLinkClosed is returned by a Link used after Close.
@@ -25,6 +27,8 @@ type LinkConfig struct {
 	// Baud, when > 0, paces the link's writes like a UART of that speed (10 bits a byte): the fake NCP's
 	// transmissions take the time they take on a real line.
 	Baud int
+	// PrecisePacing busy-waits the end of each paced write (serialport.Pacer.Precise): for measurements.
+	PrecisePacing bool
 	// WriteFilter, when set, may alter the bytes of each write (fault injection in the fake NCP).
 	WriteFilter func([]byte) []byte
 	// Trace, when set, sees every decoded data frame body ("rx") and every body sent ("tx").
@@ -48,6 +52,7 @@ type Link struct {
 	log zerolog.Logger
 
 	writeMu sync.Mutex // one write at a time (data frames and ACKs interleave whole)
+	pacer   serialport.Pacer
 	sendMu  sync.Mutex // one unacknowledged data frame at a time
 	seq     uint8      // number of the last data frame sent (1-3, cycling)
 	acks    chan uint8
@@ -75,7 +80,7 @@ func NewLink(rw io.ReadWriteCloser, cfg LinkConfig) *Link {
 	if cfg.Retries <= 0 {
 		cfg.Retries = 3
 	}
-	l := &Link{rw: rw, cfg: cfg, log: cfg.Log, acks: make(chan uint8, 8), in: newFIFO[[]byte](), acks2send: newFIFO[[]byte](),
+	l := &Link{rw: rw, cfg: cfg, log: cfg.Log, pacer: serialport.Pacer{Baud: cfg.Baud, Precise: cfg.PrecisePacing}, acks: make(chan uint8, 8), in: newFIFO[[]byte](), acks2send: newFIFO[[]byte](),
 		done: make(chan struct{})}
 	l.wg.Add(2)
 	go l.readLoop()
@@ -199,26 +204,16 @@ func (l *Link) write(b []byte) error {
 		return fmt.Errorf("zboss: write: %w", l.Err())
 	default:
 	}
+	// The bytes reach the peer when a UART would have finished sending them (Baud set: a modelled line).
+	if !l.pacer.Wait(len(b), l.done) {
+		return fmt.Errorf("zboss: write: %w", l.Err())
+	}
 	if _, err := l.rw.Write(b); err != nil {
 		l.stop(fmt.Errorf("zboss: write: %w", err))
 		return l.Err()
 	}
 	l.stats.wrote.Add(uint64(len(b)))
-	l.pace(len(b))
 	return nil
-}
-
-func (l *Link) pace(n int) {
-	if l.cfg.Baud <= 0 {
-		return
-	}
-	d := time.Duration(n) * 10 * time.Second / time.Duration(l.cfg.Baud)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-l.done:
-	}
 }
 
 // ackLoop writes the ACKs the reader queued, until the link stops. (Were the reader to write them itself,

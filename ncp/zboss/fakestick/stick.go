@@ -48,7 +48,9 @@ type Config struct {
 	Firmware, Stack, Protocol uint32
 	// Baud, when > 0, paces the stick's link like a UART of this speed.
 	Baud int
-	Log  zerolog.Logger
+	// PrecisePacing busy-waits the end of each paced write (serialport.Pacer.Precise): for measurements.
+	PrecisePacing bool
+	Log           zerolog.Logger
 }
 
 // nvram is what survives resets and host sessions.
@@ -190,7 +192,7 @@ func (s *Stick) Serve(ctx context.Context, port io.ReadWriteCloser) error {
 	defer func() { <-s.serving }()
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	link := zboss.NewLink(port, zboss.LinkConfig{Baud: s.cfg.Baud, Log: s.log})
+	link := zboss.NewLink(port, zboss.LinkConfig{Baud: s.cfg.Baud, PrecisePacing: s.cfg.PrecisePacing, Log: s.log})
 	s.mu.Lock()
 	s.link, s.session = link, sctx
 	s.mu.Unlock()

@@ -19,11 +19,11 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/otabridge/otabridge/ncp"
+	"github.com/otabridge/otabridge/ncp/serialport"
 	"github.com/otabridge/otabridge/ncp/sim"
 	"github.com/otabridge/otabridge/ncp/znp"
 	"github.com/otabridge/otabridge/zcl"
@@ -57,6 +57,8 @@ type Config struct {
 	EUI64 zcl.IEEE
 	// Baud, when > 0, paces the stick's transmissions to 10 bits per byte at this rate, like a UART.
 	Baud int
+	// PrecisePacing busy-waits the end of each paced write (serialport.Pacer.Precise): for measurements.
+	PrecisePacing bool
 	// NeedsBootloaderSkip makes the stick stay silent until it receives the bootloader-skip byte 0xEF.
 	NeedsBootloaderSkip bool
 	Log                 zerolog.Logger
@@ -253,8 +255,8 @@ type session struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	wmu  sync.Mutex
-	free time.Time // pacing: when the UART is free again
+	wmu   sync.Mutex
+	pacer serialport.Pacer // the UART's timing when Config.Baud is set
 
 	mu    sync.Mutex
 	epoch uint64 // bumped by a reset: confirms of older sends are dropped
@@ -268,7 +270,8 @@ type session struct {
 
 func (s *Stick) newSession(ctx context.Context, port io.ReadWriteCloser) *session {
 	cctx, cancel := context.WithCancel(ctx)
-	return &session{st: s, port: port, ctx: cctx, cancel: cancel, failed: make(chan struct{}), dropped: make(chan struct{})}
+	return &session{st: s, port: port, ctx: cctx, cancel: cancel, failed: make(chan struct{}), dropped: make(chan struct{}),
+		pacer: serialport.Pacer{Baud: s.cfg.Baud, Precise: s.cfg.PrecisePacing}}
 }
 
 func (ss *session) fail(err error) {
@@ -312,7 +315,8 @@ func (ss *session) readLoop() {
 	}
 }
 
-// write sends one frame, paced like a UART when Config.Baud is set.
+// write sends one frame, paced like a UART when Config.Baud is set: it reaches the host when its last byte
+// would have.
 func (ss *session) write(f znp.Frame) {
 	b := f.Append(nil)
 	ss.wmu.Lock()
@@ -320,21 +324,14 @@ func (ss *session) write(f znp.Frame) {
 	if ss.ctx.Err() != nil {
 		return
 	}
+	if !ss.pacer.Wait(len(b), ss.ctx.Done()) {
+		return
+	}
 	if _, err := ss.port.Write(b); err != nil {
 		ss.fail(err)
 		return
 	}
 	ss.st.bytesWritten.Add(int64(len(b)))
-	if baud := ss.st.cfg.Baud; baud > 0 {
-		now := time.Now()
-		if ss.free.Before(now) {
-			ss.free = now
-		}
-		ss.free = ss.free.Add(time.Duration(len(b)) * 10 * time.Second / time.Duration(baud))
-		if wait := time.Until(ss.free); wait > 2*time.Millisecond {
-			time.Sleep(wait)
-		}
-	}
 }
 
 func (ss *session) callback(cmd znp.Command, data []byte) { ss.write(cmd.Callback(data)) }
