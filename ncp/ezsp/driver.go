@@ -73,7 +73,8 @@ type Driver struct {
 	pending      map[uint16]chan sendResult
 	nextTag      uint16
 	eui          map[uint16]zcl.IEEE
-	nextSender   zcl.IEEE // v13: incomingSenderEui64Handler announces the next message's sender
+	euiMiss      map[uint16]time.Time // when the stick last could not name a short address (see lookupMissTTL)
+	nextSender   zcl.IEEE             // v13: incomingSenderEui64Handler announces the next message's sender
 	zdoSeq       uint8
 }
 
@@ -117,6 +118,7 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) *Driver {
 		pending:    make(map[uint16]chan sendResult),
 		sendSlots:  make(chan struct{}, max(cfg.MaxInFlight, 1)),
 		eui:        make(map[uint16]zcl.IEEE),
+		euiMiss:    make(map[uint16]time.Time),
 		notReady:   "not started",
 	}
 	d.open = func(context.Context) (io.ReadWriteCloser, error) {
@@ -738,14 +740,24 @@ const (
 	zdoMgmtPermitJoinReq uint16 = 0x0036
 )
 
+// lookupMissTTL is how long a short address the stick could not name (lookupEui64ByNodeId failed: a device
+// of an existing network the stick has no address-table entry for) is not asked about again. Every frame of
+// such a device would otherwise cost a command round trip on the serial link before it is handed on: during a
+// transfer, one per block.
+const lookupMissTTL = time.Minute
+
 // LookupIEEE returns the IEEE address of a short address: from the cache of joins and announcements, else by
-// asking the stick (lookupEui64ByNodeId).
+// asking the stick (lookupEui64ByNodeId; a failed answer is remembered for lookupMissTTL).
 func (d *Driver) LookupIEEE(ctx context.Context, short uint16) (zcl.IEEE, error) {
 	d.mu.Lock()
 	ieee, ok := d.eui[short]
+	missed, miss := d.euiMiss[short]
 	d.mu.Unlock()
 	if ok {
 		return ieee, nil
+	}
+	if miss && time.Since(missed) < lookupMissTTL {
+		return 0, fmt.Errorf("lookup IEEE of 0x%04x: the stick did not know it %s ago", short, time.Since(missed).Round(time.Second))
 	}
 	s, err := d.readySession()
 	if err != nil {
@@ -759,7 +771,10 @@ func (d *Driver) LookupIEEE(ctx context.Context, short uint16) (zcl.IEEE, error)
 	if err != nil {
 		return 0, err
 	}
-	if !r.Status.OK() {
+	if !r.Status.OK() || r.EUI64 == 0 {
+		d.mu.Lock()
+		d.euiMiss[short] = time.Now()
+		d.mu.Unlock()
 		return 0, fmt.Errorf("lookup IEEE of 0x%04x: %s", short, r.Status)
 	}
 	d.learn(short, r.EUI64)
@@ -772,6 +787,7 @@ func (d *Driver) learn(short uint16, ieee zcl.IEEE) {
 	}
 	d.mu.Lock()
 	d.eui[short] = ieee
+	delete(d.euiMiss, short)
 	d.mu.Unlock()
 }
 
