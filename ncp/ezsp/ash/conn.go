@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/otabridge/otabridge/ncp/serialport"
 )
 
 // Role says which end of the link a Conn is.
@@ -82,8 +84,15 @@ type Config struct {
 	// to 7; an EmberZNet NCP sends with up to 5 (TX_K) and takes any in-order window from the host.
 	Window int
 	// Baud, when > 0, paces the writer to 10 bits per byte at this rate: it models the UART on links that have
-	// none (a pseudo-terminal, a pipe).
+	// none (a pseudo-terminal, a pipe); a frame reaches the peer when its last byte would have.
 	Baud int
+	// PrecisePacing busy-waits the end of each paced write (serialport.Pacer.Precise): for measurements.
+	PrecisePacing bool
+	// AckDelay, when > 0, holds an ACK back this long when nothing else waits to be written, so that a DATA
+	// frame sent meanwhile carries the acknowledgement instead (UG101 T_TX_ACK_DELAY; the NCP answers every
+	// command, so its ACK rides on the response). An ACK with a DATA or ACK frame already queued behind it is
+	// always folded into that frame.
+	AckDelay time.Duration
 	// TxFilter, when set, sees (and may alter) every chunk of bytes just before it is written. Fault injection.
 	TxFilter func([]byte) []byte
 	// Log receives one debug line per frame and warnings for link trouble.
@@ -98,6 +107,7 @@ type Stats struct {
 	DataSent, DataReceived         uint64
 	Retransmits                    uint64
 	AcksSent, NaksSent             uint64
+	AcksFolded                     uint64 // of AcksSent, not written: a later frame carried the acknowledgement
 	NaksReceived                   uint64
 	FrameErrors                    uint64
 	AckTimeouts                    uint64
@@ -152,6 +162,7 @@ type Conn struct {
 
 	st struct {
 		dataSent, dataRecv, retx, acks, naks, naksRecv, frameErr, ackTO, resets, wrote, read, dups, ooo atomic.Uint64
+		acksFolded                                                                                      atomic.Uint64
 	}
 }
 
@@ -236,7 +247,7 @@ func (c *Conn) fail(err error) {
 func (c *Conn) Stats() Stats {
 	return Stats{
 		DataSent: c.st.dataSent.Load(), DataReceived: c.st.dataRecv.Load(), Retransmits: c.st.retx.Load(),
-		AcksSent: c.st.acks.Load(), NaksSent: c.st.naks.Load(), NaksReceived: c.st.naksRecv.Load(),
+		AcksSent: c.st.acks.Load(), NaksSent: c.st.naks.Load(), AcksFolded: c.st.acksFolded.Load(), NaksReceived: c.st.naksRecv.Load(),
 		FrameErrors: c.st.frameErr.Load(), AckTimeouts: c.st.ackTO.Load(), Resets: c.st.resets.Load(),
 		BytesWritten: c.st.wrote.Load(), BytesRead: c.st.read.Load(),
 		DuplicatesDropped: c.st.dups.Load(), OutOfOrders: c.st.ooo.Load(),
@@ -321,38 +332,57 @@ func (c *Conn) SendError(code uint8) {
 // on NAK and on ACK timeout (doubling the timer each time), and gives up with ErrAckTimeout after
 // MaxAckTimeouts timeouts in a row, which leaves the link down (the host must Reset).
 func (c *Conn) Send(ctx context.Context, data []byte) error {
+	wait, err := c.Start(ctx, data)
+	if err != nil {
+		return err
+	}
+	return wait()
+}
+
+// Start queues data as the next DATA frame once a window slot is free, and returns without waiting for the
+// acknowledgement: wait (which must be called, once, from any goroutine) does that, with Send's
+// retransmissions, and frees the slot. Frames go out in the order Start was called, so one goroutine can keep
+// the whole window busy.
+func (c *Conn) Start(ctx context.Context, data []byte) (wait func() error, err error) {
 	if len(data) < minDataLen || len(data) > MaxDataLen {
-		return fmt.Errorf("ASH DATA field of %d bytes: must be %d-%d", len(data), minDataLen, MaxDataLen)
+		return nil, fmt.Errorf("ASH DATA field of %d bytes: must be %d-%d", len(data), minDataLen, MaxDataLen)
 	}
 	select {
 	case c.sendSem <- struct{}{}:
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	case <-c.done:
-		return c.err
+		return nil, c.err
 	}
-	defer func() { <-c.sendSem }()
 
 	c.txMu.Lock()
 	c.mu.Lock()
 	if !c.connected {
 		c.mu.Unlock()
 		c.txMu.Unlock()
-		return ErrNotConnected
+		<-c.sendSem
+		return nil, ErrNotConnected
 	}
 	o := &outstanding{frm: c.txFrm, data: data, acked: make(chan struct{}), nak: make(chan struct{}, 1), broken: make(chan error, 1)}
 	c.txFrm = (c.txFrm + 1) & 7
 	c.outs = append(c.outs, o)
 	f := Frame{Type: FrameData, FrmNum: o.frm, AckNum: c.rxExpect, Data: data}
-	wait := c.ackTimeout
+	ackWait := c.ackTimeout
 	gen := c.gen
 	c.mu.Unlock()
 	c.st.dataSent.Add(1)
 	sent := time.Now()
 	c.enqueueFrame(f, gen)
 	c.txMu.Unlock()
-	defer c.forget(o)
+	return func() error {
+		defer func() { <-c.sendSem }()
+		defer c.forget(o)
+		return c.awaitAck(ctx, o, sent, ackWait)
+	}, nil
+}
 
+// awaitAck waits for o's acknowledgement, retransmitting on NAK and ACK timeout.
+func (c *Conn) awaitAck(ctx context.Context, o *outstanding, sent time.Time, wait time.Duration) error {
 	reTx := false
 	timeouts := 0
 	timer := time.NewTimer(wait)
@@ -488,49 +518,102 @@ func (c *Conn) enqueue(b []byte) {
 
 func (c *Conn) writeLoop() {
 	defer c.wg.Done()
-	var free time.Time
-	for {
-		select {
-		case <-c.done:
-			return
-		case it := <-c.txq:
-			b := it.raw
-			if b == nil {
-				f := it.frame
-				c.mu.Lock()
-				if it.gen == c.gen && f.Type != FrameNak {
-					f.AckNum = c.rxExpect
+	pacer := serialport.Pacer{Baud: c.cfg.Baud, Precise: c.cfg.PrecisePacing}
+	var queued []txItem // taken from txq, not yet written: the writer looks ahead to fold ACKs into later frames
+	take := func(block bool) bool {
+		for {
+			if block && len(queued) == 0 {
+				select {
+				case <-c.done:
+					return false
+				case it := <-c.txq:
+					queued = append(queued, it)
 				}
-				c.mu.Unlock()
-				c.debugFrame("tx", f)
-				b = f.Append(nil)
+				continue
 			}
-			if c.cfg.TxFilter != nil {
-				b = c.cfg.TxFilter(b)
-			}
-			if _, err := c.port.Write(b); err != nil {
-				c.fail(fmt.Errorf("%w: write: %w", ErrPortFailed, err))
-				return
-			}
-			c.st.wrote.Add(uint64(len(b)))
-			if c.cfg.Baud > 0 {
-				now := time.Now()
-				if free.Before(now) {
-					free = now
-				}
-				free = free.Add(time.Duration(len(b)) * 10 * time.Second / time.Duration(c.cfg.Baud))
-				// Sleep off the debt in steps of at least 2 ms: timer overshoot on tiny sleeps would
-				// otherwise slow the modelled UART far below its baud rate.
-				if d := time.Until(free); d > 2*time.Millisecond {
-					select {
-					case <-time.After(d):
-					case <-c.done:
-						return
-					}
-				}
+			select {
+			case it := <-c.txq:
+				queued = append(queued, it)
+			default:
+				return true
 			}
 		}
 	}
+	for {
+		if !take(true) {
+			return
+		}
+		it := queued[0]
+		if it.raw == nil && it.frame.Type == FrameAck && len(queued) == 1 && c.cfg.AckDelay > 0 {
+			// UG101 lets a side hold an ACK back (T_TX_ACK_DELAY) so that a DATA frame it is about to
+			// send carries the acknowledgement instead.
+			t := time.NewTimer(c.cfg.AckDelay)
+			select {
+			case next := <-c.txq:
+				queued = append(queued, next)
+			case <-t.C:
+			case <-c.done:
+				t.Stop()
+				return
+			}
+			t.Stop()
+			if !take(false) {
+				return
+			}
+		}
+		queued = queued[1:]
+		if it.raw == nil && c.superseded(it, queued) {
+			c.st.acksFolded.Add(1)
+			continue
+		}
+		b := it.raw
+		var f Frame
+		if b == nil {
+			f = it.frame
+			c.mu.Lock()
+			if it.gen == c.gen && f.Type != FrameNak {
+				f.AckNum = c.rxExpect
+			}
+			c.mu.Unlock()
+			b = f.Append(nil)
+		}
+		if c.cfg.TxFilter != nil {
+			b = c.cfg.TxFilter(b)
+		}
+		// The bytes reach the peer when a UART would have finished sending them (no pacing on a real port).
+		if !pacer.Wait(len(b), c.done) {
+			return
+		}
+		if it.raw == nil {
+			c.debugFrame("tx", f)
+		}
+		if _, err := c.port.Write(b); err != nil {
+			c.fail(fmt.Errorf("%w: write: %w", ErrPortFailed, err))
+			return
+		}
+		c.st.wrote.Add(uint64(len(b)))
+	}
+}
+
+// superseded says an ACK need not be written: a DATA or ACK frame of the same link generation waits behind
+// it, and that frame's acknowledgement number, set when it is written, acknowledges at least as much
+// (acknowledgements are cumulative). A NAK, a frame of an older generation and raw bytes are never folded.
+func (c *Conn) superseded(it txItem, later []txItem) bool {
+	if it.frame.Type != FrameAck {
+		return false
+	}
+	c.mu.Lock()
+	gen := c.gen
+	c.mu.Unlock()
+	if it.gen != gen {
+		return false
+	}
+	for _, l := range later {
+		if l.raw == nil && l.gen == gen && (l.frame.Type == FrameData || l.frame.Type == FrameAck) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Conn) readLoop() {

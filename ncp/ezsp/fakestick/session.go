@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/ncp/ezsp"
@@ -57,13 +58,15 @@ func (s *Stick) newSession(port io.ReadWriteCloser) *session {
 	ss := &session{st: s, ctx: ctx, cancel: cancel, cmds: make(chan []byte, 64), tx: make(chan outFrame, 1024), dropped: make(chan struct{})}
 	ss.clearLocked()
 	ss.conn = ash.NewConn(port, ash.Config{
-		Role:     ash.RoleNCP,
-		Window:   NCPWindow,
-		OnData:   ss.onData,
-		OnReset:  func() { ss.reset(ash.ResetSoftware, false) },
-		Baud:     s.cfg.Baud,
-		TxFilter: s.txFilter,
-		Log:      s.log,
+		Role:          ash.RoleNCP,
+		Window:        NCPWindow,
+		OnData:        ss.onData,
+		OnReset:       func() { ss.reset(ash.ResetSoftware, false) },
+		Baud:          s.cfg.Baud,
+		PrecisePacing: s.cfg.PrecisePacing,
+		AckDelay:      NCPAckDelay,
+		TxFilter:      s.txFilter,
+		Log:           s.log,
 	})
 	return ss
 }
@@ -71,6 +74,10 @@ func (s *Stick) newSession(port io.ReadWriteCloser) *session {
 // NCPWindow is how many DATA frames the fake stick keeps in flight towards the host: 5, an EmberZNet NCP's
 // TX_K (UG101). Its receive side takes any in-order window the host sends.
 const NCPWindow = 5
+
+// NCPAckDelay is how long the fake stick holds an ACK back for a DATA frame to carry it (UG101
+// T_TX_ACK_DELAY): every command's response goes out within it, so the response acknowledges the command.
+const NCPAckDelay = 20 * time.Millisecond
 
 func (ss *session) clearLocked() {
 	ss.epoch++
@@ -124,7 +131,8 @@ func (ss *session) onData(b []byte) {
 	}
 }
 
-// senderLoop sends the stick's frames in order, one ASH DATA frame at a time.
+// senderLoop sends the stick's frames in order, keeping up to NCPWindow ASH DATA frames in flight (an
+// EmberZNet NCP does not wait for the host's ACK of one frame before sending the next: TX_K is 5).
 func (ss *session) senderLoop() {
 	defer ss.wg.Done()
 	for {
@@ -138,9 +146,20 @@ func (ss *session) senderLoop() {
 			if stale {
 				continue
 			}
-			if err := ss.conn.Send(ss.ctx, f.b); err != nil && ss.ctx.Err() == nil {
-				ss.st.log.Debug().Err(err).Msg("frame to the host not delivered")
+			wait, err := ss.conn.Start(ss.ctx, f.b)
+			if err != nil {
+				if ss.ctx.Err() == nil {
+					ss.st.log.Debug().Err(err).Msg("frame to the host not delivered")
+				}
+				continue
 			}
+			ss.wg.Add(1)
+			go func() {
+				defer ss.wg.Done()
+				if err := wait(); err != nil && ss.ctx.Err() == nil {
+					ss.st.log.Debug().Err(err).Msg("frame to the host not delivered")
+				}
+			}()
 		}
 	}
 }

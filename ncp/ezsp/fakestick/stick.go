@@ -49,6 +49,8 @@ type Config struct {
 	Stored *ezsp.NetworkParameters
 	// Baud, when > 0, paces the stick's transmissions to 10 bits per byte at this rate, like a UART.
 	Baud int
+	// PrecisePacing busy-waits the end of each paced write (serialport.Pacer.Precise): for measurements.
+	PrecisePacing bool
 	// MaxInFlight caps concurrent sends (default 16); more get MAX_MESSAGE_LIMIT_REACHED.
 	MaxInFlight int
 	Log         zerolog.Logger
