@@ -166,3 +166,42 @@ func TestNakNeverFolded(t *testing.T) {
 	assert.Equal(t, uint64(1), st.AcksFolded)
 	assert.Equal(t, map[FrameType]int{FrameRSTACK: 1, FrameData: 2, FrameNak: 1}, tap.count(), "frames the NCP wrote")
 }
+
+// TestStaleNakNotWrittenBehindNewerAck: a NAK queued while a frame of ours waited for the writer must not
+// go out after that frame if the frame it asks for arrived meanwhile: the frame, written later, carries the
+// newer ackNum, and a NAK with the older one behind it would move the acknowledgement back by one, which a
+// peer with 7 frames in flight takes (modulo 8) as acknowledging all 7. It goes out as an ACK of where the
+// receiver is.
+func TestStaleNakNotWrittenBehindNewerAck(t *testing.T) {
+	ncp, host, tap := ncpUnderTest(t, Config{Window: 3})
+	ctx := context.Background()
+
+	// The writer is held at DATA 0 (its ackNum 0 already set); DATA 1 queues behind it.
+	held, release := tap.holdNextData()
+	d0, d1 := []byte{0x10, 0x00, 0x01}, []byte{0x11, 0x00, 0x01}
+	wait0, err := ncp.Start(ctx, d0)
+	require.NoError(t, err)
+	<-held
+	wait1, err := ncp.Start(ctx, d1)
+	require.NoError(t, err)
+	// The host's frame 1 arrives before its frame 0: NAK(0) queues behind DATA 1. Then frame 0 (resent)
+	// arrives: ACK(1) queues. The spoiled frame after them shows that both are queued.
+	host.write(wire(Frame{Type: FrameData, FrmNum: 1, AckNum: 0, Data: []byte{0x21, 0x00, 0x01}}))
+	host.write(wire(Frame{Type: FrameData, FrmNum: 0, AckNum: 0, ReTx: true, Data: []byte{0x20, 0x00, 0x01}}))
+	host.write("81 00 00 7E")
+	require.Eventually(t, func() bool { return ncp.Stats().FrameErrors == 1 }, 10*time.Second, time.Millisecond)
+	release()
+
+	assert.Equal(t, wire(Frame{Type: FrameData, FrmNum: 0, AckNum: 0, Data: d0}), host.readWire())
+	assert.Equal(t, wire(Frame{Type: FrameData, FrmNum: 1, AckNum: 1, Data: d1}), host.readWire(), "DATA 1 acknowledges the host's frame 0")
+	assert.Equal(t, wire(Frame{Type: FrameAck, AckNum: 1}), host.readWire(), "the NAK(0) asked for a frame that arrived: ACK(1), never an ackNum of 0 again")
+	assert.Equal(t, wire(Frame{Type: FrameAck, AckNum: 1}), host.readWire())
+	host.write(wire(Frame{Type: FrameAck, AckNum: 2}))
+	require.NoError(t, wait0())
+	require.NoError(t, wait1())
+	tap.mu.Lock()
+	defer tap.mu.Unlock()
+	for _, f := range tap.frames[2:] { // after RSTACK and DATA 0
+		assert.Equal(t, uint8(1), f.AckNum, "%v: acknowledgement numbers never go back", f)
+	}
+}

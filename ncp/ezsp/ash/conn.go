@@ -571,7 +571,15 @@ func (c *Conn) writeLoop() {
 		if b == nil {
 			f = it.frame
 			c.mu.Lock()
-			if it.gen == c.gen && f.Type != FrameNak {
+			if it.gen == c.gen {
+				// Acknowledgement numbers on the wire never go back: with 7 frames in flight the peer
+				// takes an ackNum one behind the last it got as acknowledging all 7 (modulo 8), frames it
+				// never received among them. A NAK asks for the frame that was next when it was queued; if
+				// that frame arrived since, a frame written before this one may already carry the newer
+				// number, so the NAK goes out as an ACK of where we are now.
+				if f.Type == FrameNak && f.AckNum != c.rxExpect {
+					f.Type = FrameAck
+				}
 				f.AckNum = c.rxExpect
 			}
 			c.mu.Unlock()
@@ -782,7 +790,7 @@ func (c *Conn) sendAckNak(t FrameType, ack uint8) {
 		c.st.acks.Add(1)
 	}
 	// An ACK's number is set when it is written (never older than a DATA frame's written before it); a NAK
-	// keeps the frame it asks for.
+	// keeps the frame it asks for, unless that frame arrived meanwhile (then it goes out as an ACK).
 	c.mu.Lock()
 	gen := c.gen
 	c.mu.Unlock()
