@@ -276,6 +276,7 @@ func (c *Conn) Reset(ctx context.Context) (uint8, error) {
 	c.connected = false
 	c.breakOutstanding(ErrLinkReset)
 	c.resetWait = ch
+	next := c.gen + 1 // the RSTACK starts it
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
@@ -285,7 +286,7 @@ func (c *Conn) Reset(ctx context.Context) (uint8, error) {
 		c.mu.Unlock()
 	}()
 	c.log.Debug().Msg("ASH tx RST")
-	c.enqueue(Frame{Type: FrameRST}.Append([]byte{Cancel}))
+	c.enqueueReset(Frame{Type: FrameRST}.Append([]byte{Cancel}), next)
 	select {
 	case f := <-ch:
 		c.mu.Lock()
@@ -312,10 +313,11 @@ func (c *Conn) AnnounceReset(code uint8) {
 	c.newGenLocked()
 	c.txFrm, c.rxExpect, c.rejecting, c.connected = 0, 0, false, true
 	c.breakOutstanding(ErrLinkReset)
+	gen := c.gen
 	c.mu.Unlock()
 	c.st.resets.Add(1)
 	c.log.Debug().Str("code", ResetCodeName(code)).Msg("ASH tx RSTACK")
-	c.enqueue(Frame{Type: FrameRSTACK, Version: Version, Code: code}.Append([]byte{Cancel}))
+	c.enqueueReset(Frame{Type: FrameRSTACK, Version: Version, Code: code}.Append([]byte{Cancel}), gen)
 }
 
 // SendError (NCP) sends an ERROR frame and leaves the link down until the host resets it.
@@ -492,10 +494,16 @@ func (c *Conn) breakOutstanding(err error) {
 // it (with several frames in flight a stale ackNum would acknowledge frames modulo 8 that never arrived).
 // A frame queued before a reset keeps the ackNum it was made with (an ACK the NCP queued just before it
 // rebooted still acknowledges the command that made it reboot).
+//
+// A frame of an older generation is never written after the RST or RSTACK that ended its link: the peer
+// would take its frame and acknowledgement numbers for the new link's (a DATA frame numbered 0 delivered
+// as the new link's first, an ackNum acknowledging new frames that never arrived). Start and resendFrom
+// queue a frame a moment after they checked the link under c.mu, so a reset can come in between.
 type txItem struct {
 	raw   []byte
 	frame Frame
-	gen   uint64
+	gen   uint64 // frame: its link generation; reset: the first generation allowed after it
+	reset bool   // raw is a RST or RSTACK
 }
 
 // newGenLocked starts a link generation (reset); c.mu held.
@@ -516,10 +524,19 @@ func (c *Conn) enqueue(b []byte) {
 	}
 }
 
+// enqueueReset queues a RST or RSTACK after which only frames of generation gen or later are written.
+func (c *Conn) enqueueReset(b []byte, gen uint64) {
+	select {
+	case c.txq <- txItem{raw: b, gen: gen, reset: true}:
+	case <-c.done:
+	}
+}
+
 func (c *Conn) writeLoop() {
 	defer c.wg.Done()
 	pacer := serialport.Pacer{Baud: c.cfg.Baud, Precise: c.cfg.PrecisePacing}
 	var queued []txItem // taken from txq, not yet written: the writer looks ahead to fold ACKs into later frames
+	var minGen uint64   // frames of an older generation were ended by a RST or RSTACK already written
 	take := func(block bool) bool {
 		for {
 			if block && len(queued) == 0 {
@@ -562,6 +579,10 @@ func (c *Conn) writeLoop() {
 			}
 		}
 		queued = queued[1:]
+		if it.raw == nil && it.gen < minGen {
+			c.log.Debug().Stringer("frame", it.frame).Msg("ASH tx dropped: the link was reset since it was queued")
+			continue
+		}
 		if it.raw == nil && c.superseded(it, queued) {
 			c.st.acksFolded.Add(1)
 			continue
@@ -600,6 +621,9 @@ func (c *Conn) writeLoop() {
 			return
 		}
 		c.st.wrote.Add(uint64(len(b)))
+		if it.reset {
+			minGen = max(minGen, it.gen)
+		}
 	}
 }
 
@@ -617,6 +641,9 @@ func (c *Conn) superseded(it txItem, later []txItem) bool {
 		return false
 	}
 	for _, l := range later {
+		if l.reset {
+			return false // what follows a reset belongs to another link
+		}
 		if l.raw == nil && l.gen == gen && (l.frame.Type == FrameData || l.frame.Type == FrameAck) {
 			return true
 		}
