@@ -73,8 +73,8 @@ type Driver struct {
 	pending      map[uint16]chan sendResult
 	nextTag      uint16
 	eui          map[uint16]zcl.IEEE
-	euiMiss      map[uint16]time.Time // when the stick last could not name a short address (see lookupMissTTL)
-	nextSender   zcl.IEEE             // v13: incomingSenderEui64Handler announces the next message's sender
+	euiMiss      ncp.LookupMisses
+	nextSender   zcl.IEEE // v13: incomingSenderEui64Handler announces the next message's sender
 	zdoSeq       uint8
 }
 
@@ -118,7 +118,6 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) *Driver {
 		pending:    make(map[uint16]chan sendResult),
 		sendSlots:  make(chan struct{}, max(cfg.MaxInFlight, 1)),
 		eui:        make(map[uint16]zcl.IEEE),
-		euiMiss:    make(map[uint16]time.Time),
 		notReady:   "not started",
 	}
 	d.open = func(context.Context) (io.ReadWriteCloser, error) {
@@ -740,24 +739,17 @@ const (
 	zdoMgmtPermitJoinReq uint16 = 0x0036
 )
 
-// lookupMissTTL is how long a short address the stick could not name (lookupEui64ByNodeId failed: a device
-// of an existing network the stick has no address-table entry for) is not asked about again. Every frame of
-// such a device would otherwise cost a command round trip on the serial link before it is handed on: during a
-// transfer, one per block.
-const lookupMissTTL = time.Minute
-
 // LookupIEEE returns the IEEE address of a short address: from the cache of joins and announcements, else by
-// asking the stick (lookupEui64ByNodeId; a failed answer is remembered for lookupMissTTL).
+// asking the stick (lookupEui64ByNodeId; a failed answer is remembered for ncp.LookupMissTTL).
 func (d *Driver) LookupIEEE(ctx context.Context, short uint16) (zcl.IEEE, error) {
 	d.mu.Lock()
 	ieee, ok := d.eui[short]
-	missed, miss := d.euiMiss[short]
 	d.mu.Unlock()
 	if ok {
 		return ieee, nil
 	}
-	if miss && time.Since(missed) < lookupMissTTL {
-		return 0, fmt.Errorf("lookup IEEE of 0x%04x: the stick did not know it %s ago", short, time.Since(missed).Round(time.Second))
+	if err := d.euiMiss.Recent(short); err != nil {
+		return 0, err
 	}
 	s, err := d.readySession()
 	if err != nil {
@@ -772,9 +764,7 @@ func (d *Driver) LookupIEEE(ctx context.Context, short uint16) (zcl.IEEE, error)
 		return 0, err
 	}
 	if !r.Status.OK() || r.EUI64 == 0 {
-		d.mu.Lock()
-		d.euiMiss[short] = time.Now()
-		d.mu.Unlock()
+		d.euiMiss.Missed(short)
 		return 0, fmt.Errorf("lookup IEEE of 0x%04x: %s", short, r.Status)
 	}
 	d.learn(short, r.EUI64)
@@ -787,8 +777,8 @@ func (d *Driver) learn(short uint16, ieee zcl.IEEE) {
 	}
 	d.mu.Lock()
 	d.eui[short] = ieee
-	delete(d.euiMiss, short)
 	d.mu.Unlock()
+	d.euiMiss.Forget(short)
 }
 
 // callbackLoop handles the stick's callbacks in order.

@@ -120,6 +120,7 @@ type Driver struct {
 	info     ncp.NetworkInfo
 	network  ncp.NetworkSettings
 	eui      map[uint16]zcl.IEEE
+	euiMiss  ncp.LookupMisses
 }
 
 type troubleKind uint8
@@ -518,17 +519,27 @@ func (d *Driver) LookupIEEE(ctx context.Context, short uint16) (zcl.IEEE, error)
 	if ok {
 		return ieee, nil
 	}
+	if err := d.euiMiss.Recent(short); err != nil {
+		return 0, err
+	}
 	s, err := d.readySession()
 	if err != nil {
 		return 0, err
 	}
 	p, err := s.call(ctx, CallNWKGetIEEEByShort, AppendU16(nil, short), d.to.Command)
 	if err != nil {
+		if errors.As(err, new(*CallError)) {
+			d.euiMiss.Missed(short) // the stick answered: it does not know the address
+		}
 		return 0, fmt.Errorf("look up 0x%04x: %w", short, err)
 	}
 	ieee, err = ReadIEEE(p.Params)
 	if err != nil {
 		return 0, fmt.Errorf("look up 0x%04x: %w", short, err)
+	}
+	if ieee == 0 || ieee == zcl.IEEE(^uint64(0)) {
+		d.euiMiss.Missed(short)
+		return 0, fmt.Errorf("look up 0x%04x: the stick does not know the device", short)
 	}
 	d.learn(short, ieee)
 	return ieee, nil
@@ -541,6 +552,7 @@ func (d *Driver) learn(short uint16, ieee zcl.IEEE) {
 	d.mu.Lock()
 	d.eui[short] = ieee
 	d.mu.Unlock()
+	d.euiMiss.Forget(short)
 }
 
 // handleIndications turns the stick's indications into events, in order, until the session ends.

@@ -68,6 +68,7 @@ type Driver struct {
 	zdoTSN       map[uint32]uint8 // (destination, response cluster) → the TSN of the last request
 	nextTrans    uint8
 	ieee         map[uint16]zcl.IEEE
+	ieeeMiss     ncp.LookupMisses
 }
 
 type callbackItem struct {
@@ -588,6 +589,9 @@ func (d *Driver) LookupIEEE(ctx context.Context, short uint16) (zcl.IEEE, error)
 	if ok {
 		return ieee, nil
 	}
+	if err := d.ieeeMiss.Recent(short); err != nil {
+		return 0, err
+	}
 	c, err := d.readyConn()
 	if err != nil {
 		return 0, err
@@ -601,6 +605,7 @@ func (d *Driver) LookupIEEE(ctx context.Context, short uint16) (zcl.IEEE, error)
 		return 0, err
 	}
 	if ieee == 0 || ieee == zcl.IEEE(^uint64(0)) {
+		d.ieeeMiss.Missed(short)
 		return 0, fmt.Errorf("lookup IEEE of 0x%04x: the stick does not know the device", short)
 	}
 	d.learn(short, ieee)
@@ -614,6 +619,7 @@ func (d *Driver) learn(short uint16, ieee zcl.IEEE) {
 	d.mu.Lock()
 	d.ieee[short] = ieee
 	d.mu.Unlock()
+	d.ieeeMiss.Forget(short)
 }
 
 // callbackLoop handles the stick's AREQs in order.
