@@ -96,6 +96,10 @@ func (m *measurements) rows() []row {
 			reference += fmt.Sprintf("; one command outstanding (the host waits for each %.0f B response): ≤ %.0f blocks/s",
 				responseWireBytes(s.protocol), turn)
 			ratio += fmt.Sprintf(", %.2f of the command-turn bound", rate/turn)
+		} else {
+			reference += fmt.Sprintf("; stop-and-wait link layer (each frame waits for the peer's ACK, which queues behind the peer's own frame): about the alternating %.0f blocks/s",
+				s.alternatingBlocksS())
+			ratio += fmt.Sprintf(", %.2f of alternating", rate/s.alternatingBlocksS())
 		}
 		reference += fmt.Sprintf("; radio 1-hop %slimit %.0f B/s", how, radio)
 		ratio += fmt.Sprintf(", %.1f× radio", rate*float64(s.block)/radio)
