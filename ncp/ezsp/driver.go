@@ -49,17 +49,11 @@ type Driver struct {
 	callbacks *fifo.Queue[callbackItem]
 	trouble   chan trouble
 
-	ctx    context.Context // cancelled by Close
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	startMu sync.Mutex // serialises Start and Close
-	fragMu  sync.Mutex // one fragmented sender at a time takes a window's send slots
+	life   *ncp.Lifecycle
+	ctx    context.Context // life.Ctx: cancelled by Close
+	fragMu sync.Mutex      // one fragmented sender at a time takes a window's send slots
 
 	mu           sync.Mutex
-	loops        bool // callback loop and pump running
-	started      bool
-	closed       bool
 	sess         *session
 	ready        bool
 	notReady     string
@@ -101,7 +95,7 @@ type trouble struct {
 // New makes a driver; nothing is opened until Start. Close must be called, also after a failed Start.
 func New(cfg Config, log zerolog.Logger, opts ...Option) *Driver {
 	cfg, err := cfg.withDefaults()
-	ctx, cancel := context.WithCancel(context.Background())
+	life := ncp.NewLifecycle("ezsp")
 	d := &Driver{
 		cfg:        cfg,
 		cfgErr:     err,
@@ -111,8 +105,8 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) *Driver {
 		evq:        fifo.New[ncp.Event](),
 		callbacks:  fifo.New[callbackItem](),
 		trouble:    make(chan trouble, 16),
-		ctx:        ctx,
-		cancel:     cancel,
+		life:       life,
+		ctx:        life.Ctx,
 		netChanged: make(chan struct{}),
 		maxPayload: MaxAPSPayloadCap,
 		pending:    make(map[uint16]chan sendResult),
@@ -162,59 +156,16 @@ func (d *Driver) Start(ctx context.Context) (ncp.NetworkInfo, error) {
 	if d.cfgErr != nil {
 		return ncp.NetworkInfo{}, d.cfgErr
 	}
-	d.startMu.Lock()
-	defer d.startMu.Unlock()
-	d.mu.Lock()
-	switch {
-	case d.closed:
-		d.mu.Unlock()
-		return ncp.NetworkInfo{}, ncp.ErrClosed
-	case d.started:
-		info := d.info
-		d.mu.Unlock()
-		return info, errors.New("ezsp: already started")
-	}
-	if !d.loops {
-		d.loops = true
-		d.wg.Add(2)
-		go d.callbackLoop()
-		go d.pumpEvents()
-	}
-	d.mu.Unlock()
-
-	// Stop the connection attempt when either ctx or Close says so.
-	cctx, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() {
-		select {
-		case <-d.ctx.Done():
-			stop()
-		case <-cctx.Done():
-		}
-	}()
-	if err := d.connect(cctx); err != nil {
-		return ncp.NetworkInfo{}, err
-	}
-	d.mu.Lock()
-	d.started = true
-	info := d.info
-	d.mu.Unlock()
-	d.wg.Add(1)
-	go d.supervise()
-	return info, nil
+	return d.life.Start(ctx, ncp.DriverHooks{Loops: []func(){d.callbackLoop, d.pumpEvents}, Connect: d.connect,
+		Supervise: d.supervise, Info: d.Info})
 }
 
 // Close stops the driver, fails the sends in flight, closes the port and then the Events channel.
 func (d *Driver) Close() error {
-	d.cancel()
-	d.startMu.Lock()
-	defer d.startMu.Unlock()
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
+	if !d.life.Close() {
 		return nil
 	}
-	d.closed = true
+	d.mu.Lock()
 	s := d.sess
 	d.sess = nil
 	d.ready = false
@@ -223,7 +174,7 @@ func (d *Driver) Close() error {
 		s.close()
 	}
 	d.failPending(ncp.ErrClosed)
-	d.wg.Wait()
+	d.life.Wait()
 	close(d.events)
 	return nil
 }
@@ -236,7 +187,7 @@ func (d *Driver) connect(ctx context.Context) error {
 	}
 	s := d.newSession(port)
 	d.mu.Lock()
-	if d.closed {
+	if d.life.Closed() { // Close takes the session after it marked the driver closed: one of us closes s
 		d.mu.Unlock()
 		s.close()
 		return ncp.ErrClosed
@@ -252,13 +203,11 @@ func (d *Driver) connect(ctx context.Context) error {
 		s.close()
 		return err
 	}
-	d.wg.Add(1)
-	go d.watchPort(s)
+	d.life.Go(func() { d.watchPort(s) })
 	return nil
 }
 
 func (d *Driver) watchPort(s *session) {
-	defer d.wg.Done()
 	select {
 	case <-s.conn.Done():
 		if err := s.conn.Err(); err != nil && !errors.Is(err, ash.ErrClosed) {
@@ -288,7 +237,6 @@ func (d *Driver) setNotReady(reason string) {
 
 // supervise handles resets, network loss and port loss, one at a time, until Close.
 func (d *Driver) supervise() {
-	defer d.wg.Done()
 	for {
 		select {
 		case <-d.ctx.Done():
@@ -332,7 +280,7 @@ func (d *Driver) reinit(s *session, reason string) {
 			return
 		}
 		d.log.Warn().Err(err).Int("attempt", attempt).Msg("re-initialising the stick failed")
-		if !d.sleep(backoff) {
+		if !d.life.Sleep(backoff) {
 			return
 		}
 		backoff = min(2*backoff, d.to.ReconnectMax)
@@ -384,33 +332,8 @@ func (d *Driver) reconnect(s *session, reason error) {
 	d.failPending(fmt.Errorf("%w: the port vanished: %v", ErrNotReady, reason))
 	d.log.Error().Err(reason).Msg("lost the stick; reconnecting")
 	d.emit(ncp.Event{Kind: ncp.EventDisconnected, Reason: reason.Error()})
-	backoff := d.to.ReconnectMin
-	for attempt := 1; ; attempt++ {
-		if !d.sleep(backoff) {
-			return
-		}
-		err := d.connect(d.ctx)
-		if err == nil {
-			d.log.Info().Int("attempt", attempt).Msg("reconnected to the stick")
-			d.emit(ncp.Event{Kind: ncp.EventReconnected, Reason: fmt.Sprintf("after %d attempts", attempt)})
-			return
-		}
-		if d.ctx.Err() != nil {
-			return
-		}
-		d.log.Warn().Err(err).Int("attempt", attempt).Dur("next_ms", min(2*backoff, d.to.ReconnectMax)).Msg("reconnect failed")
-		backoff = min(2*backoff, d.to.ReconnectMax)
-	}
-}
-
-func (d *Driver) sleep(dur time.Duration) bool {
-	t := time.NewTimer(dur)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-d.ctx.Done():
-		return false
+	if attempts, ok := d.life.Reconnect(d.connect, d.to.ReconnectMin, d.to.ReconnectMax, d.log); ok {
+		d.emit(ncp.Event{Kind: ncp.EventReconnected, Reason: fmt.Sprintf("after %d attempts", attempts)})
 	}
 }
 
@@ -419,9 +342,9 @@ func (d *Driver) readySession() (*session, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	switch {
-	case d.closed:
+	case d.life.Closed():
 		return nil, ncp.ErrClosed
-	case !d.started && d.sess == nil:
+	case !d.life.Started() && d.sess == nil:
 		return nil, ncp.ErrNotStarted
 	case !d.ready || d.sess == nil:
 		return nil, fmt.Errorf("%w: %s", ErrNotReady, d.notReady)
@@ -436,7 +359,6 @@ func (d *Driver) emit(ev ncp.Event) {
 }
 
 func (d *Driver) pumpEvents() {
-	defer d.wg.Done()
 	for {
 		ev, ok := d.evq.Pop(d.ctx.Done())
 		if !ok {
@@ -783,7 +705,6 @@ func (d *Driver) learn(short uint16, ieee zcl.IEEE) {
 
 // callbackLoop handles the stick's callbacks in order.
 func (d *Driver) callbackLoop() {
-	defer d.wg.Done()
 	for {
 		it, ok := d.callbacks.Pop(d.ctx.Done())
 		if !ok {
