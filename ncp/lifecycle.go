@@ -2,6 +2,7 @@ package ncp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -149,4 +150,30 @@ func (l *Lifecycle) Reconnect(connect func(context.Context) error, minWait, maxW
 		backoff = min(2*backoff, maxWait)
 		log.Warn().Err(err).Int("attempt", attempt).Dur("next_ms", backoff).Msg("reconnect failed")
 	}
+}
+
+// Reinit brings a stick back that reset (or failed) under a live port: up to three tries of initialize,
+// with the reconnect back-off between them. It returns nil once the stick is initialised again, ErrClosed on
+// Close, and otherwise the error to reconnect with: the port's own (portErr, checked after each failed try)
+// or, after three failures, one saying the stick did not come back.
+func (l *Lifecycle) Reinit(initialize func(context.Context) error, portErr func() error, minWait, maxWait time.Duration, log zerolog.Logger) error {
+	backoff := minWait
+	for attempt := 1; attempt <= 3; attempt++ {
+		err := initialize(l.Ctx)
+		if err == nil {
+			return nil
+		}
+		if l.Ctx.Err() != nil {
+			return ErrClosed
+		}
+		if perr := portErr(); perr != nil {
+			return perr
+		}
+		log.Warn().Err(err).Int("attempt", attempt).Msg("re-initialising the stick failed")
+		if !l.Sleep(backoff) {
+			return ErrClosed
+		}
+		backoff = min(2*backoff, maxWait)
+	}
+	return errors.New("the stick did not come back after a reset")
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -74,4 +75,47 @@ func TestLifecycleCloseEndsConnect(t *testing.T) {
 	}
 	assert.True(t, l.Closed())
 	assert.False(t, l.Started())
+}
+
+// TestLifecycleReinitAndReconnect: Reinit retries initialisation up to three times and hands back the port's
+// error or "did not come back"; Reconnect retries until connect works and counts the attempts.
+func TestLifecycleReinitAndReconnect(t *testing.T) {
+	l := NewLifecycle("test")
+	defer l.Close()
+	log := zerolog.Nop()
+	tries := 0
+	err := l.Reinit(func(context.Context) error {
+		tries++
+		if tries < 2 {
+			return errors.New("timeout")
+		}
+		return nil
+	}, func() error { return nil }, time.Millisecond, 2*time.Millisecond, log)
+	require.NoError(t, err)
+	assert.Equal(t, 2, tries)
+
+	portGone := errors.New("read: EOF")
+	err = l.Reinit(func(context.Context) error { return errors.New("timeout") }, func() error { return portGone }, time.Millisecond, time.Millisecond, log)
+	assert.ErrorIs(t, err, portGone, "a dead port ends the retries at once")
+
+	tries = 0
+	err = l.Reinit(func(context.Context) error { tries++; return errors.New("timeout") }, func() error { return nil }, time.Millisecond, time.Millisecond, log)
+	assert.EqualError(t, err, "the stick did not come back after a reset")
+	assert.Equal(t, 3, tries)
+
+	tries = 0
+	attempts, ok := l.Reconnect(func(context.Context) error {
+		tries++
+		if tries < 4 {
+			return errors.New("no such device")
+		}
+		return nil
+	}, time.Millisecond, 4*time.Millisecond, log)
+	assert.True(t, ok)
+	assert.Equal(t, 4, attempts)
+
+	l.Close()
+	_, ok = l.Reconnect(func(context.Context) error { return errors.New("no such device") }, time.Millisecond, time.Millisecond, log)
+	assert.False(t, ok, "Close ends the retries")
+	assert.ErrorIs(t, l.Reinit(func(context.Context) error { return errors.New("x") }, func() error { return nil }, time.Millisecond, time.Millisecond, log), ErrClosed)
 }

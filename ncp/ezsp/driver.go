@@ -265,27 +265,13 @@ func (d *Driver) reinit(s *session, reason string) {
 	d.setNotReady("stick reset: " + reason)
 	d.failPending(fmt.Errorf("%w: the stick reset (%s)", ErrNotReady, reason))
 	d.log.Warn().Str("reason", reason).Msg("stick reset: re-initialising")
-	backoff := d.to.ReconnectMin
-	for attempt := 1; attempt <= 3; attempt++ {
-		err := d.initialize(d.ctx, s)
-		if err == nil {
-			d.emit(ncp.Event{Kind: ncp.EventRadioReset, Reason: reason})
-			return
-		}
-		if d.ctx.Err() != nil {
-			return
-		}
-		if s.conn.Err() != nil {
-			d.reconnect(s, s.conn.Err())
-			return
-		}
-		d.log.Warn().Err(err).Int("attempt", attempt).Msg("re-initialising the stick failed")
-		if !d.life.Sleep(backoff) {
-			return
-		}
-		backoff = min(2*backoff, d.to.ReconnectMax)
+	switch err := d.life.Reinit(func(ctx context.Context) error { return d.initialize(ctx, s) }, s.conn.Err,
+		d.to.ReconnectMin, d.to.ReconnectMax, d.log); {
+	case err == nil:
+		d.emit(ncp.Event{Kind: ncp.EventRadioReset, Reason: reason})
+	case !errors.Is(err, ncp.ErrClosed):
+		d.reconnect(s, fmt.Errorf("%w (the stick reset: %s)", err, reason))
 	}
-	d.reconnect(s, fmt.Errorf("the stick did not come back after a reset (%s)", reason))
 }
 
 // networkDown waits a little for the stack to bring the network back by itself, else re-initialises.

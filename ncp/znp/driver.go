@@ -318,27 +318,13 @@ func (d *Driver) reinit(c *Conn, reason string) {
 	d.setNotReady("stick reset: " + reason)
 	d.failPending()
 	d.log.Warn().Str("reason", reason).Msg("stick reset: re-initialising")
-	backoff := d.to.ReconnectMin
-	for attempt := 1; attempt <= 3; attempt++ {
-		err := d.initialize(d.ctx, c)
-		if err == nil {
-			d.emit(ncp.Event{Kind: ncp.EventRadioReset, Reason: reason})
-			return
-		}
-		if d.ctx.Err() != nil {
-			return
-		}
-		if c.Err() != nil {
-			d.reconnect(c, c.Err())
-			return
-		}
-		d.log.Warn().Err(err).Int("attempt", attempt).Msg("re-initialising the stick failed")
-		if !d.life.Sleep(backoff) {
-			return
-		}
-		backoff = min(2*backoff, d.to.ReconnectMax)
+	switch err := d.life.Reinit(func(ctx context.Context) error { return d.initialize(ctx, c) }, c.Err,
+		d.to.ReconnectMin, d.to.ReconnectMax, d.log); {
+	case err == nil:
+		d.emit(ncp.Event{Kind: ncp.EventRadioReset, Reason: reason})
+	case !errors.Is(err, ncp.ErrClosed):
+		d.reconnect(c, fmt.Errorf("%w (the stick reset: %s)", err, reason))
 	}
-	d.reconnect(c, fmt.Errorf("the stick did not come back after a reset (%s)", reason))
 }
 
 // reconnect replaces a dead port: EventDisconnected, then open + initialise with back-off until it works
