@@ -207,15 +207,16 @@ func measure(p plan, dir string, logf func(string, ...any)) (*measurements, erro
 	}
 	var serialRuns []serialRun
 	for _, protocol := range serialProtocols {
-		for _, baud := range []int{115200, 460800} {
-			serialRuns = append(serialRuns, serialRun{protocol, baud, 1, 64})
+		for _, streams := range []int{1, 4} { // one request-response stream; four transfers at once fill the line
+			for _, baud := range []int{115200, 460800} {
+				serialRuns = append(serialRuns, serialRun{protocol, baud, streams, 64})
+			}
 		}
 	}
-	for _, baud := range []int{115200, 460800} { // EZSP's ASH window with 4 transfers at once
-		serialRuns = append(serialRuns, serialRun{"ezsp", baud, 4, 64})
-	}
-	for _, baud := range []int{115200, 460800} { // EZSP host APS fragmentation: 223 B blocks, 3 fragments each
-		serialRuns = append(serialRuns, serialRun{"ezsp", baud, 1, 223})
+	for _, streams := range []int{1, 4} { // EZSP host APS fragmentation: 223 B blocks, 3 fragments each
+		for _, baud := range []int{115200, 460800} {
+			serialRuns = append(serialRuns, serialRun{"ezsp", baud, streams, 223})
+		}
 	}
 	for _, c := range serialRuns {
 		if !p.runs("serial") {

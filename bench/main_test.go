@@ -39,17 +39,28 @@ func TestMeasureSmall(t *testing.T) {
 	assert.Equal(t, 1, m.fleets[1].parallel)
 	assert.Greater(t, m.fleets[1].modelled, 5*m.fleets[0].modelled, "250 ms per block is far slower")
 
-	require.Len(t, m.serial, 10, "EZSP, ZNP and ZBOSS at 115200 and 460800 baud, EZSP with 4 transfers at once, EZSP with 223 B fragmented blocks")
+	require.Len(t, m.serial, 16, "EZSP, ZNP and ZBOSS with 1 and 4 transfers at 115200 and 460800 baud, EZSP with 223 B fragmented blocks")
 	for _, s := range m.serial {
 		assert.Positive(t, s.blocks)
 		assert.LessOrEqual(t, s.blocksPerSecond(), s.uartBlocksS*1.05, "%s %d baud: paced below the UART bound", s.protocol, s.baud)
+		// A faithful line: a stick cannot answer a frame before it has crossed, so one stream stays under the
+		// bound of directions taking turns, and concurrent transfers under the one-command-outstanding bound.
+		if s.streams == 1 {
+			assert.LessOrEqual(t, s.blocksPerSecond(), s.alternatingBlocksS()*1.05, "%s %d baud, one stream: directions take turns", s.protocol, s.baud)
+		} else if turn := s.commandTurnBlocksS(); turn > 0 {
+			assert.LessOrEqual(t, s.blocksPerSecond(), turn*1.05, "%s %d baud, %d streams: one command outstanding", s.protocol, s.baud, s.streams)
+		}
 		t.Logf("%s at %d baud: %.0f blocks/s of %d B, UART bound %.0f blocks/s (%.0f wire bytes per block to the stick, %.0f back)",
 			s.protocol, s.baud, s.blocksPerSecond(), s.block, s.uartBlocksS, s.hostToStick, s.stickToHost)
 	}
-	frag := m.serial[8]
+	assert.Equal(t, 4, m.serial[2].streams)
+	assert.Greater(t, m.serial[2].blocksPerSecond(), m.serial[0].blocksPerSecond(), "EZSP: four transfers at once fill the line better than one")
+	frag := m.serial[12]
 	assert.True(t, frag.fragmented())
 	assert.Equal(t, 223, frag.block)
 	assert.Greater(t, frag.blocksPerSecond()*223, m.serial[0].blocksPerSecond()*64, "fragmented 223 B blocks carry more bytes per second than 64 B ones")
+	assert.Greater(t, responseWireBytes("ezsp"), 10.0)
+	assert.Equal(t, 6.0, responseWireBytes("znp"), "SOF, length, CMD0, CMD1, status, FCS")
 	for i := 0; i+1 < len(m.serial); i += 2 {
 		assert.Greater(t, m.serial[i+1].blocksPerSecond(), m.serial[i].blocksPerSecond(), "%s: 460800 baud is faster", m.serial[i].protocol)
 	}

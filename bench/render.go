@@ -86,14 +86,29 @@ func (m *measurements) rows() []row {
 			blocks += fmt.Sprintf(" APS-fragmented (%d sendUnicast fragments per block, one window)", frags)
 			how = "fragmented "
 		}
+		rate := s.blocksPerSecond()
+		reference := fmt.Sprintf("UART bound %.0f blocks/s = %.0f B/s (busier direction never idle)", s.uartBlocksS, s.uartBlocksS*float64(s.block))
+		ratio := fmt.Sprintf("%.2f of UART", rate/s.uartBlocksS)
+		if s.streams == 1 {
+			reference += fmt.Sprintf("; one stream alternates directions: ≤ %.0f blocks/s", s.alternatingBlocksS())
+			ratio += fmt.Sprintf(", %.2f of alternating", rate/s.alternatingBlocksS())
+		} else if turn := s.commandTurnBlocksS(); turn > 0 {
+			reference += fmt.Sprintf("; one command outstanding (the host waits for each %.0f B response): ≤ %.0f blocks/s",
+				responseWireBytes(s.protocol), turn)
+			ratio += fmt.Sprintf(", %.2f of the command-turn bound", rate/turn)
+		} else {
+			reference += fmt.Sprintf("; stop-and-wait link layer (each frame waits for the peer's ACK, which queues behind the peer's own frame): about the alternating %.0f blocks/s",
+				s.alternatingBlocksS())
+			ratio += fmt.Sprintf(", %.2f of alternating", rate/s.alternatingBlocksS())
+		}
+		reference += fmt.Sprintf("; radio 1-hop %slimit %.0f B/s", how, radio)
+		ratio += fmt.Sprintf(", %.1f× radio", rate*float64(s.block)/radio)
 		rows = append(rows, row{
 			fmt.Sprintf("Serial: %s through %s + fake stick, %d baud paced both ways, %d transfer(s) at once (send, confirm, next request)",
 				blocks, serialStack[s.protocol], s.baud, s.streams),
-			fmt.Sprintf("%.0f blocks/s = %.0f B/s (wire bytes per block: %.0f to the stick, %.0f back)", s.blocksPerSecond(),
-				s.blocksPerSecond()*float64(s.block), s.hostToStick, s.stickToHost),
-			fmt.Sprintf("UART bound %.0f blocks/s = %.0f B/s (busier direction never idle); radio 1-hop %slimit %.0f B/s", s.uartBlocksS,
-				s.uartBlocksS*float64(s.block), how, radio),
-			fmt.Sprintf("%.2f of UART, %.1f× radio", s.blocksPerSecond()/s.uartBlocksS, s.blocksPerSecond()*float64(s.block)/radio),
+			fmt.Sprintf("%.0f blocks/s = %.0f B/s (wire bytes per block: %.0f to the stick, %.0f back)", rate,
+				rate*float64(s.block), s.hostToStick, s.stickToHost),
+			reference, ratio,
 		})
 	}
 	rows = append(rows, m.fleetThroughStickRow()...)

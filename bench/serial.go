@@ -12,6 +12,7 @@ import (
 
 	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/ncp/ezsp"
+	"github.com/otabridge/otabridge/ncp/ezsp/ash"
 	"github.com/otabridge/otabridge/ncp/ezsp/fakestick"
 	"github.com/otabridge/otabridge/ncp/serialport"
 	"github.com/otabridge/otabridge/ncp/sim"
@@ -36,6 +37,39 @@ type serialResult struct {
 }
 
 func (r serialResult) wirePerBlock() float64 { return r.hostToStick + r.stickToHost }
+
+// alternatingBlocksS is the bound of one request-response stream: the device asks for the next block only
+// after this one crossed the line both ways, so the directions take turns and never overlap.
+func (r serialResult) alternatingBlocksS() float64 { return float64(r.baud) / 10 / r.wirePerBlock() }
+
+// commandTurnBlocksS is the bound that one command outstanding at a time puts on any number of transfers
+// (EZSP: UG100's two-message transaction; Z-Stack MT: one SREQ until its SRSP): after each send command the
+// host's line idles until the stick's response to it has crossed back. Zero where the protocol has no such
+// single response to measure (ZBOSS, whose link layer is stop-and-wait in both directions).
+func (r serialResult) commandTurnBlocksS() float64 {
+	rsp := responseWireBytes(r.protocol)
+	if rsp == 0 {
+		return 0
+	}
+	cmds := 1.0
+	if r.fragmented() {
+		cmds = float64(sim.Fragments(r.block + sim.BlockResponseOverhead))
+	}
+	return float64(r.baud) / 10 / (r.hostToStick + cmds*rsp)
+}
+
+// responseWireBytes is the size on the wire of the stick's response to one send command.
+func responseWireBytes(protocol string) float64 {
+	switch protocol {
+	case "ezsp": // sendUnicast's response at EZSP v14 (sl_status u32, APS sequence), one ASH DATA frame
+		params := ezsp.SendResponse{Sequence: 0x42}.Append(nil, 14)
+		data := ezsp.Frame{Seq: 1, Control: ezsp.FCResponse, FrameID: ezsp.IDSendUnicast, Params: params}.Append(nil)
+		return float64(len(ash.Frame{Type: ash.FrameData, Data: data}.Append(nil)))
+	case "znp": // AF_DATA_REQUEST's SRSP (status)
+		return float64(len(znp.AFDataRequest.Response([]byte{0}).Append(nil)))
+	}
+	return 0
+}
 
 func (r serialResult) blocksPerSecond() float64 { return float64(r.blocks) / r.elapsed.Seconds() }
 

@@ -49,17 +49,11 @@ type Driver struct {
 	callbacks *fifo.Queue[callbackItem]
 	trouble   chan trouble
 
-	ctx    context.Context // cancelled by Close
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	startMu sync.Mutex // serialises Start and Close
-	fragMu  sync.Mutex // one fragmented sender at a time takes a window's send slots
+	life   *ncp.Lifecycle
+	ctx    context.Context // life.Ctx: cancelled by Close
+	fragMu sync.Mutex      // one fragmented sender at a time takes a window's send slots
 
 	mu           sync.Mutex
-	loops        bool // callback loop and pump running
-	started      bool
-	closed       bool
 	sess         *session
 	ready        bool
 	notReady     string
@@ -73,8 +67,8 @@ type Driver struct {
 	pending      map[uint16]chan sendResult
 	nextTag      uint16
 	eui          map[uint16]zcl.IEEE
-	euiMiss      map[uint16]time.Time // when the stick last could not name a short address (see lookupMissTTL)
-	nextSender   zcl.IEEE             // v13: incomingSenderEui64Handler announces the next message's sender
+	euiMiss      ncp.LookupMisses
+	nextSender   zcl.IEEE // v13: incomingSenderEui64Handler announces the next message's sender
 	zdoSeq       uint8
 }
 
@@ -101,7 +95,7 @@ type trouble struct {
 // New makes a driver; nothing is opened until Start. Close must be called, also after a failed Start.
 func New(cfg Config, log zerolog.Logger, opts ...Option) *Driver {
 	cfg, err := cfg.withDefaults()
-	ctx, cancel := context.WithCancel(context.Background())
+	life := ncp.NewLifecycle("ezsp")
 	d := &Driver{
 		cfg:        cfg,
 		cfgErr:     err,
@@ -111,14 +105,13 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) *Driver {
 		evq:        fifo.New[ncp.Event](),
 		callbacks:  fifo.New[callbackItem](),
 		trouble:    make(chan trouble, 16),
-		ctx:        ctx,
-		cancel:     cancel,
+		life:       life,
+		ctx:        life.Ctx,
 		netChanged: make(chan struct{}),
 		maxPayload: MaxAPSPayloadCap,
 		pending:    make(map[uint16]chan sendResult),
 		sendSlots:  make(chan struct{}, max(cfg.MaxInFlight, 1)),
 		eui:        make(map[uint16]zcl.IEEE),
-		euiMiss:    make(map[uint16]time.Time),
 		notReady:   "not started",
 	}
 	d.open = func(context.Context) (io.ReadWriteCloser, error) {
@@ -163,59 +156,16 @@ func (d *Driver) Start(ctx context.Context) (ncp.NetworkInfo, error) {
 	if d.cfgErr != nil {
 		return ncp.NetworkInfo{}, d.cfgErr
 	}
-	d.startMu.Lock()
-	defer d.startMu.Unlock()
-	d.mu.Lock()
-	switch {
-	case d.closed:
-		d.mu.Unlock()
-		return ncp.NetworkInfo{}, ncp.ErrClosed
-	case d.started:
-		info := d.info
-		d.mu.Unlock()
-		return info, errors.New("ezsp: already started")
-	}
-	if !d.loops {
-		d.loops = true
-		d.wg.Add(2)
-		go d.callbackLoop()
-		go d.pumpEvents()
-	}
-	d.mu.Unlock()
-
-	// Stop the connection attempt when either ctx or Close says so.
-	cctx, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() {
-		select {
-		case <-d.ctx.Done():
-			stop()
-		case <-cctx.Done():
-		}
-	}()
-	if err := d.connect(cctx); err != nil {
-		return ncp.NetworkInfo{}, err
-	}
-	d.mu.Lock()
-	d.started = true
-	info := d.info
-	d.mu.Unlock()
-	d.wg.Add(1)
-	go d.supervise()
-	return info, nil
+	return d.life.Start(ctx, ncp.DriverHooks{Loops: []func(){d.callbackLoop, d.pumpEvents}, Connect: d.connect,
+		Supervise: d.supervise, Info: d.Info})
 }
 
 // Close stops the driver, fails the sends in flight, closes the port and then the Events channel.
 func (d *Driver) Close() error {
-	d.cancel()
-	d.startMu.Lock()
-	defer d.startMu.Unlock()
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
+	if !d.life.Close() {
 		return nil
 	}
-	d.closed = true
+	d.mu.Lock()
 	s := d.sess
 	d.sess = nil
 	d.ready = false
@@ -224,7 +174,7 @@ func (d *Driver) Close() error {
 		s.close()
 	}
 	d.failPending(ncp.ErrClosed)
-	d.wg.Wait()
+	d.life.Wait()
 	close(d.events)
 	return nil
 }
@@ -237,7 +187,7 @@ func (d *Driver) connect(ctx context.Context) error {
 	}
 	s := d.newSession(port)
 	d.mu.Lock()
-	if d.closed {
+	if d.life.Closed() { // Close takes the session after it marked the driver closed: one of us closes s
 		d.mu.Unlock()
 		s.close()
 		return ncp.ErrClosed
@@ -253,13 +203,11 @@ func (d *Driver) connect(ctx context.Context) error {
 		s.close()
 		return err
 	}
-	d.wg.Add(1)
-	go d.watchPort(s)
+	d.life.Go(func() { d.watchPort(s) })
 	return nil
 }
 
 func (d *Driver) watchPort(s *session) {
-	defer d.wg.Done()
 	select {
 	case <-s.conn.Done():
 		if err := s.conn.Err(); err != nil && !errors.Is(err, ash.ErrClosed) {
@@ -289,7 +237,6 @@ func (d *Driver) setNotReady(reason string) {
 
 // supervise handles resets, network loss and port loss, one at a time, until Close.
 func (d *Driver) supervise() {
-	defer d.wg.Done()
 	for {
 		select {
 		case <-d.ctx.Done():
@@ -318,27 +265,13 @@ func (d *Driver) reinit(s *session, reason string) {
 	d.setNotReady("stick reset: " + reason)
 	d.failPending(fmt.Errorf("%w: the stick reset (%s)", ErrNotReady, reason))
 	d.log.Warn().Str("reason", reason).Msg("stick reset: re-initialising")
-	backoff := d.to.ReconnectMin
-	for attempt := 1; attempt <= 3; attempt++ {
-		err := d.initialize(d.ctx, s)
-		if err == nil {
-			d.emit(ncp.Event{Kind: ncp.EventRadioReset, Reason: reason})
-			return
-		}
-		if d.ctx.Err() != nil {
-			return
-		}
-		if s.conn.Err() != nil {
-			d.reconnect(s, s.conn.Err())
-			return
-		}
-		d.log.Warn().Err(err).Int("attempt", attempt).Msg("re-initialising the stick failed")
-		if !d.sleep(backoff) {
-			return
-		}
-		backoff = min(2*backoff, d.to.ReconnectMax)
+	switch err := d.life.Reinit(func(ctx context.Context) error { return d.initialize(ctx, s) }, s.conn.Err,
+		d.to.ReconnectMin, d.to.ReconnectMax, d.log); {
+	case err == nil:
+		d.emit(ncp.Event{Kind: ncp.EventRadioReset, Reason: reason})
+	case !errors.Is(err, ncp.ErrClosed):
+		d.reconnect(s, fmt.Errorf("%w (the stick reset: %s)", err, reason))
 	}
-	d.reconnect(s, fmt.Errorf("the stick did not come back after a reset (%s)", reason))
 }
 
 // networkDown waits a little for the stack to bring the network back by itself, else re-initialises.
@@ -385,33 +318,8 @@ func (d *Driver) reconnect(s *session, reason error) {
 	d.failPending(fmt.Errorf("%w: the port vanished: %v", ErrNotReady, reason))
 	d.log.Error().Err(reason).Msg("lost the stick; reconnecting")
 	d.emit(ncp.Event{Kind: ncp.EventDisconnected, Reason: reason.Error()})
-	backoff := d.to.ReconnectMin
-	for attempt := 1; ; attempt++ {
-		if !d.sleep(backoff) {
-			return
-		}
-		err := d.connect(d.ctx)
-		if err == nil {
-			d.log.Info().Int("attempt", attempt).Msg("reconnected to the stick")
-			d.emit(ncp.Event{Kind: ncp.EventReconnected, Reason: fmt.Sprintf("after %d attempts", attempt)})
-			return
-		}
-		if d.ctx.Err() != nil {
-			return
-		}
-		d.log.Warn().Err(err).Int("attempt", attempt).Dur("next_ms", min(2*backoff, d.to.ReconnectMax)).Msg("reconnect failed")
-		backoff = min(2*backoff, d.to.ReconnectMax)
-	}
-}
-
-func (d *Driver) sleep(dur time.Duration) bool {
-	t := time.NewTimer(dur)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-d.ctx.Done():
-		return false
+	if attempts, ok := d.life.Reconnect(d.connect, d.to.ReconnectMin, d.to.ReconnectMax, d.log); ok {
+		d.emit(ncp.Event{Kind: ncp.EventReconnected, Reason: fmt.Sprintf("after %d attempts", attempts)})
 	}
 }
 
@@ -420,9 +328,9 @@ func (d *Driver) readySession() (*session, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	switch {
-	case d.closed:
+	case d.life.Closed():
 		return nil, ncp.ErrClosed
-	case !d.started && d.sess == nil:
+	case !d.life.Started() && d.sess == nil:
 		return nil, ncp.ErrNotStarted
 	case !d.ready || d.sess == nil:
 		return nil, fmt.Errorf("%w: %s", ErrNotReady, d.notReady)
@@ -437,7 +345,6 @@ func (d *Driver) emit(ev ncp.Event) {
 }
 
 func (d *Driver) pumpEvents() {
-	defer d.wg.Done()
 	for {
 		ev, ok := d.evq.Pop(d.ctx.Done())
 		if !ok {
@@ -740,24 +647,17 @@ const (
 	zdoMgmtPermitJoinReq uint16 = 0x0036
 )
 
-// lookupMissTTL is how long a short address the stick could not name (lookupEui64ByNodeId failed: a device
-// of an existing network the stick has no address-table entry for) is not asked about again. Every frame of
-// such a device would otherwise cost a command round trip on the serial link before it is handed on: during a
-// transfer, one per block.
-const lookupMissTTL = time.Minute
-
 // LookupIEEE returns the IEEE address of a short address: from the cache of joins and announcements, else by
-// asking the stick (lookupEui64ByNodeId; a failed answer is remembered for lookupMissTTL).
+// asking the stick (lookupEui64ByNodeId; a failed answer is remembered for ncp.LookupMissTTL).
 func (d *Driver) LookupIEEE(ctx context.Context, short uint16) (zcl.IEEE, error) {
 	d.mu.Lock()
 	ieee, ok := d.eui[short]
-	missed, miss := d.euiMiss[short]
 	d.mu.Unlock()
 	if ok {
 		return ieee, nil
 	}
-	if miss && time.Since(missed) < lookupMissTTL {
-		return 0, fmt.Errorf("lookup IEEE of 0x%04x: the stick did not know it %s ago", short, time.Since(missed).Round(time.Second))
+	if err := d.euiMiss.Recent(short); err != nil {
+		return 0, err
 	}
 	s, err := d.readySession()
 	if err != nil {
@@ -772,9 +672,7 @@ func (d *Driver) LookupIEEE(ctx context.Context, short uint16) (zcl.IEEE, error)
 		return 0, err
 	}
 	if !r.Status.OK() || r.EUI64 == 0 {
-		d.mu.Lock()
-		d.euiMiss[short] = time.Now()
-		d.mu.Unlock()
+		d.euiMiss.Missed(short)
 		return 0, fmt.Errorf("lookup IEEE of 0x%04x: %s", short, r.Status)
 	}
 	d.learn(short, r.EUI64)
@@ -787,13 +685,12 @@ func (d *Driver) learn(short uint16, ieee zcl.IEEE) {
 	}
 	d.mu.Lock()
 	d.eui[short] = ieee
-	delete(d.euiMiss, short)
 	d.mu.Unlock()
+	d.euiMiss.Forget(short)
 }
 
 // callbackLoop handles the stick's callbacks in order.
 func (d *Driver) callbackLoop() {
-	defer d.wg.Done()
 	for {
 		it, ok := d.callbacks.Pop(d.ctx.Done())
 		if !ok {

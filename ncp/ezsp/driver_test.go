@@ -475,3 +475,25 @@ func TestNoGoroutineLeak(t *testing.T) {
 		t.Errorf("goroutines: %d before, %d after\n%s", base, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// TestUnknownSenderLookedUpOnce: frames from a short address the stick cannot name (a device of an existing
+// network) are handed on without an IEEE address, and the stick is asked once, not once per frame.
+func TestUnknownSenderLookedUpOnce(t *testing.T) {
+	forVersions(t, func(t *testing.T, version uint8) {
+		r := newRig(t, fakestick.Config{ProtocolVersion: version}, ezsp.Config{})
+		r.start()
+		const stranger = 0x6666
+		for i := range 5 {
+			r.net.Emit(ncp.Event{Kind: ncp.EventFrame, Frame: ncp.Incoming{SrcShort: stranger, SrcEndpoint: 1, DstEndpoint: 1,
+				ClusterID: zcl.ClusterOTA, ProfileID: zcl.ProfileHomeAutomation, Payload: []byte{0x01, byte(i), 0x01, 0x00}}})
+			ev := r.waitEvent(ncp.EventFrame)
+			assert.Equal(t, uint16(stranger), ev.Frame.SrcShort)
+			assert.Equal(t, byte(i), ev.Frame.Payload[1])
+			assert.Zero(t, ev.Frame.SrcIEEE)
+		}
+		assert.Equal(t, 1, r.stick.Commands()["lookupEui64ByNodeId"], "one lookup for five frames")
+		_, err := r.drv.LookupIEEE(context.Background(), stranger)
+		assert.ErrorContains(t, err, "did not know")
+		assert.Equal(t, 1, r.stick.Commands()["lookupEui64ByNodeId"], "a direct lookup within a minute is answered from the miss")
+	})
+}

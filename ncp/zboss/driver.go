@@ -104,22 +104,17 @@ type Driver struct {
 	evq     *fifo[ncp.Event]
 	trouble chan trouble
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	startMu sync.Mutex
+	life *ncp.Lifecycle
+	ctx  context.Context // life.Ctx: cancelled by Close
 
 	mu       sync.Mutex
-	loops    bool
-	started  bool
-	closed   bool
 	sess     *session
 	ready    bool
 	notReady string
 	info     ncp.NetworkInfo
 	network  ncp.NetworkSettings
 	eui      map[uint16]zcl.IEEE
+	euiMiss  ncp.LookupMisses
 }
 
 type troubleKind uint8
@@ -149,9 +144,9 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) *Driver {
 			err = fmt.Errorf("radio network pan_id 0x%04x: 0xFFF7-0xFFFF are reserved", cfg.Network.PANID)
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	life := ncp.NewLifecycle("zboss")
 	d := &Driver{cfg: cfg, cfgErr: err, log: log.With().Str("radio", "zboss").Str("port", cfg.Port).Logger(), to: DefaultTimeouts,
-		events: make(chan ncp.Event), evq: newFIFO[ncp.Event](), trouble: make(chan trouble, 8), ctx: ctx, cancel: cancel,
+		events: make(chan ncp.Event), evq: newFIFO[ncp.Event](), trouble: make(chan trouble, 8), life: life, ctx: life.Ctx,
 		eui: make(map[uint16]zcl.IEEE), notReady: "not started"}
 	d.open = func(context.Context) (io.ReadWriteCloser, error) {
 		return serialport.Open(serialport.Config{Port: d.cfg.Port, Baud: d.cfg.Baud, FlowControl: d.cfg.FlowControl})
@@ -170,6 +165,13 @@ func (d *Driver) Events() <-chan ncp.Event { return d.events }
 // MaxAPSPayload returns the largest unfragmented APS payload (see the constant).
 func (d *Driver) MaxAPSPayload() int { return MaxAPSPayload }
 
+// Info returns the NetworkInfo of the last successful initialisation.
+func (d *Driver) Info() ncp.NetworkInfo {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.info
+}
+
 // Network returns the network in use after Start (formed or resumed); the bridge saves it.
 func (d *Driver) Network() ncp.NetworkSettings {
 	d.mu.Lock()
@@ -184,56 +186,16 @@ func (d *Driver) Start(ctx context.Context) (ncp.NetworkInfo, error) {
 	if d.cfgErr != nil {
 		return ncp.NetworkInfo{}, d.cfgErr
 	}
-	d.startMu.Lock()
-	defer d.startMu.Unlock()
-	d.mu.Lock()
-	switch {
-	case d.closed:
-		d.mu.Unlock()
-		return ncp.NetworkInfo{}, ncp.ErrClosed
-	case d.started:
-		info := d.info
-		d.mu.Unlock()
-		return info, errors.New("zboss: already started")
-	}
-	if !d.loops {
-		d.loops = true
-		d.wg.Add(1)
-		go d.pumpEvents()
-	}
-	d.mu.Unlock()
-	cctx, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() {
-		select {
-		case <-d.ctx.Done():
-			stop()
-		case <-cctx.Done():
-		}
-	}()
-	if err := d.connect(cctx); err != nil {
-		return ncp.NetworkInfo{}, err
-	}
-	d.mu.Lock()
-	d.started = true
-	info := d.info
-	d.mu.Unlock()
-	d.wg.Add(1)
-	go d.supervise()
-	return info, nil
+	return d.life.Start(ctx, ncp.DriverHooks{Loops: []func(){d.pumpEvents}, Connect: d.connect,
+		Supervise: d.supervise, Info: d.Info})
 }
 
 // Close stops the driver, closes the port and then the Events channel.
 func (d *Driver) Close() error {
-	d.cancel()
-	d.startMu.Lock()
-	defer d.startMu.Unlock()
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
+	if !d.life.Close() {
 		return nil
 	}
-	d.closed = true
+	d.mu.Lock()
 	s := d.sess
 	d.sess, d.ready = nil, false
 	d.mu.Unlock()
@@ -241,7 +203,7 @@ func (d *Driver) Close() error {
 		s.close()
 		<-s.done
 	}
-	d.wg.Wait()
+	d.life.Wait()
 	close(d.events)
 	return nil
 }
@@ -254,16 +216,15 @@ func (d *Driver) connect(ctx context.Context) error {
 	}
 	s := newSession(NewLink(port, LinkConfig{AckTimeout: d.to.AckTimeout, Log: d.log}))
 	d.mu.Lock()
-	if d.closed {
+	if d.life.Closed() { // Close takes the session after it marked the driver closed: one of us closes s
 		d.mu.Unlock()
 		s.close()
 		return ncp.ErrClosed
 	}
 	d.sess = s
 	d.mu.Unlock()
-	d.wg.Add(2)
-	go d.handleIndications(s)
-	go d.watchPort(s)
+	d.life.Go(func() { d.handleIndications(s) })
+	d.life.Go(func() { d.watchPort(s) })
 	if err := d.initialize(ctx, s); err != nil {
 		d.mu.Lock()
 		if d.sess == s {
@@ -277,7 +238,6 @@ func (d *Driver) connect(ctx context.Context) error {
 }
 
 func (d *Driver) watchPort(s *session) {
-	defer d.wg.Done()
 	select {
 	case <-s.link.Done():
 		if err := s.link.Err(); err != nil && !errors.Is(err, ErrLinkClosed) {
@@ -302,7 +262,6 @@ func (d *Driver) setNotReady(reason string) {
 
 // supervise handles stick resets and port loss, one at a time, until Close.
 func (d *Driver) supervise() {
-	defer d.wg.Done()
 	for {
 		select {
 		case <-d.ctx.Done():
@@ -329,27 +288,13 @@ func (d *Driver) reinit(s *session, reason string) {
 	d.setNotReady("stick reset: " + reason)
 	s.failPending(fmt.Errorf("%w: the stick reset (%s)", ErrNotReady, reason))
 	d.log.Warn().Str("reason", reason).Msg("stick reset: re-initialising")
-	backoff := d.to.ReconnectMin
-	for attempt := 1; attempt <= 3; attempt++ {
-		err := d.initialize(d.ctx, s)
-		if err == nil {
-			d.emit(ncp.Event{Kind: ncp.EventRadioReset, Reason: reason})
-			return
-		}
-		if d.ctx.Err() != nil {
-			return
-		}
-		if s.link.Err() != nil {
-			d.reconnect(s, s.link.Err())
-			return
-		}
-		d.log.Warn().Err(err).Int("attempt", attempt).Msg("re-initialising the stick failed")
-		if !d.sleep(backoff) {
-			return
-		}
-		backoff = min(2*backoff, d.to.ReconnectMax)
+	switch err := d.life.Reinit(func(ctx context.Context) error { return d.initialize(ctx, s) }, s.link.Err,
+		d.to.ReconnectMin, d.to.ReconnectMax, d.log); {
+	case err == nil:
+		d.emit(ncp.Event{Kind: ncp.EventRadioReset, Reason: reason})
+	case !errors.Is(err, ncp.ErrClosed):
+		d.reconnect(s, fmt.Errorf("%w (the stick reset: %s)", err, reason))
 	}
-	d.reconnect(s, fmt.Errorf("the stick did not come back after a reset (%s)", reason))
 }
 
 // reconnect replaces a dead port: EventDisconnected, then open + initialise with back-off until it works
@@ -364,33 +309,8 @@ func (d *Driver) reconnect(s *session, reason error) {
 	s.close()
 	d.log.Error().Err(reason).Msg("lost the stick; reconnecting")
 	d.emit(ncp.Event{Kind: ncp.EventDisconnected, Reason: reason.Error()})
-	backoff := d.to.ReconnectMin
-	for attempt := 1; ; attempt++ {
-		if !d.sleep(backoff) {
-			return
-		}
-		err := d.connect(d.ctx)
-		if err == nil {
-			d.log.Info().Int("attempt", attempt).Msg("reconnected to the stick")
-			d.emit(ncp.Event{Kind: ncp.EventReconnected, Reason: fmt.Sprintf("after %d attempts", attempt)})
-			return
-		}
-		if d.ctx.Err() != nil {
-			return
-		}
-		backoff = min(2*backoff, d.to.ReconnectMax)
-		d.log.Warn().Err(err).Int("attempt", attempt).Dur("next", backoff).Msg("reconnect failed")
-	}
-}
-
-func (d *Driver) sleep(dur time.Duration) bool {
-	t := time.NewTimer(dur)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-d.ctx.Done():
-		return false
+	if attempts, ok := d.life.Reconnect(d.connect, d.to.ReconnectMin, d.to.ReconnectMax, d.log); ok {
+		d.emit(ncp.Event{Kind: ncp.EventReconnected, Reason: fmt.Sprintf("after %d attempts", attempts)})
 	}
 }
 
@@ -399,9 +319,9 @@ func (d *Driver) readySession() (*session, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	switch {
-	case d.closed:
+	case d.life.Closed():
 		return nil, ncp.ErrClosed
-	case !d.started && d.sess == nil:
+	case !d.life.Started() && d.sess == nil:
 		return nil, ncp.ErrNotStarted
 	case !d.ready || d.sess == nil:
 		return nil, fmt.Errorf("%w: %s", ErrNotReady, d.notReady)
@@ -416,7 +336,6 @@ func (d *Driver) emit(ev ncp.Event) {
 }
 
 func (d *Driver) pumpEvents() {
-	defer d.wg.Done()
 	for {
 		ev, ok := d.evq.pop(d.ctx.Done())
 		if !ok {
@@ -518,17 +437,27 @@ func (d *Driver) LookupIEEE(ctx context.Context, short uint16) (zcl.IEEE, error)
 	if ok {
 		return ieee, nil
 	}
+	if err := d.euiMiss.Recent(short); err != nil {
+		return 0, err
+	}
 	s, err := d.readySession()
 	if err != nil {
 		return 0, err
 	}
 	p, err := s.call(ctx, CallNWKGetIEEEByShort, AppendU16(nil, short), d.to.Command)
 	if err != nil {
+		if errors.As(err, new(*CallError)) {
+			d.euiMiss.Missed(short) // the stick answered: it does not know the address
+		}
 		return 0, fmt.Errorf("look up 0x%04x: %w", short, err)
 	}
 	ieee, err = ReadIEEE(p.Params)
 	if err != nil {
 		return 0, fmt.Errorf("look up 0x%04x: %w", short, err)
+	}
+	if ieee == 0 || ieee == zcl.IEEE(^uint64(0)) {
+		d.euiMiss.Missed(short)
+		return 0, fmt.Errorf("look up 0x%04x: the stick does not know the device", short)
 	}
 	d.learn(short, ieee)
 	return ieee, nil
@@ -541,11 +470,11 @@ func (d *Driver) learn(short uint16, ieee zcl.IEEE) {
 	d.mu.Lock()
 	d.eui[short] = ieee
 	d.mu.Unlock()
+	d.euiMiss.Forget(short)
 }
 
 // handleIndications turns the stick's indications into events, in order, until the session ends.
 func (d *Driver) handleIndications(s *session) {
-	defer d.wg.Done()
 	for {
 		p, ok := s.indications.pop(s.done)
 		if !ok {

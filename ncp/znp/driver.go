@@ -45,16 +45,10 @@ type Driver struct {
 	callbacks *fifo.Queue[callbackItem]
 	trouble   chan trouble
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	startMu sync.Mutex
+	life *ncp.Lifecycle
+	ctx  context.Context // life.Ctx: cancelled by Close
 
 	mu           sync.Mutex
-	loops        bool
-	started      bool
-	closed       bool
 	conn         *Conn
 	ready        bool
 	notReady     string
@@ -68,6 +62,7 @@ type Driver struct {
 	zdoTSN       map[uint32]uint8 // (destination, response cluster) → the TSN of the last request
 	nextTrans    uint8
 	ieee         map[uint16]zcl.IEEE
+	ieeeMiss     ncp.LookupMisses
 }
 
 type callbackItem struct {
@@ -99,7 +94,7 @@ type waiter struct {
 // New makes a driver; nothing is opened until Start. Close must be called, also after a failed Start.
 func New(cfg Config, log zerolog.Logger, opts ...Option) *Driver {
 	cfg, err := cfg.withDefaults()
-	ctx, cancel := context.WithCancel(context.Background())
+	life := ncp.NewLifecycle("znp")
 	d := &Driver{
 		cfg: cfg, cfgErr: err,
 		log:       log.With().Str("radio", "znp").Str("port", cfg.Port).Logger(),
@@ -108,7 +103,7 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) *Driver {
 		evq:       fifo.New[ncp.Event](),
 		callbacks: fifo.New[callbackItem](),
 		trouble:   make(chan trouble, 16),
-		ctx:       ctx, cancel: cancel,
+		life:      life, ctx: life.Ctx,
 		notReady: "not started",
 		pending:  make(map[uint8]chan DataConfirm),
 		ieee:     make(map[uint16]zcl.IEEE),
@@ -131,6 +126,13 @@ func (d *Driver) Events() <-chan ncp.Event { return d.events }
 // MaxAPSPayload returns the largest unfragmented APS payload (MaxAPSPayloadCap).
 func (d *Driver) MaxAPSPayload() int { return MaxAPSPayloadCap }
 
+// Info returns the NetworkInfo of the last successful initialisation.
+func (d *Driver) Info() ncp.NetworkInfo {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.info
+}
+
 // Network returns the network in use after Start: the one formed or the one resumed (its key as the stick's
 // NV holds it). The bridge saves it in its data directory and passes it back in Config.Network.
 func (d *Driver) Network() ncp.NetworkSettings {
@@ -152,57 +154,16 @@ func (d *Driver) Start(ctx context.Context) (ncp.NetworkInfo, error) {
 	if d.cfgErr != nil {
 		return ncp.NetworkInfo{}, d.cfgErr
 	}
-	d.startMu.Lock()
-	defer d.startMu.Unlock()
-	d.mu.Lock()
-	switch {
-	case d.closed:
-		d.mu.Unlock()
-		return ncp.NetworkInfo{}, ncp.ErrClosed
-	case d.started:
-		info := d.info
-		d.mu.Unlock()
-		return info, errors.New("znp: already started")
-	}
-	if !d.loops {
-		d.loops = true
-		d.wg.Add(2)
-		go d.callbackLoop()
-		go d.pumpEvents()
-	}
-	d.mu.Unlock()
-	cctx, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() {
-		select {
-		case <-d.ctx.Done():
-			stop()
-		case <-cctx.Done():
-		}
-	}()
-	if err := d.connect(cctx); err != nil {
-		return ncp.NetworkInfo{}, err
-	}
-	d.mu.Lock()
-	d.started = true
-	info := d.info
-	d.mu.Unlock()
-	d.wg.Add(1)
-	go d.supervise()
-	return info, nil
+	return d.life.Start(ctx, ncp.DriverHooks{Loops: []func(){d.callbackLoop, d.pumpEvents}, Connect: d.connect,
+		Supervise: d.supervise, Info: d.Info})
 }
 
 // Close stops the driver, fails the sends in flight, closes the port and then the Events channel.
 func (d *Driver) Close() error {
-	d.cancel()
-	d.startMu.Lock()
-	defer d.startMu.Unlock()
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
+	if !d.life.Close() {
 		return nil
 	}
-	d.closed = true
+	d.mu.Lock()
 	c := d.conn
 	d.conn = nil
 	d.ready = false
@@ -211,7 +172,7 @@ func (d *Driver) Close() error {
 		c.Close()
 	}
 	d.failPending()
-	d.wg.Wait()
+	d.life.Wait()
 	close(d.events)
 	return nil
 }
@@ -225,7 +186,7 @@ func (d *Driver) connect(ctx context.Context) error {
 	var c *Conn
 	c = NewConn(port, d.to.Command, func(f Frame) { d.onFrame(c, f) }, d.log)
 	d.mu.Lock()
-	if d.closed {
+	if d.life.Closed() { // Close takes the connection after it marked the driver closed: one of us closes c
 		d.mu.Unlock()
 		c.Close()
 		return ncp.ErrClosed
@@ -241,13 +202,11 @@ func (d *Driver) connect(ctx context.Context) error {
 		c.Close()
 		return err
 	}
-	d.wg.Add(1)
-	go d.watchPort(c)
+	d.life.Go(func() { d.watchPort(c) })
 	return nil
 }
 
 func (d *Driver) watchPort(c *Conn) {
-	defer d.wg.Done()
 	select {
 	case <-c.Done():
 		if err := c.Err(); err != nil && !errors.Is(err, ErrConnClosed) {
@@ -333,7 +292,6 @@ func (d *Driver) setNotReady(reason string) {
 
 // supervise handles stick resets and port loss, one at a time, until Close.
 func (d *Driver) supervise() {
-	defer d.wg.Done()
 	for {
 		select {
 		case <-d.ctx.Done():
@@ -360,27 +318,13 @@ func (d *Driver) reinit(c *Conn, reason string) {
 	d.setNotReady("stick reset: " + reason)
 	d.failPending()
 	d.log.Warn().Str("reason", reason).Msg("stick reset: re-initialising")
-	backoff := d.to.ReconnectMin
-	for attempt := 1; attempt <= 3; attempt++ {
-		err := d.initialize(d.ctx, c)
-		if err == nil {
-			d.emit(ncp.Event{Kind: ncp.EventRadioReset, Reason: reason})
-			return
-		}
-		if d.ctx.Err() != nil {
-			return
-		}
-		if c.Err() != nil {
-			d.reconnect(c, c.Err())
-			return
-		}
-		d.log.Warn().Err(err).Int("attempt", attempt).Msg("re-initialising the stick failed")
-		if !d.sleep(backoff) {
-			return
-		}
-		backoff = min(2*backoff, d.to.ReconnectMax)
+	switch err := d.life.Reinit(func(ctx context.Context) error { return d.initialize(ctx, c) }, c.Err,
+		d.to.ReconnectMin, d.to.ReconnectMax, d.log); {
+	case err == nil:
+		d.emit(ncp.Event{Kind: ncp.EventRadioReset, Reason: reason})
+	case !errors.Is(err, ncp.ErrClosed):
+		d.reconnect(c, fmt.Errorf("%w (the stick reset: %s)", err, reason))
 	}
-	d.reconnect(c, fmt.Errorf("the stick did not come back after a reset (%s)", reason))
 }
 
 // reconnect replaces a dead port: EventDisconnected, then open + initialise with back-off until it works
@@ -396,33 +340,8 @@ func (d *Driver) reconnect(c *Conn, reason error) {
 	d.failPending()
 	d.log.Error().Err(reason).Msg("lost the stick; reconnecting")
 	d.emit(ncp.Event{Kind: ncp.EventDisconnected, Reason: reason.Error()})
-	backoff := d.to.ReconnectMin
-	for attempt := 1; ; attempt++ {
-		if !d.sleep(backoff) {
-			return
-		}
-		err := d.connect(d.ctx)
-		if err == nil {
-			d.log.Info().Int("attempt", attempt).Msg("reconnected to the stick")
-			d.emit(ncp.Event{Kind: ncp.EventReconnected, Reason: fmt.Sprintf("after %d attempts", attempt)})
-			return
-		}
-		if d.ctx.Err() != nil {
-			return
-		}
-		d.log.Warn().Err(err).Int("attempt", attempt).Dur("next", min(2*backoff, d.to.ReconnectMax)).Msg("reconnect failed")
-		backoff = min(2*backoff, d.to.ReconnectMax)
-	}
-}
-
-func (d *Driver) sleep(dur time.Duration) bool {
-	t := time.NewTimer(dur)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-d.ctx.Done():
-		return false
+	if attempts, ok := d.life.Reconnect(d.connect, d.to.ReconnectMin, d.to.ReconnectMax, d.log); ok {
+		d.emit(ncp.Event{Kind: ncp.EventReconnected, Reason: fmt.Sprintf("after %d attempts", attempts)})
 	}
 }
 
@@ -431,9 +350,9 @@ func (d *Driver) readyConn() (*Conn, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	switch {
-	case d.closed:
+	case d.life.Closed():
 		return nil, ncp.ErrClosed
-	case !d.started && d.conn == nil:
+	case !d.life.Started() && d.conn == nil:
 		return nil, ncp.ErrNotStarted
 	case !d.ready || d.conn == nil:
 		return nil, fmt.Errorf("%w: %s", ErrNotReady, d.notReady)
@@ -445,7 +364,6 @@ func (d *Driver) readyConn() (*Conn, error) {
 func (d *Driver) emit(ev ncp.Event) { d.evq.Push(ev) }
 
 func (d *Driver) pumpEvents() {
-	defer d.wg.Done()
 	for {
 		ev, ok := d.evq.Pop(d.ctx.Done())
 		if !ok {
@@ -588,6 +506,9 @@ func (d *Driver) LookupIEEE(ctx context.Context, short uint16) (zcl.IEEE, error)
 	if ok {
 		return ieee, nil
 	}
+	if err := d.ieeeMiss.Recent(short); err != nil {
+		return 0, err
+	}
 	c, err := d.readyConn()
 	if err != nil {
 		return 0, err
@@ -601,6 +522,7 @@ func (d *Driver) LookupIEEE(ctx context.Context, short uint16) (zcl.IEEE, error)
 		return 0, err
 	}
 	if ieee == 0 || ieee == zcl.IEEE(^uint64(0)) {
+		d.ieeeMiss.Missed(short)
 		return 0, fmt.Errorf("lookup IEEE of 0x%04x: the stick does not know the device", short)
 	}
 	d.learn(short, ieee)
@@ -614,11 +536,11 @@ func (d *Driver) learn(short uint16, ieee zcl.IEEE) {
 	d.mu.Lock()
 	d.ieee[short] = ieee
 	d.mu.Unlock()
+	d.ieeeMiss.Forget(short)
 }
 
 // callbackLoop handles the stick's AREQs in order.
 func (d *Driver) callbackLoop() {
-	defer d.wg.Done()
 	for {
 		it, ok := d.callbacks.Pop(d.ctx.Done())
 		if !ok {

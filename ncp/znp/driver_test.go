@@ -365,3 +365,21 @@ func TestCloseBeforeStartAndTwice(t *testing.T) {
 	_, ok := <-d.Events()
 	assert.False(t, ok)
 }
+
+// TestUnknownSenderLookedUpOnce: frames from a short address the stick cannot name are handed on without an
+// IEEE address, and the stick is asked once, not once per frame (each ask is a round trip on the serial link).
+func TestUnknownSenderLookedUpOnce(t *testing.T) {
+	r := newRig(t, fakestick.Config{})
+	d := r.driver(testNetwork)
+	_, err := d.Start(context.Background())
+	require.NoError(t, err)
+	const stranger = 0x6666
+	for i := range 5 {
+		r.net.Emit(ncp.Event{Kind: ncp.EventFrame, Frame: ncp.Incoming{SrcShort: stranger, SrcEndpoint: 1, DstEndpoint: 1,
+			ClusterID: zcl.ClusterOTA, ProfileID: zcl.ProfileHomeAutomation, Payload: []byte{0x01, byte(i), 0x01, 0x00}}})
+		fr := nextEvent(t, d, ncp.EventFrame)
+		assert.Equal(t, byte(i), fr.Frame.Payload[1])
+		assert.Zero(t, fr.Frame.SrcIEEE)
+	}
+	assert.Equal(t, 1, r.stick.Commands()["UTIL_ADDRMGR_NWK_ADDR_LOOKUP"], "one lookup for five frames")
+}

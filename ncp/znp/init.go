@@ -137,7 +137,7 @@ func (d *Driver) findStick(ctx context.Context, c *Conn) error {
 	if err := c.WriteRaw([]byte{SkipBootloaderByte}); err != nil {
 		return fmt.Errorf("znp: write to %s: %w", d.cfg.Port, err)
 	}
-	if !d.sleep(d.to.Ping) {
+	if !d.life.Sleep(d.to.Ping) {
 		return ncp.ErrClosed
 	}
 	if _, err := c.Request(ctx, SysPing, nil, d.to.Ping); err != nil {
