@@ -390,9 +390,11 @@ func TestSoakLossyLink(t *testing.T) {
 	}
 	cases := []soakCase{
 		{seed: 1}, {seed: 2}, {seed: 3}, {seed: 4},
-		// Regressions: with 7 frames in flight on both sides these seeds lost frames silently (Send returned
-		// nil, never delivered) before a NAK that waited in the writer's queue while its frame arrived went
-		// out as an ACK (conn.go, writeLoop): about one run in 25 of each, timing-dependent.
+		// Regressions, timing-dependent: with windows of 7 on both sides these seeds lost frames silently
+		// (Send returned nil, never delivered; 2 of 50 seeds tried) until a NAK that waited in the writer's
+		// queue while its frame arrived went out as an ACK (conn.go writeLoop; byte by byte:
+		// TestStaleNakNotWrittenBehindNewerAck). Seed 130 then lost frames about one run in 30 to the RSTACK
+		// ambiguity (soakRSTACKWait).
 		{seed: 111, window: MaxWindow}, {seed: 130, window: MaxWindow},
 	}
 	if *soakMode == "long" {
