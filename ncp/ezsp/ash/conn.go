@@ -123,6 +123,7 @@ type outstanding struct {
 	nak    chan struct{} // one token per NAK
 	broken chan error    // the link reset under it
 	done   bool
+	reset  bool // the link was reset (or failed) under it: its frame is no longer written
 }
 
 // MaxWindow is the largest number of DATA frames in flight ASH allows: frame numbers count modulo 8, and
@@ -374,7 +375,7 @@ func (c *Conn) Start(ctx context.Context, data []byte) (wait func() error, err e
 	c.mu.Unlock()
 	c.st.dataSent.Add(1)
 	sent := time.Now()
-	c.enqueueFrame(f, gen)
+	c.enqueueFrame(f, gen, o)
 	c.txMu.Unlock()
 	return func() error {
 		defer func() { <-c.sendSem }()
@@ -449,15 +450,16 @@ func (c *Conn) resendFrom(o *outstanding) {
 		c.mu.Unlock()
 		return
 	}
-	frames := make([]Frame, 0, len(c.outs)-i)
-	for _, r := range c.outs[i:] {
+	outs := slices.Clone(c.outs[i:])
+	frames := make([]Frame, 0, len(outs))
+	for _, r := range outs {
 		frames = append(frames, Frame{Type: FrameData, FrmNum: r.frm, AckNum: c.rxExpect, ReTx: true, Data: r.data})
 	}
 	gen := c.gen
 	c.mu.Unlock()
-	for _, f := range frames {
+	for i, f := range frames {
 		c.st.retx.Add(1)
-		c.enqueueFrame(f, gen)
+		c.enqueueFrame(f, gen, outs[i])
 	}
 }
 
@@ -482,7 +484,7 @@ func (c *Conn) adaptAckTimer(measured time.Duration) {
 func (c *Conn) breakOutstanding(err error) {
 	for _, o := range c.outs {
 		if !o.done {
-			o.done = true
+			o.done, o.reset = true, true
 			o.broken <- err
 		}
 	}
@@ -502,17 +504,18 @@ func (c *Conn) breakOutstanding(err error) {
 type txItem struct {
 	raw   []byte
 	frame Frame
-	gen   uint64 // frame: its link generation; reset: the first generation allowed after it
-	reset bool   // raw is a RST or RSTACK
+	gen   uint64       // frame: its link generation; reset: the first generation allowed after it
+	reset bool         // raw is a RST or RSTACK
+	out   *outstanding // DATA: the frame in flight it sends
 }
 
 // newGenLocked starts a link generation (reset); c.mu held.
 func (c *Conn) newGenLocked() { c.gen++ }
 
-// enqueueFrame queues a DATA, ACK or NAK frame of link generation gen; its AckNum is set at write time.
-func (c *Conn) enqueueFrame(f Frame, gen uint64) {
+// enqueueFrame queues a DATA (of o), ACK or NAK frame of link generation gen; its AckNum is set at write time.
+func (c *Conn) enqueueFrame(f Frame, gen uint64, o *outstanding) {
 	select {
-	case c.txq <- txItem{frame: f, gen: gen}:
+	case c.txq <- txItem{frame: f, gen: gen, out: o}:
 	case <-c.done:
 	}
 }
@@ -592,7 +595,12 @@ func (c *Conn) writeLoop() {
 		if b == nil {
 			f = it.frame
 			c.mu.Lock()
-			if it.gen == c.gen {
+			// A DATA frame whose link was reset since it was queued is not written: its sender has
+			// failed already, and a backlog of dead frames would hold back the RST or RSTACK behind it
+			// (an RSTACK that comes after the host gave up waiting is taken for the answer to its next
+			// RST, and the two ends then run different links; see TestSoakLossyLink).
+			dead := it.out != nil && it.out.reset
+			if !dead && it.gen == c.gen {
 				// Acknowledgement numbers on the wire never go back: with 7 frames in flight the peer
 				// takes an ackNum one behind the last it got as acknowledging all 7 (modulo 8), frames it
 				// never received among them. A NAK asks for the frame that was next when it was queued; if
@@ -604,6 +612,10 @@ func (c *Conn) writeLoop() {
 				f.AckNum = c.rxExpect
 			}
 			c.mu.Unlock()
+			if dead {
+				c.log.Debug().Stringer("frame", f).Msg("ASH tx dropped: the link was reset since it was queued")
+				continue
+			}
 			b = f.Append(nil)
 		}
 		if c.cfg.TxFilter != nil {
@@ -821,5 +833,5 @@ func (c *Conn) sendAckNak(t FrameType, ack uint8) {
 	c.mu.Lock()
 	gen := c.gen
 	c.mu.Unlock()
-	c.enqueueFrame(Frame{Type: t, AckNum: ack}, gen)
+	c.enqueueFrame(Frame{Type: t, AckNum: ack}, gen, nil)
 }

@@ -206,11 +206,12 @@ func TestStaleNakNotWrittenBehindNewerAck(t *testing.T) {
 	}
 }
 
-// TestNoFrameOfTheOldLinkAfterReset: a frame queued for the link before a reset, but behind the RSTACK in
-// the writer's queue, is not written: the host would take it for the new link's (here: a retransmission
-// numbered 0, delivered as the first frame of the new link, and the NCP's real first frame refused). The
-// frame is queued by hand as resendFrom queues it when the host's RST arrives between its look at the
-// frames in flight and its queueing them.
+// TestNoFrameOfTheOldLinkAfterReset: a DATA frame of a link that was reset while it waited in the writer's
+// queue is not written (its Send failed already), and neither is a frame of the old link queued behind the
+// RSTACK: the host would take it for the new link's (here: a retransmission numbered 0, delivered as the
+// first frame of the new link, and the NCP's real first frame refused). That frame is queued by hand, as
+// resendFrom queues it when the host's RST arrives between its look at the frames in flight and its
+// queueing them.
 func TestNoFrameOfTheOldLinkAfterReset(t *testing.T) {
 	ncp, host, tap := ncpUnderTest(t, Config{Window: 3})
 	ctx := context.Background()
@@ -228,19 +229,22 @@ func TestNoFrameOfTheOldLinkAfterReset(t *testing.T) {
 	wait2, err := ncp.Start(ctx, []byte{0x02, 0x00, 0x01})
 	require.NoError(t, err)
 	<-held
+	wait2b, err := ncp.Start(ctx, []byte{0x02, 0x00, 0x02}) // queued behind it: dead after the reset
+	require.NoError(t, err)
 	host.write(wire(Frame{Type: FrameRST}))
 	host.write("81 00 00 7E")
 	require.Eventually(t, func() bool { return ncp.Stats().FrameErrors == 1 }, 10*time.Second, time.Millisecond)
 	assert.ErrorIs(t, wait(), ErrLinkReset)
 	assert.ErrorIs(t, wait2(), ErrLinkReset)
-	ncp.enqueueFrame(Frame{Type: FrameData, FrmNum: 0, AckNum: 0, ReTx: true, Data: old}, oldGen)
+	assert.ErrorIs(t, wait2b(), ErrLinkReset)
+	ncp.enqueueFrame(Frame{Type: FrameData, FrmNum: 0, AckNum: 0, ReTx: true, Data: old}, oldGen, nil)
 	fresh := []byte{0x03, 0x00, 0x01}
 	wait3, err := ncp.Start(ctx, fresh)
 	require.NoError(t, err)
 	release()
 
 	assert.Equal(t, wire(Frame{Type: FrameData, FrmNum: 1, AckNum: 0, Data: []byte{0x02, 0x00, 0x01}}), host.readWire(), "held before the reset: written")
-	assert.Equal(t, "1a"+wire(Frame{Type: FrameRSTACK, Version: Version, Code: ResetSoftware}), host.readWire())
+	assert.Equal(t, "1a"+wire(Frame{Type: FrameRSTACK, Version: Version, Code: ResetSoftware}), host.readWire(), "the RSTACK next: the frame queued before it failed with the reset and is not written")
 	assert.Equal(t, wire(Frame{Type: FrameData, FrmNum: 0, AckNum: 0, Data: fresh}), host.readWire(), "the new link's first frame, and nothing of the old one before it")
 	host.write(wire(Frame{Type: FrameAck, AckNum: 1}))
 	require.NoError(t, wait3())
