@@ -628,9 +628,10 @@ func runSoak(t *testing.T, p soakParams) {
 // which RST an RSTACK answers: one that comes after the host gave up on its RST and sent another is taken for
 // the answer to the second, and until the second RSTACK (then unasked: the link goes down) the two ends run
 // different links, the NCP taking the host's frame and acknowledgement numbers of the first link for its
-// own (frames it sent acknowledged though the host never took them). An NCP's RSTACK waits behind what it
-// had queued, up to 64 frames (most of a second at 115200 baud), so the wait is long, as a driver's
-// (UG101 T_RSTACK_MAX is 3.2 s); with 100 ms the soak lost frames that way about one run in 30.
+// own (frames it sent acknowledged though the host never took them). The wait is a driver's (UG101
+// T_RSTACK_MAX is 3.2 s), well beyond the line's delays; with 100 ms, and before a reset dropped the dead
+// DATA frames queued ahead of the RST or RSTACK (conn.go writeLoop), the soak lost frames that way about one
+// run in 30 (seeds 111 and 130 with windows of 7).
 const soakRSTACKWait = time.Second
 
 // soakPause lets a sender whose frame failed wait for the supervisor to bring the link back up (c connected
