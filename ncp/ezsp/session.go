@@ -49,11 +49,18 @@ func (d *Driver) newSession(port io.ReadWriteCloser) *session {
 		AckTimeoutMax:  d.to.AckMax,
 		OnData:         s.onData,
 		OnLinkDown:     func(err error) { d.raise(s, troubleReset, err) },
+		AckDelay:       HostAckDelay,
 		Log:            d.log,
 		LogData:        s.logFrame,
 	})
 	return s
 }
+
+// HostAckDelay is how long the driver holds the ACK of a stick frame back for a DATA frame to carry it: the
+// next command usually follows a response within a fraction of a millisecond (another transfer was waiting
+// for its turn), and an ACK it carries costs no frame of its own on the line. A millisecond is nothing to the
+// stick's window of 5 frames and its ACK timer (400 ms at least, UG101).
+const HostAckDelay = time.Millisecond
 
 // logFrame renders an EZSP frame for the ASH debug log, with the keys of setInitialSecurityState hidden.
 func (s *session) logFrame(b []byte) string {

@@ -540,6 +540,8 @@ func (c *Conn) writeLoop() {
 	pacer := serialport.Pacer{Baud: c.cfg.Baud, Precise: c.cfg.PrecisePacing}
 	var queued []txItem // taken from txq, not yet written: the writer looks ahead to fold ACKs into later frames
 	var minGen uint64   // frames of an older generation were ended by a RST or RSTACK already written
+	var ackOnWire uint8 // the acknowledgement number last written, in link generation ackGen
+	var ackGen uint64
 	take := func(block bool) bool {
 		for {
 			if block && len(queued) == 0 {
@@ -564,9 +566,10 @@ func (c *Conn) writeLoop() {
 			return
 		}
 		it := queued[0]
-		if it.raw == nil && it.frame.Type == FrameAck && len(queued) == 1 && c.cfg.AckDelay > 0 {
+		if it.raw == nil && it.frame.Type == FrameAck && len(queued) == 1 && c.cfg.AckDelay > 0 && c.unackedOnWire(it.gen, ackOnWire, ackGen) <= 1 {
 			// UG101 lets a side hold an ACK back (T_TX_ACK_DELAY) so that a DATA frame it is about to
-			// send carries the acknowledgement instead.
+			// send carries the acknowledgement instead; only the ACK of a single frame waits, so that a
+			// peer whose window may be full is never kept waiting.
 			t := time.NewTimer(c.cfg.AckDelay)
 			select {
 			case next := <-c.txq:
@@ -633,10 +636,27 @@ func (c *Conn) writeLoop() {
 			return
 		}
 		c.st.wrote.Add(uint64(len(b)))
+		if it.raw == nil {
+			ackOnWire, ackGen = f.AckNum, it.gen
+		}
 		if it.reset {
 			minGen = max(minGen, it.gen)
 		}
 	}
+}
+
+// unackedOnWire is how many DATA frames of link generation gen this side took that no frame on the wire
+// acknowledged yet (ackOnWire, written in generation ackGen).
+func (c *Conn) unackedOnWire(gen uint64, ackOnWire uint8, ackGen uint64) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return 0
+	}
+	if ackGen != gen {
+		ackOnWire = 0
+	}
+	return int((c.rxExpect - ackOnWire) & 7)
 }
 
 // superseded says an ACK need not be written: a DATA or ACK frame of the same link generation waits behind

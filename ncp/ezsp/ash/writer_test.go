@@ -249,3 +249,17 @@ func TestNoFrameOfTheOldLinkAfterReset(t *testing.T) {
 	host.write(wire(Frame{Type: FrameAck, AckNum: 1}))
 	require.NoError(t, wait3())
 }
+
+// TestAckOfSeveralFramesNotHeld: AckDelay holds back the ACK of one frame only. With two frames taken and
+// neither acknowledged on the wire, the ACK goes out at once (a peer with a full window must not wait for
+// the delay), acknowledging both.
+func TestAckOfSeveralFramesNotHeld(t *testing.T) {
+	// An hour of delay: were the ACK held, readWire's 5 s deadline would fail the test.
+	ncp, host, tap := ncpUnderTest(t, Config{Window: 3, AckDelay: time.Hour})
+	host.write(wire(Frame{Type: FrameData, FrmNum: 0, AckNum: 0, Data: []byte{0x00, 0x00, 0x01}}))
+	require.Eventually(t, func() bool { return ncp.Stats().DataReceived == 1 }, 10*time.Second, time.Millisecond)
+	host.write(wire(Frame{Type: FrameData, FrmNum: 1, AckNum: 0, Data: []byte{0x01, 0x00, 0x01}}))
+	assert.Equal(t, wire(Frame{Type: FrameAck, AckNum: 2}), host.readWire(), "one ACK for both frames, not held")
+	assert.Equal(t, map[FrameType]int{FrameRSTACK: 1, FrameAck: 1}, tap.count(), "frames the NCP wrote")
+	assert.Equal(t, uint64(1), ncp.Stats().AcksFolded, "the first frame's ACK rode on the second's")
+}
