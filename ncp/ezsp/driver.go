@@ -344,19 +344,8 @@ func (d *Driver) emit(ev ncp.Event) {
 	d.evq.Push(ev)
 }
 
-func (d *Driver) pumpEvents() {
-	for {
-		ev, ok := d.evq.Pop(d.ctx.Done())
-		if !ok {
-			return
-		}
-		select {
-		case d.events <- ev:
-		case <-d.ctx.Done():
-			return
-		}
-	}
-}
+// pumpEvents hands the queued events to Events until Close.
+func (d *Driver) pumpEvents() { d.evq.PumpTo(d.events, d.ctx.Done()) }
 
 func (d *Driver) failPending(err error) {
 	d.mu.Lock()

@@ -39,3 +39,29 @@ func TestQueueOrderAndStop(t *testing.T) {
 	_, ok := q.Pop(stop)
 	assert.False(t, ok)
 }
+
+// TestQueueTryPopAndPump: TryPop reports an empty queue at once, Pushed is signalled by a Push, and PumpTo
+// hands the items on in order until stop is closed.
+func TestQueueTryPopAndPump(t *testing.T) {
+	q := New[int]()
+	_, ok := q.TryPop()
+	assert.False(t, ok)
+	q.Push(1)
+	<-q.Pushed()
+	v, ok := q.TryPop()
+	assert.True(t, ok)
+	assert.Equal(t, 1, v)
+
+	out := make(chan int)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { defer close(done); q.PumpTo(out, stop) }()
+	for i := range 10 {
+		q.Push(i)
+	}
+	for i := range 10 {
+		assert.Equal(t, i, <-out)
+	}
+	close(stop)
+	<-done
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/otabridge/otabridge/ncp"
+	"github.com/otabridge/otabridge/ncp/fifo"
 	"github.com/otabridge/otabridge/ncp/serialport"
 	"github.com/otabridge/otabridge/zcl"
 )
@@ -101,7 +102,7 @@ type Driver struct {
 	to     Timeouts
 
 	events  chan ncp.Event
-	evq     *fifo[ncp.Event]
+	evq     *fifo.Queue[ncp.Event]
 	trouble chan trouble
 
 	life *ncp.Lifecycle
@@ -146,7 +147,7 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) *Driver {
 	}
 	life := ncp.NewLifecycle("zboss")
 	d := &Driver{cfg: cfg, cfgErr: err, log: log.With().Str("radio", "zboss").Str("port", cfg.Port).Logger(), to: DefaultTimeouts,
-		events: make(chan ncp.Event), evq: newFIFO[ncp.Event](), trouble: make(chan trouble, 8), life: life, ctx: life.Ctx,
+		events: make(chan ncp.Event), evq: fifo.New[ncp.Event](), trouble: make(chan trouble, 8), life: life, ctx: life.Ctx,
 		eui: make(map[uint16]zcl.IEEE), notReady: "not started"}
 	d.open = func(context.Context) (io.ReadWriteCloser, error) {
 		return serialport.Open(serialport.Config{Port: d.cfg.Port, Baud: d.cfg.Baud, FlowControl: d.cfg.FlowControl})
@@ -332,22 +333,11 @@ func (d *Driver) readySession() (*session, error) {
 // emit queues an event for Events; it never blocks.
 func (d *Driver) emit(ev ncp.Event) {
 	d.log.Debug().Stringer("event", ev.Kind).Uint16("short", ev.Short).Stringer("ieee", ev.IEEE).Str("reason", ev.Reason).Msg("event")
-	d.evq.push(ev)
+	d.evq.Push(ev)
 }
 
-func (d *Driver) pumpEvents() {
-	for {
-		ev, ok := d.evq.pop(d.ctx.Done())
-		if !ok {
-			return
-		}
-		select {
-		case d.events <- ev:
-		case <-d.ctx.Done():
-			return
-		}
-	}
-}
+// pumpEvents hands the queued events to Events until Close.
+func (d *Driver) pumpEvents() { d.evq.PumpTo(d.events, d.ctx.Done()) }
 
 // Send transmits one APS frame with APSDE-DATA.request and waits for its confirm (for an APS-acked unicast:
 // the APS ack or its failure). A failure the stick reports is an *ncp.SendError.
@@ -476,11 +466,11 @@ func (d *Driver) learn(short uint16, ieee zcl.IEEE) {
 // handleIndications turns the stick's indications into events, in order, until the session ends.
 func (d *Driver) handleIndications(s *session) {
 	for {
-		p, ok := s.indications.pop(s.done)
+		p, ok := s.indications.Pop(s.done)
 		if !ok {
 			// Drain what arrived before the reader stopped.
 			for {
-				p, ok := s.indications.tryPop()
+				p, ok := s.indications.TryPop()
 				if !ok {
 					return
 				}

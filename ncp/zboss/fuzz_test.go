@@ -3,6 +3,8 @@ package zboss
 import (
 	"bytes"
 	"testing"
+
+	"github.com/otabridge/otabridge/ncp/fifo"
 )
 
 // The fuzz targets decode what comes from outside (the stick's bytes, or the host's in the fake NCP); they
@@ -104,7 +106,7 @@ func FuzzLinkStream(f *testing.F) {
 	f.Add([]byte{0xDE, 0xAD, 0x05, 0x00, 0x06, 0x11, 0xC0, 0xDE, 0xAD, 0x0C, 0x00, 0x06, 0xC4, 0x84, 0x7D, 0xF7, 0x00, 0x00, 0x14, 0x00, 0x01})
 	f.Add([]byte("boot banner\r\n\xde"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		l := &Link{in: newFIFO[[]byte](), acks: make(chan uint8, 8), acks2send: newFIFO[[]byte](), done: make(chan struct{}), rw: nopPort{}}
+		l := &Link{in: fifo.New[[]byte](), acks: make(chan uint8, 8), acks2send: fifo.New[[]byte](), done: make(chan struct{}), rw: nopPort{}}
 		last := -1
 		left := l.consume(append([]byte(nil), b...), &last)
 		if len(left) > len(b) {

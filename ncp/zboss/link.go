@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/otabridge/otabridge/ncp/fifo"
 	"github.com/otabridge/otabridge/ncp/serialport"
 )
 
@@ -57,8 +58,8 @@ type Link struct {
 	seq     uint8      // number of the last data frame sent (1-3, cycling)
 	acks    chan uint8
 
-	in        *fifo[[]byte]
-	acks2send *fifo[[]byte] // ACKs the reader hands to the ACK writer: the reader never blocks on a write
+	in        *fifo.Queue[[]byte]
+	acks2send *fifo.Queue[[]byte] // ACKs the reader hands to the ACK writer: the reader never blocks on a write
 
 	stats struct {
 		sent, received, retransmitted, duplicates, bad, acksSent, acksReceived atomic.Uint64
@@ -80,7 +81,7 @@ func NewLink(rw io.ReadWriteCloser, cfg LinkConfig) *Link {
 	if cfg.Retries <= 0 {
 		cfg.Retries = 3
 	}
-	l := &Link{rw: rw, cfg: cfg, log: cfg.Log, pacer: serialport.Pacer{Baud: cfg.Baud, Precise: cfg.PrecisePacing}, acks: make(chan uint8, 8), in: newFIFO[[]byte](), acks2send: newFIFO[[]byte](),
+	l := &Link{rw: rw, cfg: cfg, log: cfg.Log, pacer: serialport.Pacer{Baud: cfg.Baud, Precise: cfg.PrecisePacing}, acks: make(chan uint8, 8), in: fifo.New[[]byte](), acks2send: fifo.New[[]byte](),
 		done: make(chan struct{})}
 	l.wg.Add(2)
 	go l.readLoop()
@@ -126,7 +127,7 @@ func (l *Link) stop(err error) {
 // link stops (ok false).
 func (l *Link) Recv(stop <-chan struct{}) (body []byte, ok bool) {
 	for {
-		if v, ok := l.in.tryPop(); ok {
+		if v, ok := l.in.TryPop(); ok {
 			return v, true
 		}
 		select {
@@ -134,7 +135,7 @@ func (l *Link) Recv(stop <-chan struct{}) (body []byte, ok bool) {
 			return nil, false
 		case <-l.done:
 			return nil, false
-		case <-l.in.signal:
+		case <-l.in.Pushed():
 		}
 	}
 }
@@ -221,7 +222,7 @@ func (l *Link) write(b []byte) error {
 func (l *Link) ackLoop() {
 	defer l.wg.Done()
 	for {
-		b, ok := l.acks2send.pop(l.done)
+		b, ok := l.acks2send.Pop(l.done)
 		if !ok {
 			return
 		}
@@ -287,7 +288,7 @@ func (l *Link) consume(buf []byte, lastRx *int) []byte {
 			continue
 		}
 		// Acknowledge every valid data frame, also a duplicate (its first ACK may have been lost).
-		l.acks2send.push(AppendLowFrame(nil, LowFrame{ACK: true, ACKSeq: f.Seq}))
+		l.acks2send.Push(AppendLowFrame(nil, LowFrame{ACK: true, ACKSeq: f.Seq}))
 		l.stats.acksSent.Add(1)
 		if f.Retransmit && int(f.Seq) == *lastRx {
 			l.stats.duplicates.Add(1)
@@ -298,56 +299,6 @@ func (l *Link) consume(buf []byte, lastRx *int) []byte {
 		if l.cfg.Trace != nil {
 			l.cfg.Trace("rx", body)
 		}
-		l.in.push(body)
-	}
-}
-
-// fifo is an unbounded queue: the reader never blocks on a slow consumer (it must keep acknowledging).
-type fifo[T any] struct {
-	mu     sync.Mutex
-	items  []T
-	signal chan struct{}
-}
-
-func newFIFO[T any]() *fifo[T] { return &fifo[T]{signal: make(chan struct{}, 1)} }
-
-func (q *fifo[T]) push(v T) {
-	q.mu.Lock()
-	q.items = append(q.items, v)
-	q.mu.Unlock()
-	q.wake()
-}
-
-func (q *fifo[T]) wake() {
-	select {
-	case q.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (q *fifo[T]) tryPop() (v T, ok bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if len(q.items) == 0 {
-		return v, false
-	}
-	v = q.items[0]
-	var zero T
-	q.items[0] = zero
-	q.items = q.items[1:]
-	return v, true
-}
-
-// pop returns the oldest item, waiting until stop is closed (then ok is false).
-func (q *fifo[T]) pop(stop <-chan struct{}) (v T, ok bool) {
-	for {
-		if v, ok := q.tryPop(); ok {
-			return v, true
-		}
-		select {
-		case <-q.signal:
-		case <-stop:
-			return v, false
-		}
+		l.in.Push(body)
 	}
 }

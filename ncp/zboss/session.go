@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/otabridge/otabridge/ncp/fifo"
 )
 
 // CallError is a call the NCP answered with a failure status.
@@ -29,7 +31,7 @@ type session struct {
 	pending map[uint8]*waiter // by TSN
 	reset   *waiter           // the NCP_RESET in flight: its response may carry any TSN
 
-	indications *fifo[Packet]
+	indications *fifo.Queue[Packet]
 	done        chan struct{}
 }
 
@@ -44,7 +46,7 @@ type answer struct {
 }
 
 func newSession(link *Link) *session {
-	s := &session{link: link, pending: make(map[uint8]*waiter), indications: newFIFO[Packet](), done: make(chan struct{})}
+	s := &session{link: link, pending: make(map[uint8]*waiter), indications: fifo.New[Packet](), done: make(chan struct{})}
 	go s.readLoop()
 	return s
 }
@@ -84,7 +86,7 @@ func (s *session) readLoop() {
 			w.ch <- answer{p: p}
 		case Indication:
 			p.Params = append([]byte(nil), p.Params...)
-			s.indications.push(p)
+			s.indications.Push(p)
 		default:
 			s.link.log.Debug().Stringer("call", p.CallID).Msg("zboss: request from the stick ignored")
 		}

@@ -363,19 +363,8 @@ func (d *Driver) readyConn() (*Conn, error) {
 // emit queues an event for Events; it never blocks.
 func (d *Driver) emit(ev ncp.Event) { d.evq.Push(ev) }
 
-func (d *Driver) pumpEvents() {
-	for {
-		ev, ok := d.evq.Pop(d.ctx.Done())
-		if !ok {
-			return
-		}
-		select {
-		case d.events <- ev:
-		case <-d.ctx.Done():
-			return
-		}
-	}
-}
+// pumpEvents hands the queued events to Events until Close.
+func (d *Driver) pumpEvents() { d.evq.PumpTo(d.events, d.ctx.Done()) }
 
 // failPending ends every send waiting for a confirm (the stick reset or the port went).
 func (d *Driver) failPending() {
