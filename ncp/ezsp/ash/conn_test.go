@@ -99,6 +99,8 @@ func TestHostNakRetransmitSequence(t *testing.T) {
 	ncp.write(wire(Frame{Type: FrameData, FrmNum: 1, AckNum: 1, ReTx: true, Data: []byte{0x01, 0x80, 0x00, 0x05, 0x00}}))
 	assert.Equal(t, wire(Frame{Type: FrameAck, AckNum: 2}), ncp.readWire())
 
+	// The ACK is queued before the frame is handed to OnData, so it can be on the wire first.
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= 2 }, 5*time.Second, time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()
 	require.Len(t, got, 2)
