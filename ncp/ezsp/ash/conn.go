@@ -22,7 +22,8 @@ type Role uint8
 const (
 	// RoleHost sends RST and waits for RSTACK; it takes a DATA frame only after its own reset succeeded.
 	RoleHost Role = iota
-	// RoleNCP answers RST with RSTACK and can announce a reset of its own (the fake stick).
+	// RoleNCP answers RST with RSTACK and can announce a reset of its own (the fake stick). After a reset it
+	// sends no DATA frame until the host has sent a frame of the new link (see Conn).
 	RoleNCP
 )
 
@@ -135,6 +136,21 @@ const MaxWindow = 7
 // order); the receiving side takes frames strictly in order, ACKs each, NAKs the first out-of-order one and
 // re-ACKs retransmissions it already took. It owns the port: Close closes it. Its reader and writer
 // goroutines stop on Close or when the port fails.
+//
+// Resets. ASH cannot tell which RST an RSTACK answers: a host whose RSTACK was slow sends RST again (and a
+// line could repeat one), the NCP resets twice and answers twice, and the host takes the first RSTACK as its
+// answer while the NCP already runs the link the second one starts. Three rules keep a frame from being
+// acknowledged on a link that never carried it:
+//   - host: the first RSTACK after RST answers it; any later RSTACK is an NCP reset: every frame in flight
+//     fails with *ResetError and OnLinkDown reports it, as when the NCP resets on its own;
+//   - host: after such an NCP reset (or ERROR) no frame of the ended link is written any more: its ACKs and
+//     acknowledgement numbers would reach the NCP's new link and acknowledge frames the host never took;
+//     after its own RSTACK the host sends an ACK at once (as zigbee-herdsman does), so that the NCP knows;
+//   - NCP: after a reset it sends no DATA frame until the host sent a frame of the new link (an EmberZNet
+//     NCP only answers after a reset): frames sent between two resets would be taken and acknowledged by a
+//     host that took the first RSTACK, and that acknowledgement would land on the second link. The host's
+//     frames that follow its first RSTACK always reach the NCP after the second RST, so once the NCP
+//     heard the host its link is the one the host is on.
 type Conn struct {
 	cfg  Config
 	port io.ReadWriteCloser
@@ -151,8 +167,12 @@ type Conn struct {
 	rejecting  bool
 	outs       []*outstanding // in flight, oldest first
 	gen        uint64         // link generation: +1 at every reset (frame numbers start again)
+	txFloor    uint64         // frames of an older generation are never written: the NCP reset under them
 	ackTimeout time.Duration
-	resetWait  chan Frame
+	resetWait  *resetWaiter // the Reset whose RST is on the wire, waiting for its RSTACK
+	// NCP: hostHeard says the host sent a frame since the last reset; heard is closed then.
+	hostHeard bool
+	heard     chan struct{}
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -201,6 +221,7 @@ func NewConn(port io.ReadWriteCloser, cfg Config) *Conn {
 		ackTimeout: cfg.AckTimeoutInit,
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
+		heard:      make(chan struct{}),
 	}
 	c.wg.Add(2)
 	go c.readLoop()
@@ -262,49 +283,71 @@ func (c *Conn) AckTimeout() time.Duration {
 	return c.ackTimeout
 }
 
-// Connected reports whether DATA frames can be sent.
+// Connected reports whether DATA frames can be sent: the link is up and, on an NCP, the host has sent a
+// frame since the last reset.
 func (c *Conn) Connected() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.connected
+	return c.connected && (c.cfg.Role != RoleNCP || c.hostHeard)
 }
 
 // Reset (host) sends Cancel + RST and waits for the NCP's RSTACK; then both sides start again at frame 0.
 // It returns the RSTACK's reset code. A DATA frame in flight fails with ErrLinkReset.
 func (c *Conn) Reset(ctx context.Context) (uint8, error) {
-	ch := make(chan Frame, 1)
+	w := &resetWaiter{answer: make(chan Frame, 1)}
+	ch := w.answer
 	c.mu.Lock()
 	c.connected = false
 	c.breakOutstanding(ErrLinkReset)
-	c.resetWait = ch
+	c.resetWait = nil // an RSTACK from now until the RST is written cannot answer it
 	next := c.gen + 1 // the RSTACK starts it
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
-		if c.resetWait == ch {
+		w.gone = true
+		if c.resetWait == w {
 			c.resetWait = nil
 		}
 		c.mu.Unlock()
 	}()
 	c.log.Debug().Msg("ASH tx RST")
-	c.enqueueReset(Frame{Type: FrameRST}.Append([]byte{Cancel}), next)
+	c.enqueueReset(Frame{Type: FrameRST}.Append([]byte{Cancel}), next, w)
+	var f Frame
 	select {
-	case f := <-ch:
-		c.mu.Lock()
-		c.newGenLocked()
-		c.txFrm, c.rxExpect, c.rejecting, c.connected = 0, 0, false, true
-		c.ackTimeout = c.cfg.AckTimeoutInit
-		c.mu.Unlock()
-		c.st.resets.Add(1)
-		if f.Version != Version {
-			return f.Code, fmt.Errorf("RSTACK with ASH version %d, want %d", f.Version, Version)
-		}
-		return f.Code, nil
+	case f = <-ch:
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		select {
+		case f = <-ch: // the RSTACK came as the wait ended: the link is up
+		default:
+			return 0, ctx.Err()
+		}
 	case <-c.done:
 		return 0, c.err
 	}
+	if f.Version != Version {
+		return f.Code, fmt.Errorf("RSTACK with ASH version %d, want %d", f.Version, Version)
+	}
+	return f.Code, nil
+}
+
+// resetWaiter is a Reset waiting for the RSTACK that answers its RST. The writer arms it (Conn.resetWait)
+// as it writes the RST: an RSTACK that arrived before cannot be the answer (the NCP sent it before it got
+// the RST), and taking it would start a link whose frames go out ahead of the RST.
+type resetWaiter struct {
+	answer chan Frame // buffered: the RSTACK taken
+	gone   bool       // Reset returned; c.mu
+}
+
+// takeRSTACKLocked (host, reader goroutine, c.mu held) starts the link the RSTACK f answering Reset's RST
+// begins, at once, so that the frames behind it are taken on the new link and a second RSTACK is not
+// mistaken for the answer too.
+func (c *Conn) takeRSTACKLocked(f Frame) {
+	c.newGenLocked()
+	c.txFrm, c.rxExpect, c.rejecting, c.connected = 0, 0, false, true
+	c.ackTimeout = c.cfg.AckTimeoutInit
+	c.resetWait.answer <- f // buffered, and only one RSTACK is taken for it
+	c.resetWait = nil
+	c.st.resets.Add(1)
 }
 
 // AnnounceReset (NCP) behaves as if the NCP had just reset: frame numbers start again and an RSTACK with
@@ -314,11 +357,14 @@ func (c *Conn) AnnounceReset(code uint8) {
 	c.newGenLocked()
 	c.txFrm, c.rxExpect, c.rejecting, c.connected = 0, 0, false, true
 	c.breakOutstanding(ErrLinkReset)
+	if c.hostHeard {
+		c.hostHeard, c.heard = false, make(chan struct{})
+	}
 	gen := c.gen
 	c.mu.Unlock()
 	c.st.resets.Add(1)
 	c.log.Debug().Str("code", ResetCodeName(code)).Msg("ASH tx RSTACK")
-	c.enqueueReset(Frame{Type: FrameRSTACK, Version: Version, Code: code}.Append([]byte{Cancel}), gen)
+	c.enqueueReset(Frame{Type: FrameRSTACK, Version: Version, Code: code}.Append([]byte{Cancel}), gen, nil)
 }
 
 // SendError (NCP) sends an ERROR frame and leaves the link down until the host resets it.
@@ -331,7 +377,8 @@ func (c *Conn) SendError(code uint8) {
 }
 
 // Send transmits one DATA frame (3-128 bytes) and returns when the peer acknowledged it. Up to Window calls
-// have their frames in flight at once; more wait for a free slot. It retransmits (go-back-N from its frame)
+// have their frames in flight at once; more wait for a free slot (an NCP's also for the host's first frame
+// after a reset). It retransmits (go-back-N from its frame)
 // on NAK and on ACK timeout (doubling the timer each time), and gives up with ErrAckTimeout after
 // MaxAckTimeouts timeouts in a row, which leaves the link down (the host must Reset).
 func (c *Conn) Send(ctx context.Context, data []byte) error {
@@ -360,6 +407,22 @@ func (c *Conn) Start(ctx context.Context, data []byte) (wait func() error, err e
 
 	c.txMu.Lock()
 	c.mu.Lock()
+	for c.connected && c.cfg.Role == RoleNCP && !c.hostHeard {
+		heard := c.heard
+		c.mu.Unlock()
+		c.txMu.Unlock()
+		select {
+		case <-heard:
+		case <-ctx.Done():
+			<-c.sendSem
+			return nil, ctx.Err()
+		case <-c.done:
+			<-c.sendSem
+			return nil, c.err
+		}
+		c.txMu.Lock()
+		c.mu.Lock()
+	}
 	if !c.connected {
 		c.mu.Unlock()
 		c.txMu.Unlock()
@@ -502,11 +565,13 @@ func (c *Conn) breakOutstanding(err error) {
 // as the new link's first, an ackNum acknowledging new frames that never arrived). Start and resendFrom
 // queue a frame a moment after they checked the link under c.mu, so a reset can come in between.
 type txItem struct {
-	raw   []byte
-	frame Frame
-	gen   uint64       // frame: its link generation; reset: the first generation allowed after it
-	reset bool         // raw is a RST or RSTACK
-	out   *outstanding // DATA: the frame in flight it sends
+	raw    []byte
+	frame  Frame
+	gen    uint64       // frame: its link generation; reset: the first generation allowed after it
+	reset  bool         // raw is a RST or RSTACK
+	waiter *resetWaiter // RST: the Reset to arm once it is written
+	out    *outstanding // DATA: the frame in flight it sends
+	now    bool         // an ACK never held back (AckDelay)
 }
 
 // newGenLocked starts a link generation (reset); c.mu held.
@@ -527,10 +592,11 @@ func (c *Conn) enqueue(b []byte) {
 	}
 }
 
-// enqueueReset queues a RST or RSTACK after which only frames of generation gen or later are written.
-func (c *Conn) enqueueReset(b []byte, gen uint64) {
+// enqueueReset queues a RST or RSTACK after which only frames of generation gen or later are written; w
+// (RST) is armed when it is written.
+func (c *Conn) enqueueReset(b []byte, gen uint64, w *resetWaiter) {
 	select {
-	case c.txq <- txItem{raw: b, gen: gen, reset: true}:
+	case c.txq <- txItem{raw: b, gen: gen, reset: true, waiter: w}:
 	case <-c.done:
 	}
 }
@@ -566,7 +632,7 @@ func (c *Conn) writeLoop() {
 			return
 		}
 		it := queued[0]
-		if it.raw == nil && it.frame.Type == FrameAck && len(queued) == 1 && c.cfg.AckDelay > 0 && c.unackedOnWire(it.gen, ackOnWire, ackGen) <= 1 {
+		if it.raw == nil && it.frame.Type == FrameAck && !it.now && len(queued) == 1 && c.cfg.AckDelay > 0 && c.unackedOnWire(it.gen, ackOnWire, ackGen) <= 1 {
 			// UG101 lets a side hold an ACK back (T_TX_ACK_DELAY) so that a DATA frame it is about to
 			// send carries the acknowledgement instead; only the ACK of a single frame waits, so that a
 			// peer whose window may be full is never kept waiting.
@@ -601,8 +667,9 @@ func (c *Conn) writeLoop() {
 			// A DATA frame whose link was reset since it was queued is not written: its sender has
 			// failed already, and a backlog of dead frames would hold back the RST or RSTACK behind it
 			// (an RSTACK that comes after the host gave up waiting is taken for the answer to its next
-			// RST, and the two ends then run different links; see TestSoakLossyLink).
-			dead := it.out != nil && it.out.reset
+			// RST, and the two ends then run different links; see TestSoakLossyLink). Nor is any frame of a
+			// link the NCP ended by resetting (txFloor): the NCP's new link would take it.
+			dead := it.out != nil && it.out.reset || it.gen < c.txFloor
 			if !dead && it.gen == c.gen {
 				// Acknowledgement numbers on the wire never go back: with 7 frames in flight the peer
 				// takes an ackNum one behind the last it got as acknowledging all 7 (modulo 8), frames it
@@ -628,8 +695,23 @@ func (c *Conn) writeLoop() {
 		if !pacer.Wait(len(b), c.done) {
 			return
 		}
+		if it.raw == nil && c.cutByReset(it) {
+			// The link was reset while the frame was on its way out (the pacer's wait, a TxFilter): a
+			// reset cuts the frame the UART is sending, and the peer, on the new link by now, must not
+			// take its numbers for the new link's.
+			c.log.Debug().Stringer("frame", f).Msg("ASH tx cut: the link was reset while it was sent")
+			continue
+		}
 		if it.raw == nil {
 			c.debugFrame("tx", f)
+		}
+		if it.waiter != nil {
+			// The RST goes out now: the next RSTACK may answer it (one that came before could not).
+			c.mu.Lock()
+			if !it.waiter.gone {
+				c.resetWait = it.waiter
+			}
+			c.mu.Unlock()
 		}
 		if _, err := c.port.Write(b); err != nil {
 			c.fail(fmt.Errorf("%w: write: %w", ErrPortFailed, err))
@@ -642,7 +724,15 @@ func (c *Conn) writeLoop() {
 		if it.reset {
 			minGen = max(minGen, it.gen)
 		}
+
 	}
+}
+
+// cutByReset says a DATA frame failed with a reset of its link, or any frame belongs to a link the NCP ended.
+func (c *Conn) cutByReset(it txItem) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return it.out != nil && it.out.reset || it.gen < c.txFloor
 }
 
 // unackedOnWire is how many DATA frames of link generation gen this side took that no frame on the wire
@@ -737,6 +827,14 @@ func (c *Conn) handle(f Frame, err error) {
 		return
 	}
 	c.debugFrame("rx", f)
+	if f.Type == FrameData || f.Type == FrameAck || f.Type == FrameNak {
+		c.mu.Lock()
+		if c.connected && c.cfg.Role == RoleNCP && !c.hostHeard {
+			c.hostHeard = true
+			close(c.heard)
+		}
+		c.mu.Unlock()
+	}
 	switch f.Type {
 	case FrameData:
 		c.mu.Lock()
@@ -776,11 +874,17 @@ func (c *Conn) handle(f Frame, err error) {
 		}
 	case FrameAck:
 		c.mu.Lock()
-		c.takeAckNum(f.AckNum)
+		if c.connected { // not connected: a frame of a link that ended (none is in flight)
+			c.takeAckNum(f.AckNum)
+		}
 		c.mu.Unlock()
 	case FrameNak:
 		c.st.naksRecv.Add(1)
 		c.mu.Lock()
+		if !c.connected {
+			c.mu.Unlock()
+			return
+		}
 		c.takeAckNum(f.AckNum)
 		for _, o := range c.outs {
 			if !o.done && f.AckNum == o.frm {
@@ -805,15 +909,17 @@ func (c *Conn) handle(f Frame, err error) {
 		}
 		c.mu.Lock()
 		if f.Type == FrameRSTACK && c.resetWait != nil {
-			select {
-			case c.resetWait <- f:
-			default:
-			}
+			c.takeRSTACKLocked(f)
 			c.mu.Unlock()
+			// The first frame of the new link: the NCP sends nothing before it has one (see Conn).
+			c.enqueueAck(0)
 			return
 		}
+		// An RSTACK nobody waits for (the NCP reset on its own, or answered a RST a second time) or an
+		// ERROR: the link ends, and nothing of it is written any more.
 		wasUp := c.connected
 		c.connected = false
+		c.txFloor = c.gen + 1
 		rerr := &ResetError{Failed: f.Type == FrameError, Code: f.Code}
 		c.breakOutstanding(rerr)
 		c.mu.Unlock()
@@ -839,6 +945,18 @@ func (c *Conn) takeAckNum(ack uint8) {
 			close(o.acked)
 		}
 		c.outs = c.outs[1:]
+	}
+}
+
+// enqueueAck queues an ACK of the current link that is written at once (never held back by AckDelay).
+func (c *Conn) enqueueAck(ack uint8) {
+	c.st.acks.Add(1)
+	c.mu.Lock()
+	gen := c.gen
+	c.mu.Unlock()
+	select {
+	case c.txq <- txItem{frame: Frame{Type: FrameAck, AckNum: ack}, gen: gen, now: true}:
+	case <-c.done:
 	}
 }
 

@@ -46,6 +46,9 @@ func (p *peer) write(s string) {
 
 func wire(f Frame) string { return hex.EncodeToString(f.Append(nil)) }
 
+// ackZeroWire is ACK(0) (UG101 vector 80 70 78 7E): a host's first frame after it took the RSTACK.
+const ackZeroWire = "8070787e"
+
 func fastConfig(role Role) Config {
 	return Config{Role: role, AckTimeoutInit: 40 * time.Millisecond, AckTimeoutMin: 10 * time.Millisecond, AckTimeoutMax: 160 * time.Millisecond}
 }
@@ -72,6 +75,7 @@ func TestHostNakRetransmitSequence(t *testing.T) {
 	assert.Equal(t, "1ac038bc7e", ncp.readWire()) // Cancel + RST (herdsman SEND_RST_BYTES)
 	ncp.write("1A C1 02 0B 0A 52 7E")             // RSTACK software (herdsman RECD_RSTACK_BYTES)
 	assert.Equal(t, uint8(ResetSoftware), <-reset)
+	assert.Equal(t, ackZeroWire, ncp.readWire()) // the host's first frame of the new link: ACK(0)
 
 	sent := make(chan error, 1)
 	go func() { sent <- host.Send(ctx, []byte{0x00, 0x00, 0x00, 0x0D}) }()
@@ -127,7 +131,8 @@ func TestAckTimeoutFailsLink(t *testing.T) {
 	go func() { _, _ = host.Reset(context.Background()) }()
 	ncp.readWire()
 	ncp.write("C1 02 02 9B 7B 7E")
-	require.Eventually(t, host.Connected, 2*time.Second, time.Millisecond)
+	assert.Equal(t, ackZeroWire, ncp.readWire())
+	require.True(t, host.Connected())
 
 	sent := make(chan error, 1)
 	go func() { sent <- host.Send(context.Background(), []byte{1, 2, 3}) }()
@@ -162,7 +167,8 @@ func TestUnsolicitedRSTACKAndError(t *testing.T) {
 		go func() { _, _ = host.Reset(context.Background()) }()
 		ncp.readWire()
 		ncp.write("C1 02 02 9B 7B 7E")
-		require.Eventually(t, host.Connected, 2*time.Second, time.Millisecond)
+		assert.Equal(t, ackZeroWire, ncp.readWire())
+		require.True(t, host.Connected())
 		ncp.write(tc.wire)
 		var re *ResetError
 		require.ErrorAs(t, <-down, &re)

@@ -10,9 +10,12 @@ import (
 	"hash/crc32"
 	"io"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/rs/zerolog"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -22,6 +25,14 @@ import (
 // soakMode selects the size of TestSoakLossyLink: "" (six runs, seconds under -race) or "long" (200 runs,
 // half of them with windows of 7, about ten minutes): go test -run TestSoakLossyLink ./ncp/ezsp/ash -ash.soak=long
 var soakMode = flag.String("ash.soak", "", `"long": run the ASH soak test with 200 seeds instead of 6`)
+
+// soakSeed runs TestSoakLossyLink with one seed only, to chase a failing one (timing-dependent: with -count):
+// go test -race -count=30 -run TestSoakLossyLink ./ncp/ezsp/ash -ash.seed=2063 -ash.window=7
+var (
+	soakSeed   = flag.Uint64("ash.seed", 0, "run the ASH soak test with this seed only")
+	soakWindow = flag.Int("ash.window", 0, "with -ash.seed: both sides' window (0: drawn from the seed)")
+	soakTrace  = flag.String("ash.trace", "", "write a failing soak run's frame log to this file")
+)
 
 // lineFaults are the per-chunk probabilities of what a lossyLine does to the bytes of one write.
 type lineFaults struct {
@@ -403,6 +414,9 @@ func TestSoakLossyLink(t *testing.T) {
 			cases = append(cases, soakCase{seed: 1000 + s}, soakCase{seed: 2000 + s, window: MaxWindow})
 		}
 	}
+	if *soakSeed != 0 {
+		cases = []soakCase{{seed: *soakSeed, window: *soakWindow}}
+	}
 	for _, c := range cases {
 		p := drawSoakParams(c.seed, c.window)
 		name := fmt.Sprintf("seed=%d", c.seed)
@@ -432,14 +446,25 @@ func runSoak(t *testing.T, p soakParams) {
 		}
 	}
 	var hostGot, ncpGot soakReceiver
-	cfg := func(role Role, window int, ackDelay time.Duration, rx *soakReceiver) Config {
+	// With -ash.trace, both sides log every frame (JSON lines, "side" host or ncp), written out if the run fails.
+	var trace bytes.Buffer
+	traceLog := zerolog.Nop()
+	if *soakTrace != "" {
+		traceLog = zerolog.New(zerolog.SyncWriter(&trace)).With().Timestamp().Logger()
+		defer func() {
+			if t.Failed() {
+				assert.NoError(t, os.WriteFile(*soakTrace, trace.Bytes(), 0o644))
+			}
+		}()
+	}
+	cfg := func(role Role, window int, ackDelay time.Duration, rx *soakReceiver, side string) Config {
 		return Config{Role: role, Window: window, AckDelay: ackDelay, Baud: p.baud, OnData: rx.onData, OnLinkDown: linkDown,
 			AckTimeoutInit: 20 * time.Millisecond, AckTimeoutMin: 5 * time.Millisecond, AckTimeoutMax: 80 * time.Millisecond,
-			MaxAckTimeouts: 6}
+			MaxAckTimeouts: 6, Log: traceLog.With().Str("side", side).Logger()}
 	}
-	host := NewConn(hostPort, cfg(RoleHost, p.hostWindow, p.hostAckDelay, &hostGot))
+	host := NewConn(hostPort, cfg(RoleHost, p.hostWindow, p.hostAckDelay, &hostGot, "host"))
 	defer host.Close()
-	ncp := NewConn(ncpPort, cfg(RoleNCP, p.ncpWindow, p.ncpAckDelay, &ncpGot))
+	ncp := NewConn(ncpPort, cfg(RoleNCP, p.ncpWindow, p.ncpAckDelay, &ncpGot, "ncp"))
 	defer ncp.Close()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a failure guard, no more

@@ -23,6 +23,7 @@ func resetHost(t *testing.T, host *Conn, ncp *peer) {
 	assert.Equal(t, "1ac038bc7e", ncp.readWire())
 	ncp.write("1A C1 02 0B 0A 52 7E")
 	require.NoError(t, <-reset)
+	assert.Equal(t, ackZeroWire, ncp.readWire(), "the host's first frame of the new link")
 }
 
 // noWire asserts that nothing arrives from the host for a while (a blocked sender stays off the wire).
