@@ -141,8 +141,9 @@ const MaxWindow = 7
 // line could repeat one), the NCP resets twice and answers twice, and the host takes the first RSTACK as its
 // answer while the NCP already runs the link the second one starts. Three rules keep a frame from being
 // acknowledged on a link that never carried it:
-//   - host: the first RSTACK after RST answers it; any later RSTACK is an NCP reset: every frame in flight
-//     fails with *ResetError and OnLinkDown reports it, as when the NCP resets on its own;
+//   - host: the first RSTACK after its RST was written answers it (one that came before cannot); any later
+//     RSTACK is an NCP reset: every frame in flight fails with *ResetError and OnLinkDown reports it, as
+//     when the NCP resets on its own;
 //   - host: after such an NCP reset (or ERROR) no frame of the ended link is written any more: its ACKs and
 //     acknowledgement numbers would reach the NCP's new link and acknowledge frames the host never took;
 //     after its own RSTACK the host sends an ACK at once (as zigbee-herdsman does), so that the NCP knows;
@@ -151,6 +152,9 @@ const MaxWindow = 7
 //     host that took the first RSTACK, and that acknowledgement would land on the second link. The host's
 //     frames that follow its first RSTACK always reach the NCP after the second RST, so once the NCP
 //     heard the host its link is the one the host is on.
+//
+// A reset also cuts the frame being written (the pacer's wait models its bytes on the way): a DATA frame
+// whose Send failed with the reset, or any frame of a link the NCP ended, never reaches the peer whole.
 type Conn struct {
 	cfg  Config
 	port io.ReadWriteCloser
@@ -669,7 +673,7 @@ func (c *Conn) writeLoop() {
 			// (an RSTACK that comes after the host gave up waiting is taken for the answer to its next
 			// RST, and the two ends then run different links; see TestSoakLossyLink). Nor is any frame of a
 			// link the NCP ended by resetting (txFloor): the NCP's new link would take it.
-			dead := it.out != nil && it.out.reset || it.gen < c.txFloor
+			dead := c.cutLocked(it)
 			if !dead && it.gen == c.gen {
 				// Acknowledgement numbers on the wire never go back: with 7 frames in flight the peer
 				// takes an ackNum one behind the last it got as acknowledging all 7 (modulo 8), frames it
@@ -728,12 +732,16 @@ func (c *Conn) writeLoop() {
 	}
 }
 
-// cutByReset says a DATA frame failed with a reset of its link, or any frame belongs to a link the NCP ended.
+// cutByReset says a frame is not written: a DATA frame that failed with a reset of its link, or any frame of
+// a link the NCP ended.
 func (c *Conn) cutByReset(it txItem) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return it.out != nil && it.out.reset || it.gen < c.txFloor
+	return c.cutLocked(it)
 }
+
+// cutLocked is cutByReset with c.mu held.
+func (c *Conn) cutLocked(it txItem) bool { return it.out != nil && it.out.reset || it.gen < c.txFloor }
 
 // unackedOnWire is how many DATA frames of link generation gen this side took that no frame on the wire
 // acknowledged yet (ackOnWire, written in generation ackGen).
@@ -912,7 +920,7 @@ func (c *Conn) handle(f Frame, err error) {
 			c.takeRSTACKLocked(f)
 			c.mu.Unlock()
 			// The first frame of the new link: the NCP sends nothing before it has one (see Conn).
-			c.enqueueAck(0)
+			c.queueAckNak(FrameAck, 0, true)
 			return
 		}
 		// An RSTACK nobody waits for (the NCP reset on its own, or answered a RST a second time) or an
@@ -948,19 +956,10 @@ func (c *Conn) takeAckNum(ack uint8) {
 	}
 }
 
-// enqueueAck queues an ACK of the current link that is written at once (never held back by AckDelay).
-func (c *Conn) enqueueAck(ack uint8) {
-	c.st.acks.Add(1)
-	c.mu.Lock()
-	gen := c.gen
-	c.mu.Unlock()
-	select {
-	case c.txq <- txItem{frame: Frame{Type: FrameAck, AckNum: ack}, gen: gen, now: true}:
-	case <-c.done:
-	}
-}
+func (c *Conn) sendAckNak(t FrameType, ack uint8) { c.queueAckNak(t, ack, false) }
 
-func (c *Conn) sendAckNak(t FrameType, ack uint8) {
+// queueAckNak queues an ACK or NAK of the current link; now: an ACK never held back by AckDelay.
+func (c *Conn) queueAckNak(t FrameType, ack uint8, now bool) {
 	if t == FrameNak {
 		c.st.naks.Add(1)
 	} else {
@@ -971,5 +970,8 @@ func (c *Conn) sendAckNak(t FrameType, ack uint8) {
 	c.mu.Lock()
 	gen := c.gen
 	c.mu.Unlock()
-	c.enqueueFrame(Frame{Type: t, AckNum: ack}, gen, nil)
+	select {
+	case c.txq <- txItem{frame: Frame{Type: t, AckNum: ack}, gen: gen, now: now}:
+	case <-c.done:
+	}
 }
