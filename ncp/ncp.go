@@ -1,7 +1,9 @@
-// Package ncp owns the radio contract: the Radio interface that every coordinator driver implements
-// (ncp/sim, the simulated network; ncp/ezsp, Silicon Labs EZSP over ASH; ncp/zboss, the ZBOSS NCP protocol)
-// and the frames, events and network settings that cross it. It knows nothing of OTA or MQTT: a driver moves
-// APS frames and reports the network's events.
+// Package ncp owns the radio contract: the Radio interface that every coordinator driver implements (ncp/sim,
+// the simulated network; ncp/ezsp, Silicon Labs EZSP over ASH; ncp/znp, Z-Stack MT; ncp/zboss, the ZBOSS NCP
+// protocol) and the frames, events and network settings that cross it, plus what every serial driver shares:
+// its lifecycle (Lifecycle), the keeping and repair of its session with the stick (Supervisor) and the memory
+// of senders the stick could not name (LookupMisses). It knows nothing of OTA or MQTT: a driver moves APS
+// frames and reports the network's events.
 package ncp
 
 import (
