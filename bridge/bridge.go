@@ -321,6 +321,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 // macCounterOf returns the radio's MAC counters when they are its only MAC-level signal: a radio that
 // counts (ncp.MACCounter: EZSP) but cannot tell what each frame cost (ncp.StatsSender: the simulator).
 func macCounterOf(radio ncp.Radio) ncp.MACCounter {
+	if w, ok := radio.(interface{ Driver() ncp.Radio }); ok {
+		radio = w.Driver()
+	}
 	if _, perFrame := radio.(ncp.StatsSender); perFrame {
 		return nil
 	}

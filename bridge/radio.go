@@ -101,6 +101,9 @@ func (r *savingRadio) MaxFragmentedPayload() int {
 	return 0
 }
 
+// Driver returns the wrapped driver, for the optional parts of the radio contract it may have.
+func (r *savingRadio) Driver() ncp.Radio { return r.Radio }
+
 func (r *savingRadio) Start(ctx context.Context) (ncp.NetworkInfo, error) {
 	info, err := r.Radio.Start(ctx)
 	if err != nil {

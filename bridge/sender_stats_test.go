@@ -95,6 +95,8 @@ func TestMACCountersReachTheEngine(t *testing.T) {
 	cr := &counterRadio{fail: true}
 	assert.Nil(t, macCounterOf(perFrameRadio{cr}), "per-frame statistics win")
 	assert.Equal(t, ncp.MACCounter(cr), macCounterOf(cr))
+	assert.Equal(t, ncp.MACCounter(cr), macCounterOf(&savingRadio{Radio: cr}), "the driver behind the radio that saves its network")
+	assert.Nil(t, macCounterOf(&savingRadio{Radio: plainRadio{}}), "a radio without counters")
 
 	logs := &logBuffer{}
 	b := &Bridge{log: zerolog.New(logs)}
@@ -124,6 +126,9 @@ func TestMACCountersReachTheEngine(t *testing.T) {
 	assert.Equal(t, 1, strings.Count(out, "reading the stick's MAC counters failed"), out)
 	assert.Equal(t, 1, strings.Count(out, "reading the stick's MAC counters again"), out)
 }
+
+// plainRadio has neither per-frame statistics nor counters.
+type plainRadio struct{ ncp.Radio }
 
 // perFrameRadio counts and reports per-frame statistics too (as the simulator does).
 type perFrameRadio struct{ *counterRadio }
