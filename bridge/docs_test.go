@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -204,4 +205,43 @@ func TestRepoConfigYAMLHasEveryKey(t *testing.T) {
 	}
 	walkType(reflect.TypeFor[Config](), "")
 	assert.Empty(t, missing, "config.yaml does not show these keys (README: every key is described there)")
+}
+
+// The defaults README.md states (Configuration, Firmware images, Web console, How updates run, Update
+// campaigns) are the loader's.
+func TestConfigDefaultsInReadme(t *testing.T) {
+	cfg, err := LoadConfig("", nil)
+	require.NoError(t, err)
+	o := cfg.OTA
+	assert.Equal(t, "manual", o.Approval)
+	assert.Equal(t, ota.Concurrency(2), o.MaxConcurrent)
+	assert.Equal(t, 223, o.MaxBlockSize)
+	assert.False(t, o.Fragmentation.Disabled)
+	assert.Equal(t, 2, o.Fragmentation.Failures)
+	assert.Equal(t, time.Duration(0), o.UpgradeDelay)
+	assert.Equal(t, 30*time.Second, o.QueueWait)
+	assert.Equal(t, 3, o.NotifyAttempts)
+	assert.Equal(t, 30*time.Second, o.NotifyTimeout)
+	assert.Equal(t, 2*time.Minute, o.StallTimeout)
+	assert.Equal(t, 3, o.Retries)
+	assert.Equal(t, time.Minute, o.RetryBackoff)
+	assert.Equal(t, 20*time.Millisecond, o.MinPageSpacing)
+	assert.Equal(t, "finish", o.WindowEnd)
+	assert.Equal(t, 50, o.MinBattery)
+	a := o.Adaptive
+	assert.Equal(t, []any{1, 8, 2, 10 * time.Second, 2.0, 0.05, 8 * time.Millisecond, 0.25},
+		[]any{a.Min, a.Max, a.Start, a.Interval, a.RTTFactor, a.RetryRatio, a.ChannelWait, a.MACRetryRatio},
+		"ota.adaptive min, max, start, interval, rtt_factor, retry_ratio, channel_wait, mac_retry_ratio")
+
+	assert.Equal(t, "images", cfg.Images.Folder)
+	assert.Empty(t, cfg.Images.Indexes)
+	assert.Equal(t, 24*time.Hour, cfg.Images.RefreshInterval)
+	assert.Equal(t, int64(16<<20), cfg.Images.MaxImageSize)
+	assert.Equal(t, 60*time.Second, cfg.Images.FetchTimeout)
+
+	assert.True(t, cfg.Web.Enabled)
+	assert.Equal(t, "127.0.0.1:8099", cfg.Web.Listen)
+	assert.False(t, cfg.Web.Ingress)
+	assert.False(t, cfg.MQTT.EmbeddedAllowAnonymousNetwork)
+	assert.False(t, cfg.MQTT.InsecureSkipVerify)
 }
