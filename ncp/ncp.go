@@ -61,6 +61,24 @@ type StatsSender interface {
 	SendWithStats(ctx context.Context, f Frame) (SendStats, error)
 }
 
+// MACCounter is implemented by a Radio whose stick counts its own MAC work but cannot tell what one frame
+// cost (an optional part of the contract: EZSP sticks, through readAndClearCounters). MACCounters returns
+// the counts since the previous call (the first call: since the stick's last reset or the driver's start),
+// for all the coordinator's traffic, not only otabridge's. The bridge feeds them to the adaptive concurrency
+// where the radio is no StatsSender.
+type MACCounter interface {
+	MACCounters(ctx context.Context) (MACCounts, error)
+}
+
+// MACCounts are the stick's MAC counters over a span of time.
+type MACCounts struct {
+	// Unicasts is the unicast frames the MAC finished (delivered, or failed after its retries), Retries the
+	// retransmissions among their transmissions, Failed those never acknowledged.
+	Unicasts, Retries, Failed int
+	// CCAFailures counts transmissions the PHY did not make because the channel was busy.
+	CCAFailures int
+}
+
 // SendStats is what one frame cost on the coordinator's own hop (the first hop of a unicast). All fields
 // are zero when unknown.
 type SendStats struct {

@@ -330,6 +330,29 @@ func (d *Driver) awaitSent(ctx context.Context, f ncp.Frame, ch <-chan sendResul
 	}
 }
 
+// MACCounters reads and clears the stick's counters (readAndClearCounters) and returns its MAC unicast counts
+// since the previous read (ncp.MACCounter). Nothing else in otabridge clears them.
+func (d *Driver) MACCounters(ctx context.Context) (ncp.MACCounts, error) {
+	s, err := d.link.Ready()
+	if err != nil {
+		return ncp.MACCounts{}, err
+	}
+	rf, err := s.command(ctx, IDReadAndClearCounters, nil)
+	if err != nil {
+		return ncp.MACCounts{}, fmt.Errorf("read the stick's counters: %w", err)
+	}
+	c, err := DecodeCounters(rf.Params)
+	if err != nil {
+		return ncp.MACCounts{}, err
+	}
+	m := c.MAC()
+	d.log.Debug().Int("mac_unicasts", m.Unicasts).Int("mac_retries", m.Retries).Int("mac_failed", m.Failed).
+		Int("cca_failures", m.CCAFailures).Msg("stick counters")
+	return m, nil
+}
+
+var _ ncp.MACCounter = (*Driver)(nil)
+
 // MaxFragmentedPayload returns the largest APS payload Send carries APS-fragmented (ncp.Fragmenter; 0 when
 // max_fragmented_payload turned host fragmentation off).
 func (d *Driver) MaxFragmentedPayload() int { return max(d.cfg.MaxFragmentedPayload, 0) }

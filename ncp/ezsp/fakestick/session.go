@@ -610,7 +610,16 @@ func (ss *session) send(req ezsp.Frame, v ezsp.Version, fr ncp.Frame, aps ezsp.A
 	ss.wg.Add(1)
 	go func() {
 		defer ss.wg.Done()
-		err := st.net.Send(ss.ctx, fr)
+		var stats ncp.SendStats
+		var err error
+		if ws, ok := st.net.(ncp.StatsSender); ok {
+			stats, err = ws.SendWithStats(ss.ctx, fr)
+		} else {
+			err = st.net.Send(ss.ctx, fr)
+		}
+		if typ == ezsp.OutgoingDirect && ss.ctx.Err() == nil {
+			ss.countMAC(stats, err != nil)
+		}
 		ss.finishSend(epoch, sent, v, err)
 	}()
 }
@@ -626,11 +635,11 @@ func (ss *session) finishSend(epoch uint64, m ezsp.MessageSent, v ezsp.Version, 
 	m.Status = v.StatusOf(ezsp.StatusOK)
 	switch {
 	case m.Type != ezsp.OutgoingDirect:
-		ss.countUp(counterAPSTxBroadcast)
+		ss.countUp(ezsp.CounterAPSTxBroadcast)
 	case err != nil:
-		ss.countUp(counterAPSTxUnicastFailed)
+		ss.countUp(ezsp.CounterAPSTxUnicastFailed)
 	default:
-		ss.countUp(counterAPSTxUnicastOK)
+		ss.countUp(ezsp.CounterAPSTxUnicastOK)
 	}
 	if err != nil {
 		m.Status = v.StatusOf(ezsp.StatusDeliveryFailed)
