@@ -167,7 +167,7 @@ func TestFragmentationOff(t *testing.T) {
 	assert.Empty(t, r.net.Sent())
 	bad := ezsp.New(ezsp.Config{FragmentWindow: 9}, testLog(t))
 	_, err := bad.Start(ctx)
-	assert.ErrorContains(t, err, "fragment_window 9")
+	assert.EqualError(t, err, "radio.fragment_window: 9 is not allowed (want 1..8)")
 	bad.Close()
 }
 
