@@ -106,7 +106,8 @@ devices:
 	run, _, _ := startOverEZSPFakeStick(t, simCfg, log, log.Level(zerolog.DebugLevel), strings.Repeat("firmware over a lossy link ", 2000),
 		func(c *Config) {
 			c.OTA.MaxConcurrent = ota.ConcurrencyAuto
-			c.OTA.Adaptive = ota.AdaptiveConfig{Start: 2, Interval: time.Second}
+			// Only the MAC signal may decide: the lossy link also repeats block requests and slows round trips.
+			c.OTA.Adaptive = ota.AdaptiveConfig{Start: 2, Interval: time.Second, RetryRatio: 0.99, RTTFactor: 1000}
 		})
 	id := zcl.IEEE(0x00124b00000000a1).String()
 	waitFor(t, "the interview", 60*time.Second, func() bool {
