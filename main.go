@@ -56,9 +56,10 @@ const usageText = `usage:
                        [--header-string S] [--stack-version N] FIRMWARE -o OUT
                                               wrap a firmware binary into a Zigbee OTA file
   otabridge zcl decode [--cluster N] HEX      decode one ZCL frame to JSON
-  otabridge simstick --protocol ezsp|znp [--config FILE]
+  otabridge simstick --protocol ezsp|znp|zboss [--config FILE] [--speed N] [--ezsp-version N]
+                     [--baud N] [--link PATH] [--debug]
                                               serve the simulated network as a stick on a pseudo-terminal
-  otabridge addon [--options FILE] [--dry-run]
+  otabridge addon [--options FILE] [--config FILE] [--supervisor URL] [--dry-run]
                                               run as a Home Assistant add-on (options from the Supervisor)
   otabridge import z2m|zha PATH [--config FILE]
                                               import device names and models from Zigbee2MQTT or ZHA

@@ -304,6 +304,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.goRun(b.eventLoop)
 	b.goRun(b.housekeeping)
 	b.goRun(func() { store.Run(ctx) })
+	if mc := macCounterOf(b.radio); mc != nil && b.engine.AdaptiveInterval() > 0 {
+		b.goRun(func() { b.readMACCounters(ctx, mc, b.engine.AdaptiveInterval()/2, b.engine.MACCounted) })
+	}
 	b.publishAll()
 	b.flushStartEvents()
 	if autoScan {
@@ -313,6 +316,49 @@ func (b *Bridge) Run(ctx context.Context) error {
 	<-ctx.Done()
 	b.shutdown()
 	return nil
+}
+
+// macCounterOf returns the radio's MAC counters when they are its only MAC-level signal: a radio that
+// counts (ncp.MACCounter: EZSP) but cannot tell what each frame cost (ncp.StatsSender: the simulator).
+func macCounterOf(radio ncp.Radio) ncp.MACCounter {
+	if w, ok := radio.(interface{ Driver() ncp.Radio }); ok {
+		radio = w.Driver()
+	}
+	if _, perFrame := radio.(ncp.StatsSender); perFrame {
+		return nil
+	}
+	mc, _ := radio.(ncp.MACCounter)
+	return mc
+}
+
+// readMACCounters reads the stick's MAC counters every period until ctx ends and reports them (to
+// max_concurrent: auto).
+func (b *Bridge) readMACCounters(ctx context.Context, mc ncp.MACCounter, every time.Duration, report func(ota.MACReport)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, every)
+		m, err := mc.MACCounters(rctx)
+		cancel()
+		if err != nil {
+			if !failing && ctx.Err() == nil {
+				b.log.Warn().Err(err).Msg("reading the stick's MAC counters failed; max_concurrent: auto goes on without them")
+			}
+			failing = true
+			continue
+		}
+		if failing {
+			b.log.Info().Msg("reading the stick's MAC counters again")
+		}
+		failing = false
+		report(ota.MACReport{Frames: m.Unicasts, Retries: m.Retries, CCAFailures: m.CCAFailures})
+	}
 }
 
 // goRun starts a goroutine the bridge owns; shutdown waits for it. Once shutdown has begun waiting, f

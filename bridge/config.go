@@ -25,6 +25,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/ncp/sim"
 	"github.com/otabridge/otabridge/ota"
 	"github.com/otabridge/otabridge/redact"
@@ -650,6 +651,11 @@ func (c *Config) Validate() error {
 	}
 	if r.Type == "sim" {
 		if err := r.Sim.Validate(); err != nil {
+			return fmt.Errorf("config %w", err)
+		}
+	}
+	if r.Type == "ezsp" { // the EZSP serial pacing and fragmentation keys (the other radios have none)
+		if err := ezspConfig(*r, ncp.NetworkSettings{}).Validate(); err != nil {
 			return fmt.Errorf("config %w", err)
 		}
 	}

@@ -145,7 +145,7 @@ type bridgeRun struct {
 
 // startBridgeOn runs the bridge (radio.type radioType) on drv, wrapped to save its network, with the images
 // of dir/images and its data in dir/data, until ctx ends.
-func startBridgeOn(t *testing.T, ctx context.Context, radioType string, drv ncp.Radio, networkOf func() ncp.NetworkSettings, dir string, log zerolog.Logger) *bridgeRun {
+func startBridgeOn(t *testing.T, ctx context.Context, radioType string, drv ncp.Radio, networkOf func() ncp.NetworkSettings, dir string, log zerolog.Logger, configure ...func(*Config)) *bridgeRun {
 	t.Helper()
 	url, _ := brokertest.Start(t)
 	cfg := DefaultConfig()
@@ -155,6 +155,9 @@ func startBridgeOn(t *testing.T, ctx context.Context, radioType string, drv ncp.
 	cfg.Images.Folder = filepath.Join(dir, "images")
 	cfg.Images.CacheDir = filepath.Join(dir, "cache")
 	cfg.DataDir = filepath.Join(dir, "data")
+	for _, f := range configure {
+		f(&cfg)
+	}
 	radio := &savingRadio{Radio: drv, network: networkOf, path: filepath.Join(cfg.DataDir, NetworkFile), log: log}
 	b, err := New(cfg, Options{Version: "test", Log: log, Radio: radio, HealthInterval: -1})
 	require.NoError(t, err)

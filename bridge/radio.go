@@ -30,11 +30,7 @@ func newSerialRadio(cfg RadioConfig, dataDir string, log zerolog.Logger) (ncp.Ra
 	var build func(ncp.NetworkSettings) serialDriver
 	switch cfg.Type {
 	case "ezsp":
-		build = func(s ncp.NetworkSettings) serialDriver {
-			return ezsp.New(ezsp.Config{Port: cfg.Port, Baud: cfg.Baud, FlowControl: cfg.FlowControl,
-				ASHWindow: cfg.ASHWindow, MaxInFlight: cfg.MaxInFlight, FragmentWindow: cfg.FragmentWindow,
-				FragmentDelayMS: cfg.FragmentDelayMS, MaxFragmentedPayload: cfg.MaxFragmentedPayload, Network: s}, log)
-		}
+		build = func(s ncp.NetworkSettings) serialDriver { return ezsp.New(ezspConfig(cfg, s), log) }
 	case "znp":
 		build = func(s ncp.NetworkSettings) serialDriver {
 			return znp.New(znp.Config{Port: cfg.Port, Baud: cfg.Baud, FlowControl: cfg.FlowControl, Network: s}, log)
@@ -53,6 +49,13 @@ func newSerialRadio(cfg RadioConfig, dataDir string, log zerolog.Logger) (ncp.Ra
 	}
 	d := build(settings)
 	return &savingRadio{Radio: d, network: d.Network, path: path, log: log}, nil
+}
+
+// ezspConfig is the EZSP driver's configuration from radio's (Validate checks it at load).
+func ezspConfig(cfg RadioConfig, network ncp.NetworkSettings) ezsp.Config {
+	return ezsp.Config{Port: cfg.Port, Baud: cfg.Baud, FlowControl: cfg.FlowControl, ASHWindow: cfg.ASHWindow,
+		MaxInFlight: cfg.MaxInFlight, FragmentWindow: cfg.FragmentWindow, FragmentDelayMS: cfg.FragmentDelayMS,
+		MaxFragmentedPayload: cfg.MaxFragmentedPayload, Network: network}
 }
 
 // ezspNetwork merges the configured network with the saved one: configured values win, the saved ones fill
@@ -100,6 +103,9 @@ func (r *savingRadio) MaxFragmentedPayload() int {
 	}
 	return 0
 }
+
+// Driver returns the wrapped driver, for the optional parts of the radio contract it may have.
+func (r *savingRadio) Driver() ncp.Radio { return r.Radio }
 
 func (r *savingRadio) Start(ctx context.Context) (ncp.NetworkInfo, error) {
 	info, err := r.Radio.Start(ctx)

@@ -1,7 +1,9 @@
-// Package ncp owns the radio contract: the Radio interface that every coordinator driver implements
-// (ncp/sim, the simulated network; ncp/ezsp, Silicon Labs EZSP over ASH; ncp/zboss, the ZBOSS NCP protocol)
-// and the frames, events and network settings that cross it. It knows nothing of OTA or MQTT: a driver moves
-// APS frames and reports the network's events.
+// Package ncp owns the radio contract: the Radio interface that every coordinator driver implements (ncp/sim,
+// the simulated network; ncp/ezsp, Silicon Labs EZSP over ASH; ncp/znp, Z-Stack MT; ncp/zboss, the ZBOSS NCP
+// protocol) and the frames, events and network settings that cross it, plus what every serial driver shares:
+// its lifecycle (Lifecycle), the keeping and repair of its session with the stick (Supervisor) and the memory
+// of senders the stick could not name (LookupMisses). It knows nothing of OTA or MQTT: a driver moves APS
+// frames and reports the network's events.
 package ncp
 
 import (
@@ -57,6 +59,24 @@ type Fragmenter interface {
 // spent waiting for a busy channel rise before frames are lost.
 type StatsSender interface {
 	SendWithStats(ctx context.Context, f Frame) (SendStats, error)
+}
+
+// MACCounter is implemented by a Radio whose stick counts its own MAC work but cannot tell what one frame
+// cost (an optional part of the contract: EZSP sticks, through readAndClearCounters). MACCounters returns
+// the counts since the previous call (the first call: since the stick's last reset or the driver's start),
+// for all the coordinator's traffic, not only otabridge's. The bridge feeds them to the adaptive concurrency
+// where the radio is no StatsSender.
+type MACCounter interface {
+	MACCounters(ctx context.Context) (MACCounts, error)
+}
+
+// MACCounts are the stick's MAC counters over a span of time.
+type MACCounts struct {
+	// Unicasts is the unicast frames the MAC finished (delivered, or failed after its retries), Retries the
+	// retransmissions among their transmissions, Failed those never acknowledged.
+	Unicasts, Retries, Failed int
+	// CCAFailures counts transmissions the PHY did not make because the channel was busy.
+	CCAFailures int
 }
 
 // SendStats is what one frame cost on the coordinator's own hop (the first hop of a unicast). All fields

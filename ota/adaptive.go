@@ -100,7 +100,8 @@ type AdaptiveConfig struct {
 	// radios that report per-frame statistics (ncp.StatsSender: the simulator) give this signal.
 	ChannelWait time.Duration `yaml:"channel_wait" json:"channel_wait"`
 	// MACRetryRatio: an interval where more than this share of MAC transmissions were retries or found
-	// the channel busy (CCA failures) is congested (default 0.25).
+	// the channel busy (CCA failures) is congested (default 0.25). Per-frame statistics (the simulator)
+	// and the stick's MAC counters (MACCounted: EZSP) give this signal.
 	MACRetryRatio float64 `yaml:"mac_retry_ratio" json:"mac_retry_ratio"`
 }
 
@@ -173,7 +174,8 @@ type aimd struct {
 	rttN                      int
 	saturated                 bool // every slot was in use at some point of the interval with devices waiting
 	// Radio statistics of the interval's frames (SendReport): frames reported, their MAC attempts,
-	// retries and CCA failures, and the time they waited for the channel.
+	// retries and CCA failures, and the time they waited for the channel. The stick's MAC counters
+	// (MACReport) add to the attempts, retries and CCA failures.
 	sends, attempts, macRetries, ccaFailures int
 	channelWait                              time.Duration
 	// baseRTT is the smallest interval mean round trip seen (the uncongested channel).
@@ -235,6 +237,13 @@ func (a *aimd) sent(r SendReport) {
 	a.channelWait += r.ChannelWait
 }
 
+// counted records what the stick's MAC counters say of the time since the previous report.
+func (a *aimd) counted(r MACReport) {
+	a.attempts += r.Frames + r.Retries
+	a.macRetries += r.Retries
+	a.ccaFailures += r.CCAFailures
+}
+
 // decision is the result of one interval.
 type decision struct {
 	from, to int
@@ -244,7 +253,7 @@ type decision struct {
 	retries  int
 	failures int
 	// meanWait is the frames' mean wait for the channel, macRetryShare the share of MAC transmissions
-	// that were retries or CCA failures (both 0 without radio statistics).
+	// that were retries or CCA failures (both 0 without radio statistics or MAC counters).
 	meanWait      time.Duration
 	macRetryShare float64
 	// reason says which signal found the interval congested ("" when none).
@@ -267,6 +276,8 @@ func (a *aimd) step(now time.Time) (decision, bool) {
 	d.baseRTT = a.baseRTT
 	if a.sends > 0 {
 		d.meanWait = a.channelWait / time.Duration(a.sends)
+	}
+	if a.attempts > 0 {
 		d.macRetryShare = float64(a.macRetries+a.ccaFailures) / float64(a.attempts+a.ccaFailures)
 	}
 	events := a.blocks + a.failures
@@ -293,7 +304,7 @@ func (a *aimd) step(now time.Time) (decision, bool) {
 		d.reason = "block round trips"
 	case a.sends > 0 && d.meanWait > a.cfg.ChannelWait:
 		d.reason = "channel busy"
-	case a.sends > 0 && d.macRetryShare > a.cfg.MACRetryRatio:
+	case a.attempts > 0 && d.macRetryShare > a.cfg.MACRetryRatio:
 		d.reason = "MAC retries"
 	}
 	switch {

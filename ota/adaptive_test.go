@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // The controller's rules, interval by interval, on synthetic signals.
@@ -99,4 +100,39 @@ func TestAIMDRadioSignals(t *testing.T) {
 	assert.Equal(t, 3, d.to, "no radio statistics: raised on clean blocks")
 	b.sent(SendReport{Failed: true})
 	assert.Equal(t, 1, b.failures, "a failed send without statistics still counts as a failure")
+}
+
+// The stick's MAC counters (MACCounted, from a radio that cannot tell what each frame cost): retries and
+// CCA failures above mac_retry_ratio of the interval's transmissions halve the limit; below it the clean,
+// saturated interval raises it. The counters give no channel-wait signal.
+func TestAIMDMACCounters(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	a := newAIMD(AdaptiveConfig{Start: 4, MACRetryRatio: 0.25}, t0)
+	at := t0
+	interval := func(reports ...MACReport) decision {
+		t.Helper()
+		for range 100 {
+			a.block(50*time.Millisecond, false)
+			a.sent(SendReport{}) // the radio tells nothing per frame
+		}
+		for _, r := range reports {
+			a.counted(r)
+		}
+		a.ivActive, a.ivTime, a.saturated = float64(a.limit)*10, 10, true
+		at = at.Add(10 * time.Second)
+		d, ok := a.step(at)
+		require.True(t, ok)
+		return d
+	}
+	d := interval(MACReport{Frames: 60, Retries: 20, CCAFailures: 5}, MACReport{Frames: 60, Retries: 20, CCAFailures: 5})
+	assert.InDelta(t, 50.0/170, d.macRetryShare, 1e-9, "(40 retries + 10 CCA failures) / (160 transmissions + 10 CCA failures)")
+	assert.Equal(t, "MAC retries", d.reason)
+	assert.Equal(t, 2, d.to, "halved")
+	assert.Equal(t, time.Duration(0), d.meanWait, "counters say nothing of the wait for the channel")
+
+	d = interval(MACReport{Frames: 120, Retries: 10})
+	assert.False(t, d.congested, "10 of 130 transmissions were retries: below the ratio")
+	assert.Equal(t, 3, d.to)
+	d = interval()
+	assert.Zero(t, d.macRetryShare, "no report in the interval: no signal")
 }

@@ -262,14 +262,34 @@ func (e *Engine) resolveLocked(d *device, version *uint32) (*Image, error) {
 		img = e.matchLocked(d, nil)
 	}
 	if img == nil {
+		why := e.explainLocked(d, version)
 		if version != nil {
-			return nil, fmt.Errorf("%s: %w for file version %s (manufacturer 0x%04x, image type 0x%04x)",
-				d.info.IEEE, ErrNoImage, VersionString(*version), d.info.ManufacturerCode, d.info.ImageType)
+			return nil, fmt.Errorf("%s: %w for file version %s (manufacturer 0x%04x, image type 0x%04x)%s",
+				d.info.IEEE, ErrNoImage, VersionString(*version), d.info.ManufacturerCode, d.info.ImageType, why)
 		}
-		return nil, fmt.Errorf("%s: %w newer than %s (manufacturer 0x%04x, image type 0x%04x)",
-			d.info.IEEE, ErrNoImage, VersionString(d.info.FileVersion), d.info.ManufacturerCode, d.info.ImageType)
+		return nil, fmt.Errorf("%s: %w newer than %s (manufacturer 0x%04x, image type 0x%04x)%s",
+			d.info.IEEE, ErrNoImage, VersionString(d.info.FileVersion), d.info.ManufacturerCode, d.info.ImageType, why)
 	}
 	return img, nil
+}
+
+// explainLocked is ": " and why no image matched the device, when the catalogue can tell (the store can:
+// the newest image of the device's kind and the rule it fails), else "".
+func (e *Engine) explainLocked(d *device, version *uint32) string {
+	ex, ok := e.cat.(interface {
+		Explain(dev DeviceInfo, q MatchQuery) string
+	})
+	if !ok {
+		return ""
+	}
+	var skip func(*Image) bool
+	if len(d.rejected) > 0 && version == nil {
+		skip = func(img *Image) bool { return d.rejected[img.ImageID()] }
+	}
+	if why := ex.Explain(d.info, MatchQuery{Version: version, Skip: skip}); why != "" {
+		return ": " + why
+	}
+	return ""
 }
 
 // Update approves an update and starts it as soon as a slot is free: a mains-powered device gets a unicast

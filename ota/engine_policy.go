@@ -164,6 +164,31 @@ func (e *Engine) SendDone(ieee zcl.IEEE, r SendReport) {
 	}
 }
 
+// MACReport is what the stick's MAC counters say of a span of time: the unicast frames the MAC finished
+// (delivered or given up), the retransmissions among their transmissions, and the transmissions a busy
+// channel prevented. They count all the coordinator's unicasts, not only OTA frames.
+type MACReport struct {
+	Frames, Retries, CCAFailures int
+}
+
+// MACCounted tells the engine what the stick's MAC counters say since the last report: the MAC-retry signal
+// of max_concurrent: auto from a radio that cannot tell what each frame cost.
+func (e *Engine) MACCounted(r MACReport) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.aimd != nil {
+		e.aimd.counted(r)
+	}
+}
+
+// AdaptiveInterval returns how often max_concurrent: auto decides (0 without it).
+func (e *Engine) AdaptiveInterval() time.Duration {
+	if e.aimd == nil {
+		return 0
+	}
+	return e.aimd.cfg.Interval
+}
+
 // adaptLocked runs the adaptive controller at the end of each interval.
 func (e *Engine) adaptLocked(now time.Time) {
 	if e.aimd == nil {

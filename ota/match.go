@@ -53,6 +53,52 @@ func (s *Store) Match(dev DeviceInfo, q MatchQuery) *Image {
 	return best.img
 }
 
+// Explain says why Match found nothing for the device, when an image of its kind (manufacturer code and
+// image type; with q.Version, of that version) is in the store: the newest such image and the rule it fails,
+// or that the device rejected it; with q.Version and no image of that version, the versions there are. It
+// returns "" when the store has no image of the device's kind, or when the newest is only not newer than
+// the installed version (the caller says that already).
+func (s *Store) Explain(dev DeviceInfo, q MatchQuery) string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var newest *storeEntry
+	var versions []uint32
+	for _, e := range s.entries {
+		h := e.img.Header
+		if h.ManufacturerCode != dev.ManufacturerCode || h.ImageType != dev.ImageType {
+			continue
+		}
+		if !slices.Contains(versions, h.FileVersion) {
+			versions = append(versions, h.FileVersion)
+		}
+		if q.Version != nil && h.FileVersion != *q.Version {
+			continue
+		}
+		if newest == nil || better(e, newest) {
+			newest = e
+		}
+	}
+	switch {
+	case newest == nil && len(versions) > 0:
+		slices.Sort(versions)
+		have := make([]string, len(versions))
+		for i, v := range versions {
+			have[i] = VersionString(v)
+		}
+		return "the store has " + strings.Join(have, ", ")
+	case newest == nil:
+		return ""
+	}
+	img := newest.img
+	if ok, why := Compatible(img, dev); !ok {
+		return fmt.Sprintf("%s does not fit: %s", img.ID, why)
+	}
+	if q.Skip != nil && q.Skip(img) {
+		return fmt.Sprintf("the device rejected %s before", img.ID)
+	}
+	return ""
+}
+
 // better reports whether a is preferred to b: higher file version, then lower rank. Entries are visited in
 // catalogue order, so the first of equals stays.
 func better(a, b *storeEntry) bool {

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/otabridge/otabridge/clock"
 	"github.com/otabridge/otabridge/zcl"
 )
 
@@ -249,3 +251,44 @@ var _ interface {
 	ByImageID(id zcl.ImageID) *Image
 	Get(id string) *Image
 } = (*Store)(nil)
+
+// TestExplain: when Match finds nothing, Explain names the newest image of the device's kind and the rule
+// it fails (or that the device rejected it, or the versions there are for an explicit version), and says
+// nothing when the store has no image of that kind or the newest is only not newer.
+func TestExplain(t *testing.T) {
+	dev := baseDevice() // hardware 3, file version 10
+	s := matchStore(t,
+		matchImage{id: "v9", ver: 9},
+		matchImage{id: "v11-hw45", ver: 11, fc: HeaderFieldHardwareVersions, hwMin: 4, hwMax: 5},
+		matchImage{id: "v14-other-type", ver: 14, typ: 0x0999},
+	)
+	v := func(n uint32) *uint32 { return &n }
+	require.Nil(t, s.Match(dev, MatchQuery{}))
+	assert.Equal(t, "v11-hw45 does not fit: hardware version 0x0003 is outside the file's range 0x0004–0x0005",
+		s.Explain(dev, MatchQuery{}))
+	assert.Equal(t, "v11-hw45 does not fit: hardware version 0x0003 is outside the file's range 0x0004–0x0005",
+		s.Explain(dev, MatchQuery{Version: v(11)}), "an explicit version that does not fit")
+	assert.Equal(t, "the store has 0x00000009, 0x0000000b", s.Explain(dev, MatchQuery{Version: v(12)}))
+
+	newer := matchStore(t, matchImage{id: "v11", ver: 11})
+	assert.Equal(t, "the device rejected v11 before", newer.Explain(dev, MatchQuery{Skip: func(*Image) bool { return true }}))
+	upToDate := dev
+	upToDate.FileVersion = 11
+	assert.Empty(t, newer.Explain(upToDate, MatchQuery{}), "only not newer: the caller's message says so")
+	other := dev
+	other.ImageType = 0x0777
+	assert.Empty(t, s.Explain(other, MatchQuery{}), "no image of the device's kind")
+}
+
+// TestUpdateRefusalSaysWhy: an update request the store cannot serve is refused with the reason the newest
+// image of the device's kind does not fit (here its hardware range), not only "no image newer".
+func TestUpdateRefusalSaysWhy(t *testing.T) {
+	s := matchStore(t, matchImage{id: "v11-hw45", ver: 11, fc: HeaderFieldHardwareVersions, hwMin: 4, hwMax: 5})
+	eng := NewEngine(EngineConfig{}, s, newRecOutput(clock.NewVirtual()), clock.NewVirtual(), zerolog.Nop())
+	t.Cleanup(eng.Close)
+	eng.SetDevice(baseDevice())
+	_, err := eng.Update(mIEEE, nil)
+	require.ErrorIs(t, err, ErrNoImage)
+	assert.EqualError(t, err, "0x00124b0012345678: no image newer than 0x0000000a (manufacturer 0x1234, image type 0x0042): "+
+		"v11-hw45 does not fit: hardware version 0x0003 is outside the file's range 0x0004–0x0005")
+}

@@ -835,6 +835,8 @@ func DecodeResponse(id uint16, b []byte, v Version) (any, error) {
 		return DecodeEUI64(b, name)
 	case IDSendUnicast, IDSendBroadcast:
 		return DecodeSendResponse(b, v)
+	case IDReadAndClearCounters:
+		return DecodeCounters(b)
 	case IDGetNetworkParameters:
 		return DecodeGetNetworkParametersResponse(b, v)
 	case IDGetValue:

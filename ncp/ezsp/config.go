@@ -72,6 +72,12 @@ const (
 	DefaultMaxFragmentedPayload = 8 * (MaxAPSPayloadCap - FragmentHeaderBytes)
 )
 
+// Validate checks the settings New would refuse; its errors name the configuration key.
+func (c Config) Validate() error {
+	_, err := c.withDefaults()
+	return err
+}
+
 func (c Config) withDefaults() (Config, error) {
 	if c.Baud == 0 {
 		c.Baud = DefaultBaud
@@ -80,28 +86,28 @@ func (c Config) withDefaults() (Config, error) {
 		c.ASHWindow = DefaultASHWindow
 	}
 	if c.ASHWindow < 1 || c.ASHWindow > ash.MaxWindow {
-		return c, fmt.Errorf("radio ash_window %d: want 1-%d", c.ASHWindow, ash.MaxWindow)
+		return c, fmt.Errorf("radio.ash_window: %d is not allowed (want 1..%d)", c.ASHWindow, ash.MaxWindow)
 	}
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = DefaultMaxInFlight
 	}
 	if c.MaxInFlight < 1 || c.MaxInFlight > 64 {
-		return c, fmt.Errorf("radio max_in_flight %d: want 1-64", c.MaxInFlight)
+		return c, fmt.Errorf("radio.max_in_flight: %d is not allowed (want 1..64)", c.MaxInFlight)
 	}
 	if c.FragmentWindow == 0 {
 		c.FragmentWindow = DefaultFragmentWindow
 	}
 	if c.FragmentWindow < 1 || c.FragmentWindow > MaxFragmentWindow {
-		return c, fmt.Errorf("radio fragment_window %d: want 1-%d", c.FragmentWindow, MaxFragmentWindow)
+		return c, fmt.Errorf("radio.fragment_window: %d is not allowed (want 1..%d)", c.FragmentWindow, MaxFragmentWindow)
 	}
 	if c.FragmentDelayMS < 0 || c.FragmentDelayMS > 255 {
-		return c, fmt.Errorf("radio fragment_delay_ms %d: want 0-255", c.FragmentDelayMS)
+		return c, fmt.Errorf("radio.fragment_delay_ms: %d is not allowed (want 0..255)", c.FragmentDelayMS)
 	}
 	if c.MaxFragmentedPayload == 0 {
 		c.MaxFragmentedPayload = DefaultMaxFragmentedPayload
 	}
 	if c.MaxFragmentedPayload > 255*(MaxAPSPayloadCap-FragmentHeaderBytes) {
-		return c, fmt.Errorf("radio max_fragmented_payload %d: want at most %d (255 fragments)", c.MaxFragmentedPayload, 255*(MaxAPSPayloadCap-FragmentHeaderBytes))
+		return c, fmt.Errorf("radio.max_fragmented_payload: %d is not allowed (want at most %d: 255 fragments)", c.MaxFragmentedPayload, 255*(MaxAPSPayloadCap-FragmentHeaderBytes))
 	}
 	flow, err := serialport.ParseFlow(c.FlowControl)
 	if err != nil {

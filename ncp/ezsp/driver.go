@@ -47,49 +47,29 @@ type Driver struct {
 	evq       *fifo.Queue[ncp.Event]
 	sendSlots chan struct{} // one token per send waiting in the stick (Config.MaxInFlight)
 	callbacks *fifo.Queue[callbackItem]
-	trouble   chan trouble
 
 	life   *ncp.Lifecycle
-	ctx    context.Context // life.Ctx: cancelled by Close
-	fragMu sync.Mutex      // one fragmented sender at a time takes a window's send slots
+	link   *ncp.Supervisor[*session] // the current session, whether it is ready, and its repair
+	ctx    context.Context           // life.Ctx: cancelled by Close
+	fragMu sync.Mutex                // one fragmented sender at a time takes a window's send slots
 
-	mu           sync.Mutex
-	sess         *session
-	ready        bool
-	notReady     string
-	epoch        uint64
-	initializing bool
-	netUp        bool
-	netChanged   chan struct{}
-	info         ncp.NetworkInfo
-	network      NetworkSettings
-	maxPayload   int
-	pending      map[uint16]chan sendResult
-	nextTag      uint16
-	eui          map[uint16]zcl.IEEE
-	euiMiss      ncp.LookupMisses
-	nextSender   zcl.IEEE // v13: incomingSenderEui64Handler announces the next message's sender
-	zdoSeq       uint8
+	mu         sync.Mutex
+	netUp      bool
+	netChanged chan struct{}
+	info       ncp.NetworkInfo
+	network    NetworkSettings
+	maxPayload int
+	pending    map[uint16]chan sendResult
+	nextTag    uint16
+	eui        map[uint16]zcl.IEEE
+	euiMiss    ncp.LookupMisses
+	nextSender zcl.IEEE // v13: incomingSenderEui64Handler announces the next message's sender
+	zdoSeq     uint8
 }
 
 type sendResult struct {
 	m   MessageSent
 	err error
-}
-
-type troubleKind uint8
-
-const (
-	troubleReset troubleKind = iota + 1
-	troublePortLost
-	troubleNetworkDown
-)
-
-type trouble struct {
-	kind  troubleKind
-	s     *session
-	epoch uint64
-	err   error
 }
 
 // New makes a driver; nothing is opened until Start. Close must be called, also after a failed Start.
@@ -104,15 +84,14 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) *Driver {
 		events:     make(chan ncp.Event),
 		evq:        fifo.New[ncp.Event](),
 		callbacks:  fifo.New[callbackItem](),
-		trouble:    make(chan trouble, 16),
 		life:       life,
+		link:       ncp.NewSupervisor[*session](life, ErrNotReady),
 		ctx:        life.Ctx,
 		netChanged: make(chan struct{}),
 		maxPayload: MaxAPSPayloadCap,
 		pending:    make(map[uint16]chan sendResult),
 		sendSlots:  make(chan struct{}, max(cfg.MaxInFlight, 1)),
 		eui:        make(map[uint16]zcl.IEEE),
-		notReady:   "not started",
 	}
 	d.open = func(context.Context) (io.ReadWriteCloser, error) {
 		return serialport.Open(serialport.Config{Port: d.cfg.Port, Baud: d.cfg.Baud, FlowControl: d.cfg.FlowControl})
@@ -156,8 +135,7 @@ func (d *Driver) Start(ctx context.Context) (ncp.NetworkInfo, error) {
 	if d.cfgErr != nil {
 		return ncp.NetworkInfo{}, d.cfgErr
 	}
-	return d.life.Start(ctx, ncp.DriverHooks{Loops: []func(){d.callbackLoop, d.pumpEvents}, Connect: d.connect,
-		Supervise: d.supervise, Info: d.Info})
+	return d.link.Start(ctx, d.sessionHooks(), d.Info, d.callbackLoop, d.pumpEvents)
 }
 
 // Close stops the driver, fails the sends in flight, closes the port and then the Events channel.
@@ -165,12 +143,7 @@ func (d *Driver) Close() error {
 	if !d.life.Close() {
 		return nil
 	}
-	d.mu.Lock()
-	s := d.sess
-	d.sess = nil
-	d.ready = false
-	d.mu.Unlock()
-	if s != nil {
+	if s, ok := d.link.Take(); ok {
 		s.close()
 	}
 	d.failPending(ncp.ErrClosed)
@@ -179,104 +152,29 @@ func (d *Driver) Close() error {
 	return nil
 }
 
-// connect opens the port and initialises a new session on it.
-func (d *Driver) connect(ctx context.Context) error {
-	port, err := d.open(ctx)
-	if err != nil {
-		return err
-	}
-	s := d.newSession(port)
-	d.mu.Lock()
-	if d.life.Closed() { // Close takes the session after it marked the driver closed: one of us closes s
-		d.mu.Unlock()
-		s.close()
-		return ncp.ErrClosed
-	}
-	d.sess = s
-	d.mu.Unlock()
-	if err := d.initialize(ctx, s); err != nil {
-		d.mu.Lock()
-		if d.sess == s {
-			d.sess = nil
-		}
-		d.mu.Unlock()
-		s.close()
-		return err
-	}
-	d.life.Go(func() { d.watchPort(s) })
-	return nil
-}
-
-func (d *Driver) watchPort(s *session) {
-	select {
-	case <-s.conn.Done():
-		if err := s.conn.Err(); err != nil && !errors.Is(err, ash.ErrClosed) {
-			d.raise(s, troublePortLost, err)
-		}
-	case <-d.ctx.Done():
-	}
-}
-
-// raise reports trouble to the supervisor; it never blocks (a full queue already has trouble waiting).
-func (d *Driver) raise(s *session, k troubleKind, err error) {
-	d.mu.Lock()
-	t := trouble{kind: k, s: s, epoch: d.epoch, err: err}
-	d.mu.Unlock()
-	select {
-	case d.trouble <- t:
-	default:
-	}
-}
-
-func (d *Driver) setNotReady(reason string) {
-	d.mu.Lock()
-	d.ready = false
-	d.notReady = reason
-	d.mu.Unlock()
-}
-
-// supervise handles resets, network loss and port loss, one at a time, until Close.
-func (d *Driver) supervise() {
-	for {
-		select {
-		case <-d.ctx.Done():
-			return
-		case t := <-d.trouble:
-			d.mu.Lock()
-			stale := t.s != d.sess || t.epoch != d.epoch
-			d.mu.Unlock()
-			if stale {
-				continue
-			}
-			switch t.kind {
-			case troublePortLost:
-				d.reconnect(t.s, t.err)
-			case troubleReset:
-				d.reinit(t.s, t.err.Error())
-			case troubleNetworkDown:
-				d.networkDown(t.s)
-			}
-		}
-	}
-}
-
-// reinit brings the stick back after it reset (or failed) under a live port.
-func (d *Driver) reinit(s *session, reason string) {
-	d.setNotReady("stick reset: " + reason)
-	d.failPending(fmt.Errorf("%w: the stick reset (%s)", ErrNotReady, reason))
-	d.log.Warn().Str("reason", reason).Msg("stick reset: re-initialising")
-	switch err := d.life.Reinit(func(ctx context.Context) error { return d.initialize(ctx, s) }, s.conn.Err,
-		d.to.ReconnectMin, d.to.ReconnectMax, d.log); {
-	case err == nil:
-		d.emit(ncp.Event{Kind: ncp.EventRadioReset, Reason: reason})
-	case !errors.Is(err, ncp.ErrClosed):
-		d.reconnect(s, fmt.Errorf("%w (the stick reset: %s)", err, reason))
+// sessionHooks are the driver's part in the supervisor's keeping of its session: an ASH session on a newly
+// opened port, initialised by initialize; a stack status of network down is the EZSP driver's own trouble.
+func (d *Driver) sessionHooks() ncp.SessionHooks[*session] {
+	return ncp.SessionHooks[*session]{
+		OpenPort:     d.open,
+		NewSession:   d.newSession,
+		Initialize:   d.initialize,
+		Done:         func(s *session) <-chan struct{} { return s.conn.Done() },
+		Err:          func(s *session) error { return s.conn.Err() },
+		ErrClosed:    ash.ErrClosed,
+		Close:        (*session).close,
+		FailPending:  func(_ *session, err error) { d.failPending(err) },
+		Emit:         d.emit,
+		Other:        func(t ncp.Trouble[*session]) { d.networkDown(t.Session) },
+		ReconnectMin: d.to.ReconnectMin,
+		ReconnectMax: d.to.ReconnectMax,
+		Log:          d.log,
 	}
 }
 
 // networkDown waits a little for the stack to bring the network back by itself, else re-initialises.
 func (d *Driver) networkDown(s *session) {
-	d.setNotReady("network down")
+	d.link.SetNotReady("network down")
 	d.failPending(fmt.Errorf("%w: the network went down", ErrNotReady))
 	d.log.Warn().Msg("stack status: network down")
 	deadline := time.NewTimer(d.to.NetworkDownGrace)
@@ -286,10 +184,7 @@ func (d *Driver) networkDown(s *session) {
 		up, ch := d.netUp, d.netChanged
 		d.mu.Unlock()
 		if up {
-			d.mu.Lock()
-			d.ready = true
-			d.epoch++
-			d.mu.Unlock()
+			d.link.SetReady()
 			d.log.Info().Msg("stack status: network up again")
 			d.emit(ncp.Event{Kind: ncp.EventRadioReset, Reason: "network went down and came back up"})
 			return
@@ -297,45 +192,12 @@ func (d *Driver) networkDown(s *session) {
 		select {
 		case <-ch:
 		case <-deadline.C:
-			d.reinit(s, fmt.Sprintf("network down for %v", d.to.NetworkDownGrace))
+			d.link.Reinit(s, fmt.Sprintf("network down for %v", d.to.NetworkDownGrace), d.sessionHooks())
 			return
 		case <-d.ctx.Done():
 			return
 		}
 	}
-}
-
-// reconnect replaces a dead port: EventDisconnected, then open + initialise with back-off until it works
-// (EventReconnected) or Close.
-func (d *Driver) reconnect(s *session, reason error) {
-	d.setNotReady("disconnected")
-	d.mu.Lock()
-	if d.sess == s {
-		d.sess = nil
-	}
-	d.mu.Unlock()
-	s.close()
-	d.failPending(fmt.Errorf("%w: the port vanished: %v", ErrNotReady, reason))
-	d.log.Error().Err(reason).Msg("lost the stick; reconnecting")
-	d.emit(ncp.Event{Kind: ncp.EventDisconnected, Reason: reason.Error()})
-	if attempts, ok := d.life.Reconnect(d.connect, d.to.ReconnectMin, d.to.ReconnectMax, d.log); ok {
-		d.emit(ncp.Event{Kind: ncp.EventReconnected, Reason: fmt.Sprintf("after %d attempts", attempts)})
-	}
-}
-
-// readySession returns the session when sends are allowed.
-func (d *Driver) readySession() (*session, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	switch {
-	case d.life.Closed():
-		return nil, ncp.ErrClosed
-	case !d.life.Started() && d.sess == nil:
-		return nil, ncp.ErrNotStarted
-	case !d.ready || d.sess == nil:
-		return nil, fmt.Errorf("%w: %s", ErrNotReady, d.notReady)
-	}
-	return d.sess, nil
 }
 
 // emit queues an event for Events; it never blocks.
@@ -381,7 +243,7 @@ func (d *Driver) allocTag(v Version) (uint16, chan sendResult) {
 // Send transmits one APS frame and waits for the stick's messageSentHandler: for an APS-acked unicast that
 // is the APS ack (or its failure), otherwise the MAC-level send.
 func (d *Driver) Send(ctx context.Context, f ncp.Frame) error {
-	s, err := d.readySession()
+	s, err := d.link.Ready()
 	if err != nil {
 		return err
 	}
@@ -467,6 +329,29 @@ func (d *Driver) awaitSent(ctx context.Context, f ncp.Frame, ch <-chan sendResul
 		return ncp.ErrClosed
 	}
 }
+
+// MACCounters reads and clears the stick's counters (readAndClearCounters) and returns its MAC unicast counts
+// since the previous read (ncp.MACCounter). Nothing else in otabridge clears them.
+func (d *Driver) MACCounters(ctx context.Context) (ncp.MACCounts, error) {
+	s, err := d.link.Ready()
+	if err != nil {
+		return ncp.MACCounts{}, err
+	}
+	rf, err := s.command(ctx, IDReadAndClearCounters, nil)
+	if err != nil {
+		return ncp.MACCounts{}, fmt.Errorf("read the stick's counters: %w", err)
+	}
+	c, err := DecodeCounters(rf.Params)
+	if err != nil {
+		return ncp.MACCounts{}, err
+	}
+	m := c.MAC()
+	d.log.Debug().Int("mac_unicasts", m.Unicasts).Int("mac_retries", m.Retries).Int("mac_failed", m.Failed).
+		Int("cca_failures", m.CCAFailures).Msg("stick counters")
+	return m, nil
+}
+
+var _ ncp.MACCounter = (*Driver)(nil)
 
 // MaxFragmentedPayload returns the largest APS payload Send carries APS-fragmented (ncp.Fragmenter; 0 when
 // max_fragmented_payload turned host fragmentation off).
@@ -601,7 +486,7 @@ const MaxDataLenForSend = 100
 // link key as transient key for any EUI64 (v13+), permitJoining on the coordinator, and a broadcast ZDO
 // Mgmt_Permit_Joining_req so that routers open too (EZSP has no network-wide permit command).
 func (d *Driver) PermitJoin(ctx context.Context, seconds uint8) error {
-	s, err := d.readySession()
+	s, err := d.link.Ready()
 	if err != nil {
 		return err
 	}
@@ -648,7 +533,7 @@ func (d *Driver) LookupIEEE(ctx context.Context, short uint16) (zcl.IEEE, error)
 	if err := d.euiMiss.Recent(short); err != nil {
 		return 0, err
 	}
-	s, err := d.readySession()
+	s, err := d.link.Ready()
 	if err != nil {
 		return 0, err
 	}
@@ -748,8 +633,8 @@ func (d *Driver) handleCallback(it callbackItem) {
 }
 
 func (d *Driver) onStackStatus(s *session, st Status) {
+	current := d.link.Current(s)
 	d.mu.Lock()
-	current := s == d.sess
 	if current {
 		switch {
 		case st.Is(StatusNetworkUp):
@@ -760,11 +645,11 @@ func (d *Driver) onStackStatus(s *session, st Status) {
 		close(d.netChanged)
 		d.netChanged = make(chan struct{})
 	}
-	trouble := current && st.Is(StatusNetworkDown) && d.ready && !d.initializing
 	d.mu.Unlock()
+	trouble := current && st.Is(StatusNetworkDown) && d.link.Healthy(s)
 	d.log.Info().Str("status", st.String()).Msg("stack status")
 	if trouble {
-		d.raise(s, troubleNetworkDown, nil)
+		d.link.Raise(s, ncp.TroubleNetworkDown, nil)
 	}
 }
 

@@ -167,7 +167,7 @@ func TestFragmentationOff(t *testing.T) {
 	assert.Empty(t, r.net.Sent())
 	bad := ezsp.New(ezsp.Config{FragmentWindow: 9}, testLog(t))
 	_, err := bad.Start(ctx)
-	assert.ErrorContains(t, err, "fragment_window 9")
+	assert.EqualError(t, err, "radio.fragment_window: 9 is not allowed (want 1..8)")
 	bad.Close()
 }
 
@@ -199,10 +199,20 @@ type recordingNet struct {
 }
 
 func (n *recordingNet) Send(ctx context.Context, f ncp.Frame) error {
+	n.record(f)
+	return n.Network.Send(ctx, f)
+}
+
+// SendWithStats is what the stick calls (the network reports what each frame cost: ncp.StatsSender).
+func (n *recordingNet) SendWithStats(ctx context.Context, f ncp.Frame) (ncp.SendStats, error) {
+	n.record(f)
+	return n.Network.SendWithStats(ctx, f)
+}
+
+func (n *recordingNet) record(f ncp.Frame) {
 	n.mu.Lock()
 	n.sent = append(n.sent, ncp.Frame{DstShort: f.DstShort, ClusterID: f.ClusterID, APSAck: f.APSAck, Payload: append([]byte(nil), f.Payload...)})
 	n.mu.Unlock()
-	return n.Network.Send(ctx, f)
 }
 
 // TestFragmentedBlockToSimulatedDevices: driver → fake stick → simulated network (realistic link). A

@@ -17,7 +17,7 @@ var fuzzIDs = []uint16{
 	IDGetExtendedValue, IDSetManufacturerCode, IDSendMulticast, IDSendRawMessage, IDLookupNodeIDByEUI64,
 	IDSetMulticastTableEntry, IDBroadcastNextNetworkKey, IDEraseKeyTableEntry, IDTokenFactoryReset,
 	IDSetExtendedTimeout, IDGetTokenData, IDSetTokenData, IDGetApsKeyInfo, IDExportKey, IDImportLinkKey, IDImportKey,
-	IDSetRadioPower, IDExportLinkKeyByIndex, IDGetMulticastTableEntry, IDGetCurrentSecurityState,
+	IDSetRadioPower, IDExportLinkKeyByIndex, IDGetMulticastTableEntry, IDGetCurrentSecurityState, IDReadAndClearCounters,
 }
 
 // FuzzDecode runs a whole EZSP frame through ParseFrame and then the parameters through the response decoder
@@ -75,6 +75,8 @@ func checkPrefix(t *testing.T, got any, in []byte, v Version) {
 		out = m.Append(nil, v)
 	case SendResponse:
 		out = m.Append(nil, v)
+	case Counters:
+		out = m.Append(nil)
 	case GetNetworkParametersResponse:
 		out = m.Append(nil, v)
 	case LookupEUI64Response:

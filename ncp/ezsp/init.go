@@ -61,16 +61,11 @@ var coordinatorEndpoint = AddEndpoint{
 // initialize runs the whole bring-up on a session: ASH reset, version, configuration, policies, endpoint,
 // resume or form, and the read-back of the coordinator's identity. On success the driver is ready.
 func (d *Driver) initialize(ctx context.Context, s *session) error {
+	d.link.BeginInit()
+	defer d.link.EndInit()
 	d.mu.Lock()
-	d.initializing = true
-	d.ready = false
 	d.netUp = false
 	d.mu.Unlock()
-	defer func() {
-		d.mu.Lock()
-		d.initializing = false
-		d.mu.Unlock()
-	}()
 	start := time.Now()
 
 	if err := d.resetLink(ctx, s); err != nil {
@@ -172,10 +167,8 @@ func (d *Driver) initialize(ctx context.Context, s *session) error {
 		d.network = *formed
 	}
 	d.maxPayload = maxPayload
-	d.ready = true
-	d.notReady = ""
-	d.epoch++
 	d.mu.Unlock()
+	d.link.SetReady()
 	action := "resumed"
 	if formed != nil {
 		action = "formed"

@@ -1,6 +1,12 @@
 package ezsp
 
-import "github.com/otabridge/otabridge/zcl"
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/otabridge/otabridge/ncp"
+	"github.com/otabridge/otabridge/zcl"
+)
 
 // This file holds the layouts of the commands other EZSP hosts (zigbee-herdsman's ember and ezsp adapters)
 // send and otabridge's own driver does not: the security manager (v13+), key table, multicast table,
@@ -139,6 +145,49 @@ type RawMessage struct {
 
 // EmberCounterCount is the number of counters readAndClearCounters returns (EMBER_COUNTER_TYPE_COUNT).
 const EmberCounterCount = 42
+
+// Counter indexes (EmberCounterType) in readAndClearCounters' response.
+const (
+	CounterMACTxUnicastSuccess = 3  // unicasts the MAC delivered (a MAC ack came)
+	CounterMACTxUnicastRetry   = 4  // retransmissions after a missing MAC ack (CSMA failures not counted)
+	CounterMACTxUnicastFailed  = 5  // unicasts the MAC gave up on
+	CounterAPSRxBroadcast      = 6  // APS data broadcasts received
+	CounterAPSTxBroadcast      = 7  // APS data broadcasts sent
+	CounterAPSRxUnicast        = 8  // APS data unicasts received
+	CounterAPSTxUnicastOK      = 9  // APS data unicasts delivered
+	CounterAPSTxUnicastFailed  = 11 // APS data unicasts that failed
+	CounterPHYCCAFail          = 32 // transmissions not made because CCA found the channel busy
+)
+
+// Counters is readAndClearCounters' response: one saturating u16 per EmberCounterType, in order. Stacks
+// differ in how many they have; every index up to CounterPHYCCAFail is required.
+type Counters []uint16
+
+// DecodeCounters decodes readAndClearCounters' (or readCounters') response.
+func DecodeCounters(b []byte) (Counters, error) {
+	if len(b)%2 != 0 || len(b)/2 <= CounterPHYCCAFail {
+		return nil, fmt.Errorf("readAndClearCounters: %d bytes: want an even number, at least %d", len(b), 2*(CounterPHYCCAFail+1))
+	}
+	c := make(Counters, len(b)/2)
+	for i := range c {
+		c[i] = binary.LittleEndian.Uint16(b[2*i:])
+	}
+	return c, nil
+}
+
+// Append encodes the counters.
+func (c Counters) Append(b []byte) []byte {
+	for _, v := range c {
+		b = binary.LittleEndian.AppendUint16(b, v)
+	}
+	return b
+}
+
+// MAC returns the MAC unicast counts (ncp.MACCounts).
+func (c Counters) MAC() ncp.MACCounts {
+	return ncp.MACCounts{Unicasts: int(c[CounterMACTxUnicastSuccess]) + int(c[CounterMACTxUnicastFailed]),
+		Retries: int(c[CounterMACTxUnicastRetry]), Failed: int(c[CounterMACTxUnicastFailed]), CCAFailures: int(c[CounterPHYCCAFail])}
+}
 
 // DecodeSecManContextCommand decodes exportKey's or getApsKeyInfo's parameters.
 func DecodeSecManContextCommand(b []byte, frame string) (ExportKey, error) {

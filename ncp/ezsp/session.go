@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/otabridge/otabridge/ncp"
 	"github.com/otabridge/otabridge/ncp/ezsp/ash"
 )
 
@@ -48,7 +49,7 @@ func (d *Driver) newSession(port io.ReadWriteCloser) *session {
 		AckTimeoutMin:  d.to.AckMin,
 		AckTimeoutMax:  d.to.AckMax,
 		OnData:         s.onData,
-		OnLinkDown:     func(err error) { d.raise(s, troubleReset, err) },
+		OnLinkDown:     func(err error) { d.link.Raise(s, ncp.TroubleReset, err) },
 		AckDelay:       HostAckDelay,
 		Log:            d.log,
 		LogData:        s.logFrame,

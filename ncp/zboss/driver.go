@@ -101,34 +101,18 @@ type Driver struct {
 	open   Opener
 	to     Timeouts
 
-	events  chan ncp.Event
-	evq     *fifo.Queue[ncp.Event]
-	trouble chan trouble
+	events chan ncp.Event
+	evq    *fifo.Queue[ncp.Event]
 
 	life *ncp.Lifecycle
-	ctx  context.Context // life.Ctx: cancelled by Close
+	ctx  context.Context           // life.Ctx: cancelled by Close
+	link *ncp.Supervisor[*session] // the current session, whether it is ready, and its repair
 
-	mu       sync.Mutex
-	sess     *session
-	ready    bool
-	notReady string
-	info     ncp.NetworkInfo
-	network  ncp.NetworkSettings
-	eui      map[uint16]zcl.IEEE
-	euiMiss  ncp.LookupMisses
-}
-
-type troubleKind uint8
-
-const (
-	troubleReset troubleKind = iota + 1
-	troublePortLost
-)
-
-type trouble struct {
-	kind troubleKind
-	s    *session
-	err  error
+	mu      sync.Mutex
+	info    ncp.NetworkInfo
+	network ncp.NetworkSettings
+	eui     map[uint16]zcl.IEEE
+	euiMiss ncp.LookupMisses
 }
 
 // New makes a driver; nothing is opened until Start. Close must be called, also after a failed Start.
@@ -147,8 +131,8 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) *Driver {
 	}
 	life := ncp.NewLifecycle("zboss")
 	d := &Driver{cfg: cfg, cfgErr: err, log: log.With().Str("radio", "zboss").Str("port", cfg.Port).Logger(), to: DefaultTimeouts,
-		events: make(chan ncp.Event), evq: fifo.New[ncp.Event](), trouble: make(chan trouble, 8), life: life, ctx: life.Ctx,
-		eui: make(map[uint16]zcl.IEEE), notReady: "not started"}
+		events: make(chan ncp.Event), evq: fifo.New[ncp.Event](), life: life, ctx: life.Ctx,
+		link: ncp.NewSupervisor[*session](life, ErrNotReady), eui: make(map[uint16]zcl.IEEE)}
 	d.open = func(context.Context) (io.ReadWriteCloser, error) {
 		return serialport.Open(serialport.Config{Port: d.cfg.Port, Baud: d.cfg.Baud, FlowControl: d.cfg.FlowControl})
 	}
@@ -187,8 +171,7 @@ func (d *Driver) Start(ctx context.Context) (ncp.NetworkInfo, error) {
 	if d.cfgErr != nil {
 		return ncp.NetworkInfo{}, d.cfgErr
 	}
-	return d.life.Start(ctx, ncp.DriverHooks{Loops: []func(){d.pumpEvents}, Connect: d.connect,
-		Supervise: d.supervise, Info: d.Info})
+	return d.link.Start(ctx, d.sessionHooks(), d.Info, d.pumpEvents)
 }
 
 // Close stops the driver, closes the port and then the Events channel.
@@ -196,11 +179,7 @@ func (d *Driver) Close() error {
 	if !d.life.Close() {
 		return nil
 	}
-	d.mu.Lock()
-	s := d.sess
-	d.sess, d.ready = nil, false
-	d.mu.Unlock()
-	if s != nil {
+	if s, ok := d.link.Take(); ok {
 		s.close()
 		<-s.done
 	}
@@ -209,125 +188,26 @@ func (d *Driver) Close() error {
 	return nil
 }
 
-// connect opens the port and initialises the stick on it.
-func (d *Driver) connect(ctx context.Context) error {
-	port, err := d.open(ctx)
-	if err != nil {
-		return err
+// sessionHooks are the driver's part in the supervisor's keeping of its session: a low-level link and a
+// session on a newly opened port, with its indication handler, initialised by initialize.
+func (d *Driver) sessionHooks() ncp.SessionHooks[*session] {
+	return ncp.SessionHooks[*session]{
+		OpenPort: d.open,
+		NewSession: func(port io.ReadWriteCloser) *session {
+			return newSession(NewLink(port, LinkConfig{AckTimeout: d.to.AckTimeout, Log: d.log}))
+		},
+		Attached:     func(s *session) { d.life.Go(func() { d.handleIndications(s) }) },
+		Initialize:   d.initialize,
+		Done:         func(s *session) <-chan struct{} { return s.link.Done() },
+		Err:          func(s *session) error { return s.link.Err() },
+		ErrClosed:    ErrLinkClosed,
+		Close:        (*session).close,
+		FailPending:  (*session).failPending,
+		Emit:         d.emit,
+		ReconnectMin: d.to.ReconnectMin,
+		ReconnectMax: d.to.ReconnectMax,
+		Log:          d.log,
 	}
-	s := newSession(NewLink(port, LinkConfig{AckTimeout: d.to.AckTimeout, Log: d.log}))
-	d.mu.Lock()
-	if d.life.Closed() { // Close takes the session after it marked the driver closed: one of us closes s
-		d.mu.Unlock()
-		s.close()
-		return ncp.ErrClosed
-	}
-	d.sess = s
-	d.mu.Unlock()
-	d.life.Go(func() { d.handleIndications(s) })
-	d.life.Go(func() { d.watchPort(s) })
-	if err := d.initialize(ctx, s); err != nil {
-		d.mu.Lock()
-		if d.sess == s {
-			d.sess = nil
-		}
-		d.mu.Unlock()
-		s.close()
-		return err
-	}
-	return nil
-}
-
-func (d *Driver) watchPort(s *session) {
-	select {
-	case <-s.link.Done():
-		if err := s.link.Err(); err != nil && !errors.Is(err, ErrLinkClosed) {
-			d.raise(trouble{kind: troublePortLost, s: s, err: err})
-		}
-	case <-d.ctx.Done():
-	}
-}
-
-func (d *Driver) raise(t trouble) {
-	select {
-	case d.trouble <- t:
-	default:
-	}
-}
-
-func (d *Driver) setNotReady(reason string) {
-	d.mu.Lock()
-	d.ready, d.notReady = false, reason
-	d.mu.Unlock()
-}
-
-// supervise handles stick resets and port loss, one at a time, until Close.
-func (d *Driver) supervise() {
-	for {
-		select {
-		case <-d.ctx.Done():
-			return
-		case t := <-d.trouble:
-			d.mu.Lock()
-			stale := t.s != d.sess
-			d.mu.Unlock()
-			if stale {
-				continue
-			}
-			switch t.kind {
-			case troublePortLost:
-				d.reconnect(t.s, t.err)
-			case troubleReset:
-				d.reinit(t.s, t.err.Error())
-			}
-		}
-	}
-}
-
-// reinit brings the stick back after it reset under a live port.
-func (d *Driver) reinit(s *session, reason string) {
-	d.setNotReady("stick reset: " + reason)
-	s.failPending(fmt.Errorf("%w: the stick reset (%s)", ErrNotReady, reason))
-	d.log.Warn().Str("reason", reason).Msg("stick reset: re-initialising")
-	switch err := d.life.Reinit(func(ctx context.Context) error { return d.initialize(ctx, s) }, s.link.Err,
-		d.to.ReconnectMin, d.to.ReconnectMax, d.log); {
-	case err == nil:
-		d.emit(ncp.Event{Kind: ncp.EventRadioReset, Reason: reason})
-	case !errors.Is(err, ncp.ErrClosed):
-		d.reconnect(s, fmt.Errorf("%w (the stick reset: %s)", err, reason))
-	}
-}
-
-// reconnect replaces a dead port: EventDisconnected, then open + initialise with back-off until it works
-// (EventReconnected) or Close.
-func (d *Driver) reconnect(s *session, reason error) {
-	d.setNotReady("disconnected")
-	d.mu.Lock()
-	if d.sess == s {
-		d.sess = nil
-	}
-	d.mu.Unlock()
-	s.close()
-	d.log.Error().Err(reason).Msg("lost the stick; reconnecting")
-	d.emit(ncp.Event{Kind: ncp.EventDisconnected, Reason: reason.Error()})
-	if attempts, ok := d.life.Reconnect(d.connect, d.to.ReconnectMin, d.to.ReconnectMax, d.log); ok {
-		d.emit(ncp.Event{Kind: ncp.EventReconnected, Reason: fmt.Sprintf("after %d attempts", attempts)})
-	}
-}
-
-// readySession returns the session when calls are allowed.
-func (d *Driver) readySession() (*session, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	switch {
-	case d.life.Closed():
-		return nil, ncp.ErrClosed
-	case !d.life.Started() && d.sess == nil:
-		return nil, ncp.ErrNotStarted
-	case !d.ready || d.sess == nil:
-		return nil, fmt.Errorf("%w: %s", ErrNotReady, d.notReady)
-	}
-	return d.sess, nil
 }
 
 // emit queues an event for Events; it never blocks.
@@ -342,7 +222,7 @@ func (d *Driver) pumpEvents() { d.evq.PumpTo(d.events, d.ctx.Done()) }
 // Send transmits one APS frame with APSDE-DATA.request and waits for its confirm (for an APS-acked unicast:
 // the APS ack or its failure). A failure the stick reports is an *ncp.SendError.
 func (d *Driver) Send(ctx context.Context, f ncp.Frame) error {
-	s, err := d.readySession()
+	s, err := d.link.Ready()
 	if err != nil {
 		return err
 	}
@@ -408,7 +288,7 @@ func (d *Driver) sendZDO(ctx context.Context, s *session, c CallID, f ncp.Frame)
 
 // PermitJoin opens the network for joining for seconds (0 closes it).
 func (d *Driver) PermitJoin(ctx context.Context, seconds uint8) error {
-	s, err := d.readySession()
+	s, err := d.link.Ready()
 	if err != nil {
 		return err
 	}
@@ -430,7 +310,7 @@ func (d *Driver) LookupIEEE(ctx context.Context, short uint16) (zcl.IEEE, error)
 	if err := d.euiMiss.Recent(short); err != nil {
 		return 0, err
 	}
-	s, err := d.readySession()
+	s, err := d.link.Ready()
 	if err != nil {
 		return 0, err
 	}
@@ -519,13 +399,10 @@ func (d *Driver) onIndication(s *session, p Packet) {
 		d.mu.Unlock()
 		d.emit(ncp.Event{Kind: ncp.EventLeft, Short: short, IEEE: m.IEEE})
 	case uint8: // NCP_RESET_IND
-		d.mu.Lock()
-		initializing := !d.ready
-		d.mu.Unlock()
-		if initializing {
+		if !d.link.Healthy(s) {
 			return // the reset the driver asked for
 		}
-		d.raise(trouble{kind: troubleReset, s: s, err: fmt.Errorf("NCP_RESET_IND, reset source %d", m)})
+		d.link.Raise(s, ncp.TroubleReset, fmt.Errorf("NCP_RESET_IND, reset source %d", m))
 	}
 }
 

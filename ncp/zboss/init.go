@@ -26,7 +26,9 @@ type nvNetwork struct {
 // initialize resets the stick, checks its versions, resumes or forms the network, sets the trust-center
 // policies and registers endpoint 1. Each failure names its step.
 func (d *Driver) initialize(ctx context.Context, s *session) error {
-	d.setNotReady("initialising")
+	d.link.SetNotReady("initialising")
+	d.link.BeginInit()
+	defer d.link.EndInit()
 	step := func(what string, err error) error {
 		return fmt.Errorf("zboss stick on %s: %s: %w", d.cfg.Port, what, err)
 	}
@@ -105,8 +107,8 @@ func (d *Driver) initialize(ctx context.Context, s *session) error {
 	d.network = net
 	d.info = ncp.NetworkInfo{Type: "zboss", Port: d.cfg.Port, Firmware: firmware, Channel: now.channel, PANID: now.panID,
 		ExtendedPANID: now.extPAN, IEEE: now.ieee}
-	d.ready, d.notReady = true, ""
 	d.mu.Unlock()
+	d.link.SetReady()
 	d.log.Info().Str("firmware", firmware).Uint8("channel", now.channel).Str("pan_id", fmt.Sprintf("0x%04X", now.panID)).
 		Stringer("ieee", now.ieee).Msg("stick ready")
 	return nil

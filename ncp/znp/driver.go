@@ -43,45 +43,26 @@ type Driver struct {
 	events    chan ncp.Event
 	evq       *fifo.Queue[ncp.Event]
 	callbacks *fifo.Queue[callbackItem]
-	trouble   chan trouble
 
 	life *ncp.Lifecycle
-	ctx  context.Context // life.Ctx: cancelled by Close
+	ctx  context.Context        // life.Ctx: cancelled by Close
+	link *ncp.Supervisor[*Conn] // the current connection, whether it is ready, and its repair
 
-	mu           sync.Mutex
-	conn         *Conn
-	ready        bool
-	notReady     string
-	initializing bool
-	epoch        uint64
-	info         ncp.NetworkInfo
-	network      ncp.NetworkSettings
-	version      Version
-	waiters      []*waiter
-	pending      map[uint8]chan DataConfirm
-	zdoTSN       map[uint32]uint8 // (destination, response cluster) → the TSN of the last request
-	nextTrans    uint8
-	ieee         map[uint16]zcl.IEEE
-	ieeeMiss     ncp.LookupMisses
+	mu        sync.Mutex
+	info      ncp.NetworkInfo
+	network   ncp.NetworkSettings
+	version   Version
+	waiters   []*waiter
+	pending   map[uint8]chan DataConfirm
+	zdoTSN    map[uint32]uint8 // (destination, response cluster) → the TSN of the last request
+	nextTrans uint8
+	ieee      map[uint16]zcl.IEEE
+	ieeeMiss  ncp.LookupMisses
 }
 
 type callbackItem struct {
 	c *Conn
 	f Frame
-}
-
-type troubleKind uint8
-
-const (
-	troubleReset troubleKind = iota + 1
-	troublePortLost
-)
-
-type trouble struct {
-	kind  troubleKind
-	c     *Conn
-	epoch uint64
-	err   error
 }
 
 // waiter is a bring-up step waiting for a callback.
@@ -102,12 +83,11 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) *Driver {
 		events:    make(chan ncp.Event),
 		evq:       fifo.New[ncp.Event](),
 		callbacks: fifo.New[callbackItem](),
-		trouble:   make(chan trouble, 16),
 		life:      life, ctx: life.Ctx,
-		notReady: "not started",
-		pending:  make(map[uint8]chan DataConfirm),
-		ieee:     make(map[uint16]zcl.IEEE),
-		zdoTSN:   make(map[uint32]uint8),
+		link:    ncp.NewSupervisor[*Conn](life, ErrNotReady),
+		pending: make(map[uint8]chan DataConfirm),
+		ieee:    make(map[uint16]zcl.IEEE),
+		zdoTSN:  make(map[uint32]uint8),
 	}
 	d.open = func(context.Context) (io.ReadWriteCloser, error) {
 		return serialport.Open(serialport.Config{Port: d.cfg.Port, Baud: d.cfg.Baud, FlowControl: d.cfg.FlowControl})
@@ -154,8 +134,7 @@ func (d *Driver) Start(ctx context.Context) (ncp.NetworkInfo, error) {
 	if d.cfgErr != nil {
 		return ncp.NetworkInfo{}, d.cfgErr
 	}
-	return d.life.Start(ctx, ncp.DriverHooks{Loops: []func(){d.callbackLoop, d.pumpEvents}, Connect: d.connect,
-		Supervise: d.supervise, Info: d.Info})
+	return d.link.Start(ctx, d.sessionHooks(), d.Info, d.callbackLoop, d.pumpEvents)
 }
 
 // Close stops the driver, fails the sends in flight, closes the port and then the Events channel.
@@ -163,12 +142,7 @@ func (d *Driver) Close() error {
 	if !d.life.Close() {
 		return nil
 	}
-	d.mu.Lock()
-	c := d.conn
-	d.conn = nil
-	d.ready = false
-	d.mu.Unlock()
-	if c != nil {
+	if c, ok := d.link.Take(); ok {
 		c.Close()
 	}
 	d.failPending()
@@ -177,42 +151,26 @@ func (d *Driver) Close() error {
 	return nil
 }
 
-// connect opens the port and initialises the stick on it.
-func (d *Driver) connect(ctx context.Context) error {
-	port, err := d.open(ctx)
-	if err != nil {
-		return err
-	}
-	var c *Conn
-	c = NewConn(port, d.to.Command, func(f Frame) { d.onFrame(c, f) }, d.log)
-	d.mu.Lock()
-	if d.life.Closed() { // Close takes the connection after it marked the driver closed: one of us closes c
-		d.mu.Unlock()
-		c.Close()
-		return ncp.ErrClosed
-	}
-	d.conn = c
-	d.mu.Unlock()
-	if err := d.initialize(ctx, c); err != nil {
-		d.mu.Lock()
-		if d.conn == c {
-			d.conn = nil
-		}
-		d.mu.Unlock()
-		c.Close()
-		return err
-	}
-	d.life.Go(func() { d.watchPort(c) })
-	return nil
-}
-
-func (d *Driver) watchPort(c *Conn) {
-	select {
-	case <-c.Done():
-		if err := c.Err(); err != nil && !errors.Is(err, ErrConnClosed) {
-			d.raise(c, troublePortLost, err)
-		}
-	case <-d.ctx.Done():
+// sessionHooks are the driver's part in the supervisor's keeping of its connection: an MT Conn on a newly
+// opened port, initialised by initialize.
+func (d *Driver) sessionHooks() ncp.SessionHooks[*Conn] {
+	return ncp.SessionHooks[*Conn]{
+		OpenPort: d.open,
+		NewSession: func(port io.ReadWriteCloser) *Conn {
+			var c *Conn
+			c = NewConn(port, d.to.Command, func(f Frame) { d.onFrame(c, f) }, d.log)
+			return c
+		},
+		Initialize:   d.initialize,
+		Done:         (*Conn).Done,
+		Err:          (*Conn).Err,
+		ErrClosed:    ErrConnClosed,
+		Close:        func(c *Conn) { c.Close() },
+		FailPending:  func(*Conn, error) { d.failPending() },
+		Emit:         d.emit,
+		ReconnectMin: d.to.ReconnectMin,
+		ReconnectMax: d.to.ReconnectMax,
+		Log:          d.log,
 	}
 }
 
@@ -272,94 +230,6 @@ func isCallback(cmd Command) func(Frame) bool {
 	return func(f Frame) bool { return f.Type == TypeAREQ && f.Command() == cmd }
 }
 
-// raise reports trouble to the supervisor; it never blocks.
-func (d *Driver) raise(c *Conn, k troubleKind, err error) {
-	d.mu.Lock()
-	t := trouble{kind: k, c: c, epoch: d.epoch, err: err}
-	d.mu.Unlock()
-	select {
-	case d.trouble <- t:
-	default:
-	}
-}
-
-func (d *Driver) setNotReady(reason string) {
-	d.mu.Lock()
-	d.ready = false
-	d.notReady = reason
-	d.mu.Unlock()
-}
-
-// supervise handles stick resets and port loss, one at a time, until Close.
-func (d *Driver) supervise() {
-	for {
-		select {
-		case <-d.ctx.Done():
-			return
-		case t := <-d.trouble:
-			d.mu.Lock()
-			stale := t.c != d.conn || t.epoch != d.epoch
-			d.mu.Unlock()
-			if stale {
-				continue
-			}
-			switch t.kind {
-			case troublePortLost:
-				d.reconnect(t.c, t.err)
-			case troubleReset:
-				d.reinit(t.c, t.err.Error())
-			}
-		}
-	}
-}
-
-// reinit brings the stick back after it reset under a live port.
-func (d *Driver) reinit(c *Conn, reason string) {
-	d.setNotReady("stick reset: " + reason)
-	d.failPending()
-	d.log.Warn().Str("reason", reason).Msg("stick reset: re-initialising")
-	switch err := d.life.Reinit(func(ctx context.Context) error { return d.initialize(ctx, c) }, c.Err,
-		d.to.ReconnectMin, d.to.ReconnectMax, d.log); {
-	case err == nil:
-		d.emit(ncp.Event{Kind: ncp.EventRadioReset, Reason: reason})
-	case !errors.Is(err, ncp.ErrClosed):
-		d.reconnect(c, fmt.Errorf("%w (the stick reset: %s)", err, reason))
-	}
-}
-
-// reconnect replaces a dead port: EventDisconnected, then open + initialise with back-off until it works
-// (EventReconnected) or Close.
-func (d *Driver) reconnect(c *Conn, reason error) {
-	d.setNotReady("disconnected")
-	d.mu.Lock()
-	if d.conn == c {
-		d.conn = nil
-	}
-	d.mu.Unlock()
-	c.Close()
-	d.failPending()
-	d.log.Error().Err(reason).Msg("lost the stick; reconnecting")
-	d.emit(ncp.Event{Kind: ncp.EventDisconnected, Reason: reason.Error()})
-	if attempts, ok := d.life.Reconnect(d.connect, d.to.ReconnectMin, d.to.ReconnectMax, d.log); ok {
-		d.emit(ncp.Event{Kind: ncp.EventReconnected, Reason: fmt.Sprintf("after %d attempts", attempts)})
-	}
-}
-
-// readyConn returns the connection when sends are allowed.
-func (d *Driver) readyConn() (*Conn, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	switch {
-	case d.life.Closed():
-		return nil, ncp.ErrClosed
-	case !d.life.Started() && d.conn == nil:
-		return nil, ncp.ErrNotStarted
-	case !d.ready || d.conn == nil:
-		return nil, fmt.Errorf("%w: %s", ErrNotReady, d.notReady)
-	}
-	return d.conn, nil
-}
-
 // emit queues an event for Events; it never blocks.
 func (d *Driver) emit(ev ncp.Event) { d.evq.Push(ev) }
 
@@ -392,7 +262,7 @@ func (d *Driver) allocTrans() (uint8, chan DataConfirm, error) {
 // Send transmits one APS frame with AF_DATA_REQUEST (AF_DATA_REQUEST_EXT for broadcasts and payloads too
 // long for it) and waits for AF_DATA_CONFIRM: for an APS-acked unicast that is the APS ack or its failure.
 func (d *Driver) Send(ctx context.Context, f ncp.Frame) error {
-	c, err := d.readyConn()
+	c, err := d.link.Ready()
 	if err != nil {
 		return err
 	}
@@ -452,10 +322,7 @@ func (d *Driver) Send(ctx context.Context, f ncp.Frame) error {
 	select {
 	case conf, ok := <-ch:
 		if !ok {
-			d.mu.Lock()
-			reason := d.notReady
-			d.mu.Unlock()
-			return fmt.Errorf("send to 0x%04x: %w: %s", f.DstShort, ErrNotReady, reason)
+			return fmt.Errorf("send to 0x%04x: %w", f.DstShort, d.link.NotReady())
 		}
 		if conf.Status != StatusSuccess {
 			d.log.Debug().Uint16("short", f.DstShort).Uint16("cluster", f.ClusterID).Str("status", StatusName(conf.Status)).Msg("send failed")
@@ -474,7 +341,7 @@ func (d *Driver) Send(ctx context.Context, f ncp.Frame) error {
 // PermitJoin opens (seconds > 0) or closes (0) the whole network for joining: ZDO_MGMT_PERMIT_JOIN_REQ
 // broadcast to the coordinator and every router, with trust-center significance.
 func (d *Driver) PermitJoin(ctx context.Context, seconds uint8) error {
-	c, err := d.readyConn()
+	c, err := d.link.Ready()
 	if err != nil {
 		return err
 	}
@@ -498,7 +365,7 @@ func (d *Driver) LookupIEEE(ctx context.Context, short uint16) (zcl.IEEE, error)
 	if err := d.ieeeMiss.Recent(short); err != nil {
 		return 0, err
 	}
-	c, err := d.readyConn()
+	c, err := d.link.Ready()
 	if err != nil {
 		return 0, err
 	}
@@ -610,12 +477,10 @@ func (d *Driver) handleCallback(c *Conn, f Frame) {
 
 // onReset: a SYS_RESET_IND nobody asked for means the stick restarted under us.
 func (d *Driver) onReset(c *Conn, m ResetInd) {
-	d.mu.Lock()
-	trouble := c == d.conn && d.ready && !d.initializing
-	d.mu.Unlock()
+	trouble := d.link.Healthy(c)
 	d.log.Warn().Uint8("reason", m.Reason).Msg("the stick reset")
 	if trouble {
-		d.raise(c, troubleReset, fmt.Errorf("SYS_RESET_IND reason %d", m.Reason))
+		d.link.Raise(c, ncp.TroubleReset, fmt.Errorf("SYS_RESET_IND reason %d", m.Reason))
 	}
 }
 

@@ -19,16 +19,8 @@ const SkipBootloaderByte = 0xEF
 // initialize brings a stick up on c: find it, check its firmware, reset it, resume or form the network,
 // register endpoint 1, switch the LED off.
 func (d *Driver) initialize(ctx context.Context, c *Conn) error {
-	d.mu.Lock()
-	d.initializing = true
-	d.ready = false
-	d.epoch++
-	d.mu.Unlock()
-	defer func() {
-		d.mu.Lock()
-		d.initializing = false
-		d.mu.Unlock()
-	}()
+	d.link.BeginInit()
+	defer d.link.EndInit()
 	if err := d.findStick(ctx, c); err != nil {
 		return err
 	}
@@ -113,9 +105,8 @@ func (d *Driver) initialize(ctx context.Context, c *Conn) error {
 	d.network = have
 	d.info = ncp.NetworkInfo{Type: "znp", Port: d.cfg.Port, Firmware: v.String(), Channel: nwk.Channel, PANID: nwk.PANID,
 		ExtendedPANID: nwk.ExtendedPANID, IEEE: ieee}
-	d.ready = true
-	d.notReady = ""
 	d.mu.Unlock()
+	d.link.SetReady()
 	d.log.Info().Uint8("channel", nwk.Channel).Str("pan_id", fmt.Sprintf("0x%04X", nwk.PANID)).Stringer("ieee", ieee).Msg("network up")
 	return nil
 }

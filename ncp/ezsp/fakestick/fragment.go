@@ -114,7 +114,7 @@ func (ss *session) sendFragment(req ezsp.Frame, v ezsp.Version, c ezsp.SendUnica
 		ss.wg.Add(1)
 		go func() {
 			defer ss.wg.Done()
-			err := st.net.Send(ss.ctx, fr)
+			err := ss.netSend(fr, true)
 			for _, m := range confirm {
 				ss.finishSend(epoch, m, v, err)
 			}

@@ -72,21 +72,31 @@ func (ss *session) multicastTableSize() uint16 {
 
 const configMulticastTableSize uint8 = 0x06
 
-// Counter indexes (EmberCounterType) the stick counts.
-const (
-	counterAPSRxBroadcast     = 6
-	counterAPSTxBroadcast     = 7
-	counterAPSRxUnicast       = 8
-	counterAPSTxUnicastOK     = 9
-	counterAPSTxUnicastFailed = 11
-)
+func (ss *session) countUp(i int) { ss.countAdd(i, 1) }
 
-func (ss *session) countUp(i int) {
-	ss.mu.Lock()
-	if ss.counters[i] < 0xFFFF {
-		ss.counters[i]++
+// countAdd adds n to counter i; EmberZNet's counters saturate at 0xFFFF.
+func (ss *session) countAdd(i, n int) {
+	if n <= 0 {
+		return
 	}
+	ss.mu.Lock()
+	ss.counters[i] = uint16(min(int(ss.counters[i])+n, 0xFFFF))
 	ss.mu.Unlock()
+}
+
+// countMAC counts what one unicast cost the MAC, as the network behind the stick reports it (a network that
+// reports nothing counts one clean transmission): each frame (fragment) transmitted once, its retries, and
+// for a failed send one frame the MAC gave up on (the network does not say on which hop a send failed; the
+// fake counts it as its own).
+func (ss *session) countMAC(st ncp.SendStats, failed bool) {
+	frames := max(st.Attempts-st.MACRetries, 1)
+	if failed {
+		ss.countUp(ezsp.CounterMACTxUnicastFailed)
+		frames--
+	}
+	ss.countAdd(ezsp.CounterMACTxUnicastSuccess, frames)
+	ss.countAdd(ezsp.CounterMACTxUnicastRetry, st.MACRetries)
+	ss.countAdd(ezsp.CounterPHYCCAFail, st.CCAFailures)
 }
 
 // slStatus is an sl_Status value as the security-manager commands carry it in every version.

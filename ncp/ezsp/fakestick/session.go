@@ -610,9 +610,24 @@ func (ss *session) send(req ezsp.Frame, v ezsp.Version, fr ncp.Frame, aps ezsp.A
 	ss.wg.Add(1)
 	go func() {
 		defer ss.wg.Done()
-		err := st.net.Send(ss.ctx, fr)
-		ss.finishSend(epoch, sent, v, err)
+		ss.finishSend(epoch, sent, v, ss.netSend(fr, typ == ezsp.OutgoingDirect))
 	}()
+}
+
+// netSend sends a frame into the network behind the stick; a unicast's cost is counted in the MAC counters
+// (from the network's own report when it gives one: *sim.Network does).
+func (ss *session) netSend(fr ncp.Frame, unicast bool) error {
+	var stats ncp.SendStats
+	var err error
+	if ws, ok := ss.st.net.(ncp.StatsSender); ok {
+		stats, err = ws.SendWithStats(ss.ctx, fr)
+	} else {
+		err = ss.st.net.Send(ss.ctx, fr)
+	}
+	if unicast && ss.ctx.Err() == nil {
+		ss.countMAC(stats, err != nil)
+	}
+	return err
 }
 
 func (ss *session) finishSend(epoch uint64, m ezsp.MessageSent, v ezsp.Version, err error) {
@@ -626,11 +641,11 @@ func (ss *session) finishSend(epoch uint64, m ezsp.MessageSent, v ezsp.Version, 
 	m.Status = v.StatusOf(ezsp.StatusOK)
 	switch {
 	case m.Type != ezsp.OutgoingDirect:
-		ss.countUp(counterAPSTxBroadcast)
+		ss.countUp(ezsp.CounterAPSTxBroadcast)
 	case err != nil:
-		ss.countUp(counterAPSTxUnicastFailed)
+		ss.countUp(ezsp.CounterAPSTxUnicastFailed)
 	default:
-		ss.countUp(counterAPSTxUnicastOK)
+		ss.countUp(ezsp.CounterAPSTxUnicastOK)
 	}
 	if err != nil {
 		m.Status = v.StatusOf(ezsp.StatusDeliveryFailed)

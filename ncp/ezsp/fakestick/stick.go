@@ -315,9 +315,9 @@ func (s *Stick) onNetworkEvent(ev ncp.Event) {
 		typ := ezsp.IncomingUnicast
 		if in.Broadcast {
 			typ = ezsp.IncomingBroadcast
-			ss.countUp(counterAPSRxBroadcast)
+			ss.countUp(ezsp.CounterAPSRxBroadcast)
 		} else {
-			ss.countUp(counterAPSRxUnicast)
+			ss.countUp(ezsp.CounterAPSRxUnicast)
 		}
 		m := ezsp.IncomingMessage{Type: typ, Aps: ezsp.ApsFrame{ProfileID: in.ProfileID, ClusterID: in.ClusterID, SrcEndpoint: in.SrcEndpoint,
 			DstEndpoint: in.DstEndpoint, Sequence: uint8(s.apsSeq.Add(1))}, LQI: in.LQI, RSSI: in.RSSI, Sender: in.SrcShort,
