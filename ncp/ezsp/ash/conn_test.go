@@ -23,6 +23,18 @@ type peer struct {
 	rw net.Conn
 }
 
+// hostOnPipe is a host Conn with cfg (OnLinkDown reports to down) and the scripted NCP at the other end of an
+// in-memory pipe; both close at the end of the test.
+func hostOnPipe(t *testing.T, cfg Config) (host *Conn, ncp *peer, down chan error) {
+	t.Helper()
+	a, b := net.Pipe()
+	down = make(chan error, 1)
+	cfg.OnLinkDown = func(err error) { down <- err }
+	host = NewConn(a, cfg)
+	t.Cleanup(func() { host.Close(); b.Close() })
+	return host, &peer{t: t, rw: b}, down
+}
+
 func (p *peer) readWire() string {
 	p.t.Helper()
 	require.NoError(p.t, p.rw.SetReadDeadline(time.Now().Add(5*time.Second)))
@@ -119,14 +131,7 @@ func TestHostNakRetransmitSequence(t *testing.T) {
 }
 
 func TestAckTimeoutFailsLink(t *testing.T) {
-	a, b := net.Pipe()
-	down := make(chan error, 1)
-	cfg := fastConfig(RoleHost)
-	cfg.OnLinkDown = func(err error) { down <- err }
-	host := NewConn(a, cfg)
-	defer host.Close()
-	ncp := &peer{t: t, rw: b}
-	defer b.Close()
+	host, ncp, down := hostOnPipe(t, fastConfig(RoleHost))
 
 	go func() { _, _ = host.Reset(context.Background()) }()
 	ncp.readWire()
@@ -158,12 +163,7 @@ func TestUnsolicitedRSTACKAndError(t *testing.T) {
 		{"1A C1 02 0B 0A 52 7E", false, ResetSoftware},
 		{"C2 02 03 D2 0A 7E", true, ResetWatchdog},
 	} {
-		a, b := net.Pipe()
-		down := make(chan error, 1)
-		cfg := fastConfig(RoleHost)
-		cfg.OnLinkDown = func(err error) { down <- err }
-		host := NewConn(a, cfg)
-		ncp := &peer{t: t, rw: b}
+		host, ncp, down := hostOnPipe(t, fastConfig(RoleHost))
 		go func() { _, _ = host.Reset(context.Background()) }()
 		ncp.readWire()
 		ncp.write("C1 02 02 9B 7B 7E")
@@ -175,8 +175,6 @@ func TestUnsolicitedRSTACKAndError(t *testing.T) {
 		assert.Equal(t, tc.failed, re.Failed)
 		assert.Equal(t, tc.code, re.Code)
 		assert.False(t, host.Connected())
-		host.Close()
-		b.Close()
 	}
 }
 

@@ -38,19 +38,13 @@ const rstackWire = "1A C1 02 0B 0A 52 7E"
 // it would reach the NCP's second link and acknowledge that link's first frame, which the host never takes
 // (the NCP's Send returned nil for a frame never delivered). The next thing on the wire is the host's RST.
 func TestSecondRSTACKEndsTheLink(t *testing.T) {
-	a, b := net.Pipe()
-	down := make(chan error, 1)
 	var mu sync.Mutex
 	var got [][]byte
 	cfg := fastConfig(RoleHost)
 	cfg.AckTimeoutInit, cfg.AckTimeoutMin, cfg.AckTimeoutMax = time.Hour, time.Hour, time.Hour // no retransmission
 	cfg.AckDelay = time.Hour                                                                   // the ACK of one frame waits for a frame of the host's to carry it
-	cfg.OnLinkDown = func(err error) { down <- err }
 	cfg.OnData = func(d []byte) { mu.Lock(); got = append(got, d); mu.Unlock() }
-	host := NewConn(a, cfg)
-	defer host.Close()
-	ncp := &peer{t: t, rw: b}
-	defer b.Close()
+	host, ncp, down := hostOnPipe(t, cfg)
 	ctx := context.Background()
 
 	reset := make(chan error, 1)
@@ -90,15 +84,7 @@ func TestSecondRSTACKEndsTheLink(t *testing.T) {
 // TestRSTACKTwiceInARow: both RSTACKs arrive together. The first answers the host's RST; the second is an
 // NCP reset (the host must not take it for the same answer and run a link the NCP has ended).
 func TestRSTACKTwiceInARow(t *testing.T) {
-	a, b := net.Pipe()
-	down := make(chan error, 1)
-	cfg := fastConfig(RoleHost)
-	cfg.OnLinkDown = func(err error) { down <- err }
-	host := NewConn(a, cfg)
-	defer host.Close()
-	ncp := &peer{t: t, rw: b}
-	defer b.Close()
-
+	host, ncp, down := hostOnPipe(t, fastConfig(RoleHost))
 	reset := make(chan error, 1)
 	go func() { _, err := host.Reset(context.Background()); reset <- err }()
 	assert.Equal(t, "1ac038bc7e", ncp.readWire())
