@@ -127,3 +127,28 @@ func TestNCPSendsNothingBeforeTheHostSpeaks(t *testing.T) {
 	require.NoError(t, <-sent)
 	assert.Equal(t, uint64(2), ncp.Stats().Resets)
 }
+
+// TestRSTACKBeforeTheRSTIsNotItsAnswer: an RSTACK that arrives while the host's RST is still on its way out
+// (a slow UART: 100 baud, half a second for the RST's 5 bytes) was sent before the NCP got that RST, so it
+// cannot answer it: the host waits for the next one, and its link starts only then.
+func TestRSTACKBeforeTheRSTIsNotItsAnswer(t *testing.T) {
+	cfg := fastConfig(RoleHost)
+	cfg.Baud = 100
+	host, ncp, _ := hostOnPipe(t, cfg)
+	reset := make(chan error, 1)
+	go func() { _, err := host.Reset(context.Background()); reset <- err }()
+	ncp.write(rstackWire) // the NCP reset by itself just before
+	assert.Equal(t, "1ac038bc7e", ncp.readWire(), "the RST, written after the early RSTACK was read")
+	select {
+	case err := <-reset:
+		t.Fatalf("Reset took the RSTACK sent before its RST (err %v)", err)
+	default:
+	}
+	assert.False(t, host.Connected())
+	assert.Zero(t, host.Stats().Resets)
+
+	ncp.write(rstackWire) // the answer
+	require.NoError(t, <-reset)
+	assert.Equal(t, ackZeroWire, ncp.readWire(), "the new link starts at frame 0")
+	assert.Equal(t, uint64(1), host.Stats().Resets)
+}
