@@ -141,7 +141,8 @@ const MaxWindow = 7
 // line could repeat one), the NCP resets twice and answers twice, and the host takes the first RSTACK as its
 // answer while the NCP already runs the link the second one starts. Three rules keep a frame from being
 // acknowledged on a link that never carried it:
-//   - host: the first RSTACK after its RST was written answers it (one that came before cannot); any later
+//   - host: the first RSTACK with the software-reset code after its RST was written answers it (one that came
+//     before cannot, nor one of a reset of the NCP's own: power-on, watchdog); any later
 //     RSTACK is an NCP reset: every frame in flight fails with *ResetError and OnLinkDown reports it, as
 //     when the NCP resets on its own;
 //   - host: after such an NCP reset (or ERROR) no frame of the ended link is written any more: its ACKs and
@@ -916,6 +917,14 @@ func (c *Conn) handle(f Frame, err error) {
 			return
 		}
 		c.mu.Lock()
+		if f.Type == FrameRSTACK && c.resetWait != nil && f.Code != ResetSoftware {
+			// An NCP answers RST with a software reset; another code is a reset of its own (power-on,
+			// watchdog) that happened before it got our RST, whose answer is still to come. zigbee-herdsman
+			// and Silicon Labs' ash-host ignore it the same way.
+			c.mu.Unlock()
+			c.log.Debug().Str("code", ResetCodeName(f.Code)).Msg("ASH: RSTACK of a reset before our RST: ignored")
+			return
+		}
 		if f.Type == FrameRSTACK && c.resetWait != nil {
 			c.takeRSTACKLocked(f)
 			c.mu.Unlock()

@@ -135,7 +135,7 @@ func TestAckTimeoutFailsLink(t *testing.T) {
 
 	go func() { _, _ = host.Reset(context.Background()) }()
 	ncp.readWire()
-	ncp.write("C1 02 02 9B 7B 7E")
+	ncp.write(rstackWire)
 	assert.Equal(t, ackZeroWire, ncp.readWire())
 	require.True(t, host.Connected())
 
@@ -166,7 +166,7 @@ func TestUnsolicitedRSTACKAndError(t *testing.T) {
 		host, ncp, down := hostOnPipe(t, fastConfig(RoleHost))
 		go func() { _, _ = host.Reset(context.Background()) }()
 		ncp.readWire()
-		ncp.write("C1 02 02 9B 7B 7E")
+		ncp.write(rstackWire)
 		assert.Equal(t, ackZeroWire, ncp.readWire())
 		require.True(t, host.Connected())
 		ncp.write(tc.wire)

@@ -152,3 +152,23 @@ func TestRSTACKBeforeTheRSTIsNotItsAnswer(t *testing.T) {
 	assert.Equal(t, ackZeroWire, ncp.readWire(), "the new link starts at frame 0")
 	assert.Equal(t, uint64(1), host.Stats().Resets)
 }
+
+// TestRSTACKOfTheNCPsOwnResetIsNotTheAnswer: an NCP answers RST with a software reset; an RSTACK with
+// another code (here power-on: the stick was just plugged in) reports a reset of its own from before it got
+// the RST, and the host waits for the answer, as zigbee-herdsman and Silicon Labs' ash-host do.
+func TestRSTACKOfTheNCPsOwnResetIsNotTheAnswer(t *testing.T) {
+	host, ncp, _ := hostOnPipe(t, fastConfig(RoleHost))
+	reset := make(chan uint8, 1)
+	go func() {
+		code, err := host.Reset(context.Background())
+		assert.NoError(t, err)
+		reset <- code
+	}()
+	assert.Equal(t, "1ac038bc7e", ncp.readWire())
+	ncp.write("C1 02 02 9B 7B 7E") // RSTACK, power-on
+	ncp.write(rstackWire)          // the answer: software reset
+	assert.Equal(t, uint8(ResetSoftware), <-reset)
+	assert.Equal(t, ackZeroWire, ncp.readWire(), "one link starts, at frame 0")
+	assert.Equal(t, uint64(1), host.Stats().Resets)
+	assert.True(t, host.Connected())
+}
