@@ -136,3 +136,21 @@ func TestAIMDMACCounters(t *testing.T) {
 	d = interval()
 	assert.Zero(t, d.macRetryShare, "no report in the interval: no signal")
 }
+
+// MAC counter reports reach the controller only while transfers run: the counts of an idle stretch (the
+// home's own traffic for hours) would outweigh the first interval that has transfers.
+func TestMACCountedOnlyWhileTransfersRun(t *testing.T) {
+	r := newEngineRig(t, EngineConfig{MaxConcurrent: ConcurrencyAuto})
+	r.eng.MACCounted(MACReport{Frames: 1000, Retries: 900})
+	r.eng.mu.Lock()
+	assert.Zero(t, r.eng.aimd.attempts, "no transfer runs: dropped")
+	r.eng.active = 1
+	r.eng.mu.Unlock()
+	r.eng.MACCounted(MACReport{Frames: 10, Retries: 2, CCAFailures: 1})
+	r.eng.mu.Lock()
+	defer r.eng.mu.Unlock()
+	assert.Equal(t, 12, r.eng.aimd.attempts)
+	assert.Equal(t, 2, r.eng.aimd.macRetries)
+	assert.Equal(t, 1, r.eng.aimd.ccaFailures)
+	r.eng.active = 0
+}

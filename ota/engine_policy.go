@@ -172,11 +172,13 @@ type MACReport struct {
 }
 
 // MACCounted tells the engine what the stick's MAC counters say since the last report: the MAC-retry signal
-// of max_concurrent: auto from a radio that cannot tell what each frame cost.
+// of max_concurrent: auto from a radio that cannot tell what each frame cost. Reports while no transfer runs
+// are dropped: the controller judges only intervals with transfers, and hours of idle counts would outweigh
+// the first of them.
 func (e *Engine) MACCounted(r MACReport) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.aimd != nil {
+	if e.aimd != nil && e.active > 0 {
 		e.aimd.counted(r)
 	}
 }
