@@ -245,3 +245,10 @@ func TestConfigDefaultsInReadme(t *testing.T) {
 	assert.False(t, cfg.MQTT.EmbeddedAllowAnonymousNetwork)
 	assert.False(t, cfg.MQTT.InsecureSkipVerify)
 }
+
+// README: after Home Assistant's birth message the bridge re-publishes "with a random delay of up to 5 s".
+func TestBirthDelayDefault(t *testing.T) {
+	b, err := New(DefaultConfig(), Options{})
+	require.NoError(t, err)
+	assert.Equal(t, 5*time.Second, b.opts.BirthDelay)
+}

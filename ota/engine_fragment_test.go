@@ -1,9 +1,11 @@
 package ota
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -71,11 +73,18 @@ func TestFragmentFailuresFallBackAndAreRemembered(t *testing.T) {
 	require.Len(t, r.block(devA, id, 223, 223).Data, 223)
 	require.Len(t, r.block(devA, id, 446, 223).Data, 223)
 	durableBefore := r.out.durableChanges()
+	var logs bytes.Buffer
+	r.eng.mu.Lock()
+	r.eng.log = zerolog.New(&logs)
+	r.eng.mu.Unlock()
 	// Two requests in a row for the same fragmented block: the client does not get fragments.
 	require.Len(t, r.block(devA, id, 446, 223).Data, 223)
 	assert.Len(t, r.block(devA, id, 446, 223).Data, 65, "second repeat: unfragmented from now on")
 	assert.Len(t, r.block(devA, id, 511, 223).Data, 65)
 	assert.Greater(t, r.out.durableChanges(), durableBefore, "the fallback is saved")
+	// The sentence addon/DOCS.md tells users to look for, with the device.
+	assert.Contains(t, logs.String(), `"message":"fragmented blocks fail for this device: unfragmented blocks from now on"`)
+	assert.Contains(t, logs.String(), devA.String())
 
 	snap := r.eng.Snapshot()
 	require.Len(t, snap.Devices, 1)
