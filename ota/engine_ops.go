@@ -130,11 +130,17 @@ func (e *Engine) matchLocked(d *device, version *uint32) *Image {
 	if !d.info.FileVersionKnown && version == nil {
 		return nil
 	}
-	var skip func(*Image) bool
+	return e.cat.Match(d.info, matchQueryOf(d, version))
+}
+
+// matchQueryOf is what the engine asks the catalogue for a device: that version, or an upgrade that is not
+// one of the images the device rejected.
+func matchQueryOf(d *device, version *uint32) MatchQuery {
+	q := MatchQuery{Version: version}
 	if len(d.rejected) > 0 && version == nil {
-		skip = func(img *Image) bool { return d.rejected[img.ImageID()] }
+		q.Skip = func(img *Image) bool { return d.rejected[img.ImageID()] }
 	}
-	return e.cat.Match(d.info, MatchQuery{Version: version, Skip: skip})
+	return q
 }
 
 func (e *Engine) allowedLocked(d *device) bool {
@@ -282,11 +288,7 @@ func (e *Engine) explainLocked(d *device, version *uint32) string {
 	if !ok {
 		return ""
 	}
-	var skip func(*Image) bool
-	if len(d.rejected) > 0 && version == nil {
-		skip = func(img *Image) bool { return d.rejected[img.ImageID()] }
-	}
-	if why := ex.Explain(d.info, MatchQuery{Version: version, Skip: skip}); why != "" {
+	if why := ex.Explain(d.info, matchQueryOf(d, version)); why != "" {
 		return ": " + why
 	}
 	return ""

@@ -729,7 +729,6 @@ func (c *Conn) writeLoop() {
 		if it.reset {
 			minGen = max(minGen, it.gen)
 		}
-
 	}
 }
 
